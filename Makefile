@@ -1,0 +1,68 @@
+# jobwatch: every target sets up what it needs on a fresh machine (venvs created by this file).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SAM_VENV := .venv-sam
+SAM := $(CURDIR)/$(SAM_VENV)/bin/sam
+SAM_CLI_VERSION := 1.170.0
+# The Lambda runtime is python3.13; `sam build` needs it on PATH. pyenv provides it here; the SAM venv
+# is built on it, so $(SAM_VENV)/bin/python3.13 exists and is put first on PATH for sam.
+PY313 ?= $(shell PYENV_VERSION=3.13.0 python3.13 -c 'import sys; print(sys.executable)' 2>/dev/null || command -v python3.13)
+
+export JOBWATCH_ALLOW_HTTP_LOOPBACK ?= true
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help install demo test lint typecheck unit contract integration template bench soak build clean
+
+help:
+	@echo "make demo   run the main job end to end offline (moto + simulators + Slack sink)"
+	@echo "make test   ruff, mypy and the whole pytest suite (unit, contract, integration, template)"
+	@echo "make bench  poller benchmark (2,000 jobs, 50 ms upstream latency)"
+	@echo "make build  sam build (needs python3.13)"
+
+$(BIN)/.installed: pyproject.toml layers/jobwatch/requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(SAM_VENV)/.installed:
+	@test -n "$(PY313)" || { echo "python3.13 not found: needed for the SAM CLI and sam build" >&2; exit 1; }
+	test -x $(SAM_VENV)/bin/python || $(PY313) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION)
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: $(BIN)/.installed
+	$(BIN)/python -m jobwatch_devkit.demo
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
+
+test: $(BIN)/.installed $(SAM_VENV)/.installed lint typecheck
+	JOBWATCH_SAM=$(SAM) $(BIN)/python -m pytest
+
+unit: $(BIN)/.installed
+	$(BIN)/python -m pytest tests/unit tests/contract
+
+integration: $(BIN)/.installed
+	$(BIN)/python -m pytest tests/integration
+
+template: $(BIN)/.installed $(SAM_VENV)/.installed
+	JOBWATCH_SAM=$(SAM) $(BIN)/python -m pytest tests/template
+
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/bench_poller.py
+
+build: $(SAM_VENV)/.installed
+	PATH=$(CURDIR)/$(SAM_VENV)/bin:$$PATH $(SAM) build
+
+clean:
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .bench .demo

@@ -1,0 +1,16 @@
+"""Scheduled poller: parse the Scheduler input, run one poll cycle, return its counts."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from jobwatch.observability import logger, metrics, tracer
+from jobwatch.service import handle_schedule
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    report = handle_schedule(event, context)
+    return {key: value for key, value in report.as_dict().items() if key != "events"}

@@ -1,0 +1,146 @@
+"""The job model shared by every layer: what a job is, what one poll saw, and what changed.
+
+Pure data, no I/O. Field names on the wire are camelCase because the snapshot and the transition
+event are a published contract (docs/event-schema.md); Python code uses snake_case attributes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class Phase(StrEnum):
+    """Normalized lifecycle phase: every source maps its own statuses onto these five."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_PHASES
+
+
+TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED, Phase.CANCELED})
+
+
+class Event(StrEnum):
+    """What a transition means to a reader; the value is the SNS `event` attribute subscribers filter on."""
+
+    QUEUED = "QUEUED"
+    STARTED = "STARTED"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+    TEST = "TEST"
+
+
+EVENT_FOR_PHASE: dict[Phase, Event] = {
+    Phase.PENDING: Event.QUEUED,
+    Phase.RUNNING: Event.STARTED,
+    Phase.SUCCEEDED: Event.SUCCEEDED,
+    Phase.FAILED: Event.FAILED,
+    Phase.CANCELED: Event.CANCELED,
+}
+
+
+class WireModel(BaseModel):
+    """Base for models that cross a process boundary: camelCase on the wire, frozen in memory."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore"
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class Snapshot(WireModel):
+    """One normalized observation of an upstream job.
+
+    `status` is the raw upstream value (kept even when unknown); `phase` is what jobwatch makes of it.
+    `details` is source-specific but JSON-only, so it can be stored, compared and published as is.
+    """
+
+    phase: Phase
+    status: str
+    progress: float | None = None
+    error: str | None = None
+    started_at: str | None = None
+    completed_at: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+    status_known: bool = True
+    """False when the upstream status is not one the source knows: shown as RUNNING, never alerted on."""
+
+
+class JobSpec(WireModel):
+    """Everything needed to poll one job. Holds the *name* of the API-key secret, never the key."""
+
+    source: str
+    endpoint: str
+    job_id: str
+    backend: str | None = None
+    cluster_id: str | None = None
+    options: dict[str, str] = Field(default_factory=dict)
+    secret_name: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def scope(self) -> str:
+        """The part of the identity that sits between endpoint and job id (backend, cluster, database...)."""
+        parts = [self.backend or "", self.cluster_id or ""]
+        parts += [f"{k}={v}" for k, v in sorted(self.options.items())]
+        return "/".join(parts)
+
+    @property
+    def key(self) -> str:
+        """Stable, URL-safe identity: the same job registered twice gets the same key."""
+        raw = "\n".join([self.source, self.endpoint.rstrip("/").lower(), self.scope, self.job_id])
+        digest = hashlib.sha256(raw.encode()).hexdigest()[:20]
+        return f"{self.source}.{digest}"
+
+
+class TrackedJob(WireModel):
+    """A job as stored: its spec, the last snapshot seen, and optimistic-concurrency bookkeeping."""
+
+    spec: JobSpec
+    snapshot: Snapshot | None = None
+    version: int = 0
+    created_at: str
+    updated_at: str
+    changed_at: str | None = None
+    """When the snapshot last changed (phase or progress): the base for stall detection."""
+
+    @property
+    def key(self) -> str:
+        return self.spec.key
+
+    @property
+    def terminal(self) -> bool:
+        return self.snapshot is not None and self.snapshot.phase.terminal
+
+
+class Transition(WireModel):
+    """A real change of phase, published once as the versioned transition event (schema below)."""
+
+    schema_: str = Field(default="jobwatch.transition/v1", alias="schema")
+    transition_id: str
+    job_key: str
+    source: str
+    job_id: str
+    event: Event
+    severity: str
+    occurred_at: str
+    job: JobSpec
+    previous: Snapshot | None
+    current: Snapshot
+
+
+SCHEMA_ID = "jobwatch.transition/v1"

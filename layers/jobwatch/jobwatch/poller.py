@@ -1,0 +1,261 @@
+"""The poll cycle: read active jobs, poll them concurrently, record and publish real transitions.
+
+Guarantees kept here (and tested): a poll error never changes a job or sends anything; an
+unchanged poll writes nothing; a transition is written conditionally on the version read, so of
+two overlapping runs only one records, and only that one publishes; a crash after the write loses
+nothing, because the transition sits in the outbox until a later cycle publishes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import httpx
+
+from jobwatch.adapters.secrets import SecretUnavailableError
+from jobwatch.adapters.store import ConflictError, JobStore
+from jobwatch.errors import PollError, PollErrorKind
+from jobwatch.model import JobSpec, Snapshot, TrackedJob, Transition
+from jobwatch.observability import MetricUnit, job_fields, logger, metrics
+from jobwatch.settings import Settings
+from jobwatch.sources import UnknownSourceError, get_source
+from jobwatch.sources.base import HttpRequest, HttpResponse
+from jobwatch.transitions import Outcome, decide
+
+USER_AGENT = "jobwatch/0.1 (+status poller)"
+OUTBOX_GRACE_S = 60.0
+"""A transition younger than this may still be in the hands of the run that recorded it."""
+OUTBOX_MAX_ATTEMPTS = 8
+
+
+class Publisher(Protocol):
+    def publish(self, transition: Transition) -> str: ...
+
+
+class Secrets(Protocol):
+    def get(self, name: str) -> str: ...
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class PollerDeps:
+    settings: Settings
+    store: JobStore
+    publisher: Publisher
+    secrets: Secrets
+    now_iso: Callable[[], str] = utc_now_iso
+
+
+@dataclass
+class CycleReport:
+    jobs: int = 0
+    polled: int = 0
+    unchanged: int = 0
+    updated: int = 0
+    transitions: int = 0
+    published: int = 0
+    republished: int = 0
+    publish_failures: int = 0
+    poll_errors: int = 0
+    ignored: int = 0
+    conflicts: int = 0
+    deferred: int = 0
+    duration_s: float = 0.0
+    events: list[dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def make_http_client(settings: Settings, concurrency: int) -> httpx.AsyncClient:
+    """One client per cycle: connection reuse across jobs on the same endpoint, bounded pool."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(
+            connect=settings.connect_timeout_s,
+            read=settings.read_timeout_s,
+            write=settings.read_timeout_s,
+            pool=settings.read_timeout_s,
+        ),
+        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        follow_redirects=False,
+        headers={"User-Agent": USER_AGENT},
+    )
+
+
+async def fetch(client: httpx.AsyncClient, request: HttpRequest) -> HttpResponse:
+    """Send one request; transport failures become PollErrors that name the cause."""
+    try:
+        response = await client.request(
+            request.method, request.url, params=request.params, headers=request.headers, json=request.json
+        )
+    except httpx.TimeoutException as exc:
+        raise PollError(PollErrorKind.TIMEOUT, f"no answer in time ({type(exc).__name__})") from None
+    except httpx.HTTPError as exc:
+        raise PollError(PollErrorKind.CONNECTION, f"{type(exc).__name__}: {exc}") from None
+    headers = {"content-type": response.headers.get("content-type", "")}
+    retry_after = response.headers.get("retry-after")
+    if retry_after is not None:
+        headers["retry-after"] = retry_after
+    return HttpResponse(status_code=response.status_code, body=response.content, headers=headers)
+
+
+async def poll_spec(client: httpx.AsyncClient, spec: JobSpec, api_key: str | None) -> Snapshot:
+    """Poll one job once: the whole upstream side of a cycle, also used by `jobwatch check`."""
+    try:
+        source = get_source(spec.source)
+    except UnknownSourceError as exc:
+        raise PollError(PollErrorKind.CONFIG, str(exc)) from None
+    request = source.build_request(spec, api_key)
+    response = await fetch(client, request)
+    return source.parse(response)
+
+
+class _Cycle:
+    """State of one run; split out so the per-job coroutine stays small and readable."""
+
+    def __init__(self, deps: PollerDeps, remaining_s: Callable[[], float]) -> None:
+        self.deps = deps
+        self.settings = deps.settings
+        self.remaining_s = remaining_s
+        self.report = CycleReport()
+        self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="jobwatch-io")
+
+    async def in_thread(self, fn: Callable[[], Any]) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn)
+
+    def api_key_for(self, spec: JobSpec) -> str | None:
+        if spec.secret_name is None:
+            return None
+        try:
+            return self.deps.secrets.get(spec.secret_name)
+        except SecretUnavailableError as exc:
+            raise PollError(PollErrorKind.CONFIG, str(exc)) from None
+
+    async def poll_one(self, client: httpx.AsyncClient, gate: asyncio.Semaphore, job: TrackedJob) -> None:
+        async with gate:
+            if self.remaining_s() < self.settings.deadline_margin_s:
+                self.report.deferred += 1
+                return
+            self.report.polled += 1
+            try:
+                seen = await poll_spec(client, job.spec, self.api_key_for(job.spec))
+            except PollError as exc:
+                self.report.poll_errors += 1
+                logger.warning(
+                    "poll failed; job state unchanged",
+                    extra=job_fields(job.spec, error=str(exc), errorKind=exc.kind.value),
+                )
+                return
+        await self.apply(job, seen)
+
+    async def apply(self, job: TrackedJob, seen: Snapshot) -> None:
+        now = self.deps.now_iso()
+        decision = decide(job, seen, now)
+        if decision.outcome is Outcome.UNCHANGED:
+            self.report.unchanged += 1
+            return
+        if decision.outcome is Outcome.IGNORED:
+            self.report.ignored += 1
+            logger.warning(
+                "poll result ignored; job state unchanged",
+                extra=job_fields(job.spec, reason=decision.reason, status=seen.status),
+            )
+            return
+        transition = decision.transition
+        try:
+            await self.in_thread(lambda: self.deps.store.save_snapshot(job, seen, now, transition))
+        except ConflictError:
+            self.report.conflicts += 1
+            logger.info("another run advanced this job first; not notifying", extra=job_fields(job.spec))
+            return
+        if transition is None:
+            self.report.updated += 1
+            return
+        self.report.transitions += 1
+        logger.info(
+            "transition recorded",
+            extra=job_fields(
+                job.spec,
+                transitionId=transition.transition_id,
+                event=transition.event.value,
+                previousPhase=transition.previous.phase.value if transition.previous else None,
+                phase=seen.phase.value,
+            ),
+        )
+        self.report.events.append(
+            {"transitionId": transition.transition_id, "jobKey": job.key, "event": transition.event.value}
+        )
+        await self.publish(transition)
+
+    async def publish(self, transition: Transition, *, republish: bool = False) -> None:
+        store = self.deps.store
+        try:
+            message_id = await self.in_thread(lambda: self.deps.publisher.publish(transition))
+        except Exception as exc:  # any SNS failure leaves the transition in the outbox
+            self.report.publish_failures += 1
+            logger.error(
+                "publish failed; transition stays in the outbox",
+                extra={"jobKey": transition.job_key, "transitionId": transition.transition_id, "error": repr(exc)},
+            )
+            await self.in_thread(lambda: store.note_publish_failure(transition))
+            return
+        if republish:
+            self.report.republished += 1
+        else:
+            self.report.published += 1
+        await self.in_thread(lambda: store.mark_published(transition, message_id))
+
+    async def drain_outbox(self) -> None:
+        """Publish transitions that were recorded but never published (crash, SNS outage)."""
+        pending = await self.in_thread(self.deps.store.pending_transitions)
+        now = time.time()
+        for item in pending:
+            backoff = OUTBOX_GRACE_S * math.pow(2, min(item.attempts, 6))
+            if now - item.recorded_at < backoff:
+                continue
+            if self.remaining_s() < self.settings.deadline_margin_s:
+                return
+            await self.publish(item.transition, republish=True)
+
+    async def run(self) -> CycleReport:
+        started = time.perf_counter()
+        try:
+            await self.drain_outbox()
+            jobs = await self.in_thread(self.deps.store.pollable_jobs)
+            self.report.jobs = len(jobs)
+            concurrency = min(self.settings.poll_concurrency, max(1, len(jobs)))
+            gate = asyncio.Semaphore(concurrency)
+            async with make_http_client(self.settings, concurrency) as client:
+                await asyncio.gather(*(self.poll_one(client, gate, job) for job in jobs))
+        finally:
+            self.executor.shutdown(wait=True)
+        self.report.duration_s = round(time.perf_counter() - started, 3)
+        return self.report
+
+
+async def run_cycle(deps: PollerDeps, remaining_s: Callable[[], float] = lambda: math.inf) -> CycleReport:
+    report = await _Cycle(deps, remaining_s).run()
+    for name, value in (
+        ("JobsPolled", report.polled),
+        ("PollErrors", report.poll_errors),
+        ("Transitions", report.transitions),
+        ("Published", report.published + report.republished),
+        ("PublishFailures", report.publish_failures),
+        ("WriteConflicts", report.conflicts),
+        ("Deferred", report.deferred),
+        ("IgnoredResults", report.ignored),
+    ):
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    metrics.add_metric(name="CycleCompleted", unit=MetricUnit.Count, value=1)
+    logger.info("poll cycle finished", extra={"cycle": {k: v for k, v in report.as_dict().items() if k != "events"}})
+    return report
