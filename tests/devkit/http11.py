@@ -70,7 +70,7 @@ class Request:
     body: bytes = b""
 
     def json(self) -> Any:
-        """The body decoded as JSON; raises ValueError on anything else (callers map it to their API's error)."""
+        """The body as JSON; raises ValueError otherwise (callers map that to their API's error)."""
         return json.loads(self.body)
 
     def bearer_token(self) -> str | None:

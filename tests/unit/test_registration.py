@@ -7,20 +7,28 @@ import pytest
 from jobwatch.errors import RegistrationError
 from jobwatch.registration import build_spec, normalize_endpoint, parse_pairs
 
-BASE = {"source": "zilliz-import-v1", "endpoint": "https://controller.api.gcp-us-west1.zillizcloud.com/",
-        "job_id": "job-1", "cluster_id": "in01-abc"}
+BASE = {
+    "source": "zilliz-import-v1",
+    "endpoint": "https://controller.api.gcp-us-west1.zillizcloud.com/",
+    "job_id": "job-1",
+    "cluster_id": "in01-abc",
+}
 
 
 def test_valid_registration_normalizes_endpoint_and_keeps_key_stable() -> None:
     spec = build_spec(BASE, allow_http_loopback=False)
     assert spec.endpoint == "https://controller.api.gcp-us-west1.zillizcloud.com"
-    again = build_spec({**BASE, "endpoint": "https://CONTROLLER.api.gcp-us-west1.zillizcloud.com"}, allow_http_loopback=False)
+    again = build_spec(
+        {**BASE, "endpoint": "https://CONTROLLER.api.gcp-us-west1.zillizcloud.com"}, allow_http_loopback=False
+    )
     assert spec.key == again.key
 
 
 def test_camel_case_fields_are_accepted() -> None:
-    spec = build_spec({"source": "zilliz-import-v1", "endpoint": "https://z.example.com", "jobId": "j", "clusterId": "c"},
-                      allow_http_loopback=False)
+    spec = build_spec(
+        {"source": "zilliz-import-v1", "endpoint": "https://z.example.com", "jobId": "j", "clusterId": "c"},
+        allow_http_loopback=False,
+    )
     assert (spec.job_id, spec.cluster_id) == ("j", "c")
 
 

@@ -10,8 +10,14 @@ from jobwatch.settings import Settings
 
 
 def test_settings_from_env() -> None:
-    s = Settings.from_env({"JOBWATCH_TABLE": "t", "JOBWATCH_POLL_CONCURRENCY": "8",
-                           "JOBWATCH_ALLOW_HTTP_LOOPBACK": "true", "OTHER": "x"})
+    s = Settings.from_env(
+        {
+            "JOBWATCH_TABLE": "t",
+            "JOBWATCH_POLL_CONCURRENCY": "8",
+            "JOBWATCH_ALLOW_HTTP_LOOPBACK": "true",
+            "OTHER": "x",
+        }
+    )
     assert (s.table, s.poll_concurrency, s.allow_http_loopback) == ("t", 8, True)
     assert Settings.from_env({}).poll_concurrency == 64
 

@@ -57,7 +57,9 @@ def test_identical_snapshot_is_unchanged() -> None:
 
 
 def test_progress_within_a_phase_is_stored_but_not_notified() -> None:
-    decision = decide(job(snap(Phase.RUNNING, "TRANSFERRING", 40.0)), snap(Phase.RUNNING, "TRANSFERRING", 60.0), NOW)
+    decision = decide(
+        job(snap(Phase.RUNNING, "TRANSFERRING", 40.0)), snap(Phase.RUNNING, "TRANSFERRING", 60.0), NOW
+    )
     assert decision.outcome is Outcome.UPDATED
     assert decision.transition is None
 

@@ -167,7 +167,11 @@ def _deliver_once(as_json: bool) -> dict[str, Any]:
         "retried": report.retried,
         "deadLettered": report.dead_lettered,
     }
-    print(json.dumps(summary, sort_keys=True) if as_json else "deliver: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
+    print(
+        json.dumps(summary, sort_keys=True)
+        if as_json
+        else "deliver: " + ", ".join(f"{k}={v}" for k, v in summary.items())
+    )
     return summary
 
 
@@ -203,19 +207,30 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_local_stack(args: argparse.Namespace) -> int:
     from jobwatch.local_stack import create_local_stack, render_exports
 
-    env = create_local_stack(Path(args.template), slack_webhook=args.slack_webhook)
-    print(render_exports(env))
+    env = create_local_stack(
+        Path(args.template), slack_webhook=args.slack_webhook, allow_real_aws=args.allow_real_aws
+    )
+    print(render_exports(env).rstrip("\n"))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jobwatch", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="jobwatch", description=__doc__.splitlines()[0] if __doc__ else None
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("local-stack", help="create the template's table, topic, queues and secrets (moto or AWS)")
+    p = sub.add_parser(
+        "local-stack", help="create the template's table, topic, queues and secrets (moto or AWS)"
+    )
     p.add_argument("--template", default="template.yaml")
     p.add_argument("--slack-webhook", help="value stored in the Slack webhook secret")
+    p.add_argument(
+        "--allow-real-aws",
+        action="store_true",
+        help="create the resources in real AWS too (normally `sam deploy` does that)",
+    )
     p.set_defaults(func=cmd_local_stack)
 
     p = sub.add_parser("check", help="poll one job once without tracking it")

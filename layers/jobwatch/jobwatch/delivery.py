@@ -131,7 +131,10 @@ class _Batch:
         try:
             transition = transition_from_sqs_body(body)
         except ValueError as exc:
-            logger.error("unreadable message dead-lettered", extra={"messageId": record.get("messageId"), "error": str(exc)})
+            logger.error(
+                "unreadable message dead-lettered",
+                extra={"messageId": record.get("messageId"), "error": str(exc)},
+            )
             self.dead_letter(body, f"unreadable: {exc}")
             return
         tid = transition.transition_id
@@ -162,7 +165,9 @@ class _Batch:
         self.webhook = webhook
         self.post(record, body, payload, fields)
 
-    def post(self, record: dict[str, Any], body: str, payload: dict[str, Any], fields: dict[str, str]) -> None:
+    def post(
+        self, record: dict[str, Any], body: str, payload: dict[str, Any], fields: dict[str, str]
+    ) -> None:
         tid = fields["transitionId"]
         for attempt in range(2):
             self.pace()
@@ -176,23 +181,31 @@ class _Batch:
                 return
             if result.status == 429:
                 wait = result.retry_after_s if result.retry_after_s is not None else 1.0
-                can_wait = wait <= self.deps.settings.slack_max_retry_after_s and self.remaining_s() > wait + 10
+                can_wait = (
+                    wait <= self.deps.settings.slack_max_retry_after_s and self.remaining_s() > wait + 10
+                )
                 if attempt == 0 and can_wait:
                     logger.info("Slack rate limit; waiting", extra={**fields, "retryAfterS": wait})
                     self.deps.sleep(wait)
                     continue
-                logger.warning("Slack rate limit; retrying through the queue", extra={**fields, "retryAfterS": wait})
+                logger.warning(
+                    "Slack rate limit; retrying through the queue", extra={**fields, "retryAfterS": wait}
+                )
                 self.throttled = True
                 self.retry_later(record, tid, wait)
                 return
             if result.status in PERMANENT_STATUSES:
                 reason = f"HTTP {result.status}: {result.body}"
-                logger.error("Slack refused the message permanently; dead-lettered", extra={**fields, "reason": reason})
+                logger.error(
+                    "Slack refused the message permanently; dead-lettered", extra={**fields, "reason": reason}
+                )
                 self.deps.store.finish_delivery(CHANNEL, tid, "FAILED_PERMANENT", reason)
                 self.dead_letter(body, reason)
                 return
             status = "no answer" if result.status is None else f"HTTP {result.status}"
-            logger.warning("Slack post failed; will retry", extra={**fields, "reason": f"{status}: {result.body}"})
+            logger.warning(
+                "Slack post failed; will retry", extra={**fields, "reason": f"{status}: {result.body}"}
+            )
             self.retry_later(record, tid, None)
             return
 
@@ -209,6 +222,8 @@ def deliver_batch(
         try:
             batch.handle(record)
         except Exception:  # one bad record must not fail the others
-            logger.exception("unexpected error delivering record", extra={"messageId": record.get("messageId")})
+            logger.exception(
+                "unexpected error delivering record", extra={"messageId": record.get("messageId")}
+            )
             batch.report.failures.append(record["messageId"])
     return batch.report

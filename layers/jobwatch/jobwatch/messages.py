@@ -9,11 +9,11 @@ hostile: control characters, bidi overrides and lone surrogates are removed befo
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import math
-import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from jobwatch import sources
-from jobwatch.model import SCHEMA_ID, Event, Snapshot, Transition
+from jobwatch.model import SCHEMA_ID, Event, Transition
 from jobwatch.sources.base import Fact
 
 __all__ = [
@@ -36,9 +36,9 @@ __all__ = [
     "collections_text",
     "describe",
     "duration_text",
+    "ellipsize",
     "email_body",
     "email_subject",
-    "ellipsize",
     "event_emoji",
     "format_duration",
     "format_progress",
@@ -63,6 +63,7 @@ SNS_MAX_MESSAGE_BYTES = 262_144
 _SNS_SAFETY_BYTES = 2_048
 """Headroom for envelope bytes we do not model exactly (attribute type names, request framing)."""
 MAX_SNS_ATTRIBUTES = 10
+"""SQS (raw delivery) accepts at most 10 message attributes; we publish at most five."""
 NOT_AVAILABLE = "n/a"
 TEST_NOTICE = "Test notification — no job changed"
 
@@ -144,8 +145,14 @@ _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u20
 
 
 def _keep(char: str) -> bool:
-    category = unicodedata.category(char)
-    if category in ("Cc", "Cs", "Co", "Cn"):
+    """False for control characters, lone surrogates, Unicode noncharacters and bidi controls.
+
+    Surrogates cannot be encoded as UTF-8 and SNS refuses controls and noncharacters in attributes.
+    """
+    code = ord(char)
+    if code < 0x20 or 0x7F <= code < 0xA0 or 0xD800 <= code <= 0xDFFF:
+        return False
+    if 0xFDD0 <= code <= 0xFDEF or (code & 0xFFFE) == 0xFFFE:
         return False
     return char not in _BIDI_CONTROLS
 
@@ -195,13 +202,13 @@ _ASCII_SPELLINGS = str.maketrans(
     {
         "·": "-",
         "•": "-",
-        "–": "-",
+        "\u2013": "-",
         "—": "-",
         "→": "->",
         "←": "<-",
         "…": "...",
-        "‘": "'",
-        "’": "'",
+        "\u2018": "'",
+        "\u2019": "'",
         "“": '"',
         "”": '"',
         "ß": "ss",
@@ -219,7 +226,7 @@ _ASCII_SPELLINGS = str.maketrans(
         "Þ": "Th",
         "ð": "d",
         "Ð": "D",
-        "ı": "i",
+        "\u0131": "i",
     }
 )
 
@@ -421,9 +428,7 @@ def describe(t: Transition) -> TransitionView:
     title, success_word, source = _lookup_source(t.source)
     location_label, location = _location(t)
     error = clean_multiline(t.current.error) if t.current.error else ""
-    labels = tuple(
-        sorted((clean_text(k, 100), clean_text(v, 200)) for k, v in t.job.labels.items())
-    )
+    labels = tuple(sorted((clean_text(k, 100), clean_text(v, 200)) for k, v in t.job.labels.items()))
     return TransitionView(
         event=event,
         severity=severity,
@@ -460,12 +465,16 @@ def email_subject(t: Transition) -> str:
     head = ellipsize(f"[jobwatch] {to_ascii(view.event)} - {to_ascii(view.title)}", 60, "...")
     room = MAX_SUBJECT_CHARS - len(head) - 1  # the space before the job id
     job = to_ascii(t.job_id) or "?"
-    colls = to_ascii(", ".join(view.collections))
+    names = [name for name in map(to_ascii, view.collections) if name]
+    colls = ", ".join(names)
+    if view.collections and not names:  # every name was non-ASCII: say how many rather than nothing
+        count = len(view.collections)
+        colls = f"{count} collection{'s' if count > 1 else ''}"
     if not colls or room - 3 < 12:  # no collections, or no room worth using for them
         return f"{head} {ellipsize(job, room, '...')}"[:MAX_SUBJECT_CHARS]
     room -= 3  # " (" and ")"
     if len(job) + len(colls) > room:
-        colls_room = min(len(colls), max(room - len(job), room // 3))
+        colls_room = min(len(colls), max(room - len(job), room // 2))
         job = ellipsize(job, room - colls_room, "...")
         colls = ellipsize(colls, room - len(job), "...")
     return f"{head} {job} ({colls})"[:MAX_SUBJECT_CHARS]
@@ -546,7 +555,6 @@ def sns_message_attributes(t: Transition) -> dict[str, dict[str, str]]:
     )
     if labels:
         attributes["labels"] = {"DataType": "String.Array", "StringValue": _json(labels)}
-    assert len(attributes) <= MAX_SNS_ATTRIBUTES
     return attributes
 
 
@@ -586,7 +594,9 @@ def _keep_scalar_details(snapshot: dict[str, Any]) -> None:
     kept = {
         key: value
         for key, value in details.items()
-        if value is None or isinstance(value, bool | int | float) or (isinstance(value, str) and len(value) <= 256)
+        if value is None
+        or isinstance(value, bool | int | float)
+        or (isinstance(value, str) and len(value) <= 256)
     }
     kept["detailsTruncated"] = True
     snapshot["details"] = kept
@@ -598,14 +608,20 @@ def _cap_errors(snapshot: dict[str, Any]) -> None:
         snapshot["error"] = _cap_block(error, MAX_EMAIL_ERROR_CHARS)
 
 
-# Applied in order until the request fits: the least useful bytes go first.
-_SHRINK_STEPS = (
-    lambda e: [_drop_detail_lists(s) for s in _snapshots(e, "previous")],
-    lambda e: [_drop_detail_lists(s) for s in _snapshots(e, "current")],
-    lambda e: [_keep_scalar_details(s) for s in _snapshots(e, "previous")],
-    lambda e: [_keep_scalar_details(s) for s in _snapshots(e, "current")],
-    lambda e: [_cap_errors(s) for s in _snapshots(e, "previous", "current")],
-)
+def _shrunk(event: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Ever smaller copies of the wire event: the least useful bytes go first."""
+    event = copy.deepcopy(event)
+    steps = (
+        (("previous",), _drop_detail_lists),
+        (("current",), _drop_detail_lists),
+        (("previous",), _keep_scalar_details),
+        (("current",), _keep_scalar_details),
+        (("previous", "current"), _cap_errors),
+    )
+    for names, step in steps:
+        for snapshot in _snapshots(event, *names):
+            step(snapshot)
+        yield event
 
 
 def _request_size(subject: str, message: str, attributes: Mapping[str, Mapping[str, str]]) -> int:
@@ -624,10 +640,9 @@ def sns_publish_request(t: Transition) -> dict[str, Any]:
     subject = email_subject(t)
     body = email_body(t)
     attributes = sns_message_attributes(t)
-    event = t.to_wire()
     budget = SNS_MAX_MESSAGE_BYTES - _SNS_SAFETY_BYTES
-    steps = iter(_SHRINK_STEPS)
-    while True:
+    wire = t.to_wire()
+    for event in itertools.chain([wire], _shrunk(wire)):
         event_json = _json(event)
         message = _json(
             {
@@ -640,21 +655,13 @@ def sns_publish_request(t: Transition) -> dict[str, Any]:
             }
         )
         if _request_size(subject, message, attributes) <= budget:
-            break
-        step = next(steps, None)
-        if step is None:
-            raise ValueError(
-                f"transition {t.transition_id!r} does not fit in one SNS message even after truncation"
-            )
-        if step is _SHRINK_STEPS[0]:
-            event = copy.deepcopy(event)
-        step(event)
-    return {
-        "Subject": subject,
-        "Message": message,
-        "MessageStructure": "json",
-        "MessageAttributes": attributes,
-    }
+            return {
+                "Subject": subject,
+                "Message": message,
+                "MessageStructure": "json",
+                "MessageAttributes": attributes,
+            }
+    raise ValueError(f"transition {t.transition_id!r} does not fit in one SNS message even after truncation")
 
 
 # --- consumer side -------------------------------------------------------------------------------------
@@ -671,7 +678,9 @@ def _validation_summary(exc: ValidationError) -> str:
 
 def _transition_from_object(data: Any) -> Transition:
     if not isinstance(data, dict):
-        raise ValueError(f"not a jobwatch transition event: expected a JSON object, got {type(data).__name__}")
+        raise ValueError(
+            f"not a jobwatch transition event: expected a JSON object, got {type(data).__name__}"
+        )
     schema = data.get("schema")
     if not isinstance(schema, str) or not schema.startswith("jobwatch.transition/"):
         raise ValueError(f"not a jobwatch transition event: schema is {schema!r}, expected {SCHEMA_ID!r}")
@@ -713,8 +722,6 @@ def transition_from_sqs_body(body: str) -> Transition:
     if isinstance(data, dict):
         keys = ", ".join(sorted(str(k) for k in data)[:8])
         raise ValueError(f"SQS body is neither an SNS notification nor a transition event (keys: {keys})")
-    raise ValueError(f"SQS body is neither an SNS notification nor a transition event ({type(data).__name__})")
-
-
-def _unused(snapshot: Snapshot) -> None:  # pragma: no cover - keeps Snapshot import meaningful for typing
-    del snapshot
+    raise ValueError(
+        f"SQS body is neither an SNS notification nor a transition event ({type(data).__name__})"
+    )

@@ -54,9 +54,7 @@ EVENT_FOR_PHASE: dict[Phase, Event] = {
 class WireModel(BaseModel):
     """Base for models that cross a process boundary: camelCase on the wire, frozen in memory."""
 
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore"
-    )
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore")
 
     def to_wire(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)

@@ -205,7 +205,11 @@ class _Cycle:
             self.report.publish_failures += 1
             logger.error(
                 "publish failed; transition stays in the outbox",
-                extra={"jobKey": transition.job_key, "transitionId": transition.transition_id, "error": repr(exc)},
+                extra={
+                    "jobKey": transition.job_key,
+                    "transitionId": transition.transition_id,
+                    "error": repr(exc),
+                },
             )
             await self.in_thread(lambda: store.note_publish_failure(transition))
             return
@@ -257,5 +261,7 @@ async def run_cycle(deps: PollerDeps, remaining_s: Callable[[], float] = lambda:
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     metrics.add_metric(name="CycleCompleted", unit=MetricUnit.Count, value=1)
-    logger.info("poll cycle finished", extra={"cycle": {k: v for k, v in report.as_dict().items() if k != "events"}})
+    logger.info(
+        "poll cycle finished", extra={"cycle": {k: v for k, v in report.as_dict().items() if k != "events"}}
+    )
     return report

@@ -43,7 +43,9 @@ def normalize_endpoint(url: str, *, allow_http_loopback: bool) -> str:
         raise RegistrationError("endpoint must not carry a query string or fragment")
     if parts.scheme == "http":
         if not _is_loopback(parts.hostname):
-            raise RegistrationError(f"endpoint {url!r} refused: plain http is only allowed for loopback addresses")
+            raise RegistrationError(
+                f"endpoint {url!r} refused: plain http is only allowed for loopback addresses"
+            )
         if not allow_http_loopback:
             raise RegistrationError(
                 f"endpoint {url!r} refused: plain http needs JOBWATCH_ALLOW_HTTP_LOOPBACK=true"

@@ -64,7 +64,10 @@ def poller_deps() -> PollerDeps:
 def handle_schedule(event: Mapping[str, Any] | None, context: Any) -> CycleReport:
     """One poll cycle, as run by the scheduled Lambda."""
     schedule = ScheduleInput.model_validate(event or {})
-    logger.info("poll cycle starting", extra={"scheduledTime": schedule.scheduledTime, "executionId": schedule.executionId})
+    logger.info(
+        "poll cycle starting",
+        extra={"scheduledTime": schedule.scheduledTime, "executionId": schedule.executionId},
+    )
     return asyncio.run(run_cycle(poller_deps(), _remaining(context)))
 
 
@@ -96,7 +99,9 @@ def drain_slack_queue(max_batches: int = 100) -> BatchReport:
     deps = delivery_deps()
     queue_url = deps.settings.slack_queue_url
     if not queue_url:
-        raise RuntimeError("JOBWATCH_SLACK_QUEUE_URL is not set (run `jobwatch local-stack` and eval its output)")
+        raise RuntimeError(
+            "JOBWATCH_SLACK_QUEUE_URL is not set (run `jobwatch local-stack` and eval its output)"
+        )
     total = BatchReport()
     for _ in range(max_batches):
         received = deps.sqs.receive_message(
@@ -148,7 +153,12 @@ def track_job(fields: Mapping[str, Any]) -> tuple[TrackedJob, bool]:
     job, created = job_store(settings).add_job(spec, utc_now_iso())
     logger.info(
         "job tracked" if created else "job already tracked",
-        extra={"jobKey": job.key, "jobId": spec.job_id, "source": spec.source, "secretName": spec.secret_name},
+        extra={
+            "jobKey": job.key,
+            "jobId": spec.job_id,
+            "source": spec.source,
+            "secretName": spec.secret_name,
+        },
     )
     return job, created
 

@@ -11,6 +11,7 @@ botocore's per-attribute parsing would otherwise dominate its CPU time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -117,7 +118,9 @@ class JobStore:
 
     def pollable_jobs(self) -> list[TrackedJob]:
         """Non-terminal jobs, from the sparse index: no Scan, cost proportional to active jobs only."""
-        return [self._job_from_item(item) for item in self._query_index(POLLABLE_INDEX, "pollShard", ACTIVE_SHARD)]
+        return [
+            self._job_from_item(item) for item in self._query_index(POLLABLE_INDEX, "pollShard", ACTIVE_SHARD)
+        ]
 
     def all_jobs(self) -> list[TrackedJob]:
         """Every tracked job including terminal ones (an operator listing, not on the polling path)."""
@@ -155,20 +158,25 @@ class JobStore:
         Raises ConflictError when another run got there first.
         """
         updated = job.model_copy(
-            update={"snapshot": seen, "version": job.version + 1, "updated_at": now_iso, "changed_at": now_iso}
+            update={
+                "snapshot": seen,
+                "version": job.version + 1,
+                "updated_at": now_iso,
+                "changed_at": now_iso,
+            }
         )
-        condition = {
+        condition: dict[str, Any] = {
             "ConditionExpression": "#v = :read",
             "ExpressionAttributeNames": {"#v": "version"},
             "ExpressionAttributeValues": {":read": {"N": str(job.version)}},
         }
         try:
             if transition is None:
-                self._db.put_item(TableName=self._table, Item=self._job_item(updated), **condition)  # type: ignore[arg-type]
+                self._db.put_item(TableName=self._table, Item=self._job_item(updated), **condition)
             else:
                 self._db.transact_write_items(
                     TransactItems=[
-                        {"Put": {"TableName": self._table, "Item": self._job_item(updated), **condition}},
+                        {"Put": {"TableName": self._table, "Item": self._job_item(updated), **condition}},  # type: ignore[typeddict-item]
                         {
                             "Put": {
                                 "TableName": self._table,
@@ -285,7 +293,8 @@ class JobStore:
 
     def release_delivery(self, channel: str, transition_id: str) -> None:
         """Give the claim back after a retryable failure so the redelivered message can post."""
-        try:
+        # Already finished or released: nothing to give back.
+        with contextlib.suppress(self._db.exceptions.ConditionalCheckFailedException):
             self._db.delete_item(
                 TableName=self._table,
                 Key={"pk": {"S": f"DELIVERY#{channel}#{transition_id}"}, "sk": {"S": "CLAIM"}},
@@ -293,5 +302,3 @@ class JobStore:
                 ExpressionAttributeNames={"#st": "state"},
                 ExpressionAttributeValues={":inprog": {"S": "IN_PROGRESS"}},
             )
-        except self._db.exceptions.ConditionalCheckFailedException:
-            pass  # already finished or released: nothing to give back

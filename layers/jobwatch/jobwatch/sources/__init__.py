@@ -11,6 +11,11 @@ from jobwatch.sources.base import Source
 _MODULES: dict[str, str] = {
     "weaviate-export": "jobwatch.sources.weaviate_export",
     "zilliz-import-v1": "jobwatch.sources.zilliz_import_v1",
+    "weaviate-backup": "jobwatch.sources.weaviate_backup",
+    "weaviate-restore": "jobwatch.sources.weaviate_restore",
+    "zilliz-import-v2": "jobwatch.sources.zilliz_import_v2",
+    "milvus-import": "jobwatch.sources.milvus_import",
+    "pinecone-import": "jobwatch.sources.pinecone_import",
 }
 
 

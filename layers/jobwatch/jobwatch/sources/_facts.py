@@ -41,23 +41,6 @@ def byte_size(value: Any) -> str | None:
     return None  # pragma: no cover - the loop always returns
 
 
-def duration_ms(value: Any) -> str | None:
-    """`845333` -> `14m 5s`; sub-second durations keep milliseconds."""
-    number = as_int(value)
-    if number is None or number < 0:
-        return None
-    if number < 1000:
-        return f"{number} ms"
-    seconds = number // 1000
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes}m"
-    if minutes:
-        return f"{minutes}m {secs}s"
-    return f"{secs}s"
-
-
 def progress_of(done: Any, total: Any, *extras: tuple[Any, str]) -> str | None:
     """`5/7 done · 1 failed`: the part that finished well, then each non-zero extra count."""
     done_n, total_n = as_int(done), as_int(total)
@@ -71,17 +54,16 @@ def progress_of(done: Any, total: Any, *extras: tuple[Any, str]) -> str | None:
     return " · ".join(parts)
 
 
-def listing(
-    entries: Any, describe: Callable[[dict[str, Any]], str | None], truncated: Any = 0
-) -> str | None:
+def listing(entries: Any, describe: Callable[[dict[str, Any]], str | None], truncated: Any = 0) -> str | None:
     """The first few entries of a details list, then `+N more` (a message is not a report)."""
+    hidden = max(0, as_int(truncated) or 0)
     if not isinstance(entries, list) or not entries:
-        return None
+        return f"{hidden:,} not listed" if hidden else None
     described = [describe(entry) for entry in entries[:_MAX_LISTED] if isinstance(entry, dict)]
     shown = [text for text in described if text]
     if not shown:
         return None
-    more = len(entries) - _MAX_LISTED + (as_int(truncated) or 0)
+    more = max(0, len(entries) - _MAX_LISTED) + hidden
     text = "; ".join(shown)
     return f"{text}; +{more:,} more" if more > 0 else text
 
@@ -98,3 +80,37 @@ def with_reason(name: Any, reason: Any) -> str | None:
 def fact(label: str, value: str | None) -> list[Fact]:
     """Zero or one fact, so callers can write `facts += fact(...)` without None checks."""
     return [] if value is None else [Fact(label, value)]
+
+
+def rows(imported: Any, total: Any) -> str | None:
+    """`520,161 of 1,000,000`; either side alone when the other is unknown."""
+    imported_n, total_n = as_int(imported), as_int(total)
+    if not imported_n and not total_n:
+        return None  # unknown, or the "0 of 0" Milvus reports after a failure
+    if imported_n is not None and total_n:
+        return f"{imported_n:,} of {total_n:,}"
+    if total_n:
+        return f"{total_n:,} total"
+    return f"{imported_n or 0:,}"
+
+
+def file_facts(details: dict[str, Any], failed: Callable[[dict[str, Any]], bool]) -> list[Fact]:
+    """`Files`, `Size` and `Failed files` lines shared by the Zilliz/Milvus import sources."""
+    facts = fact(
+        "Files",
+        progress_of(
+            details.get("filesDone"), details.get("filesTotal"), (details.get("filesFailed"), "failed")
+        ),
+    )
+    facts += fact("Size", byte_size(details.get("fileSize")))
+    files = details.get("files")
+    failed_files = [
+        item for item in (files if isinstance(files, list) else []) if isinstance(item, dict) and failed(item)
+    ]
+    # Files beyond the 50 kept in details are only counted; `listing` adds them to "+N more".
+    hidden = max(0, (as_int(details.get("filesFailed")) or 0) - len(failed_files))
+    facts += fact(
+        "Failed files",
+        listing(failed_files, lambda item: with_reason(item.get("fileName"), item.get("error")), hidden),
+    )
+    return facts

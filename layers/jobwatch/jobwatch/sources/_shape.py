@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
 
 from jobwatch.errors import PollError, PollErrorKind
@@ -165,9 +165,18 @@ def opt_timestamp(obj: dict[str, Any], key: str, where: str = "") -> str | None:
         return None
 
 
-def capped(items: Sequence[T], limit: int = LIST_CAP) -> tuple[list[T], int]:
-    """The first `limit` items and how many were left out."""
-    return list(items[:limit]), max(0, len(items) - limit)
+def capped(
+    items: Sequence[T], limit: int = LIST_CAP, first: Callable[[T], bool] | None = None
+) -> tuple[list[T], int]:
+    """At most `limit` items and how many were left out.
+
+    `first` marks the entries a reader acts on (failed files): they are kept ahead of the rest, each
+    group in upstream order, so a cap never hides a failure behind fifty healthy files.
+    """
+    ordered = list(items)
+    if first is not None and len(ordered) > limit:
+        ordered = [item for item in items if first(item)] + [item for item in items if not first(item)]
+    return ordered[:limit], max(0, len(ordered) - limit)
 
 
 def progress_for(phase: Phase, running: float | None) -> float | None:

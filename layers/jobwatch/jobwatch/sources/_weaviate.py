@@ -122,9 +122,7 @@ class BackupStatusSource:
         """Bucket/path overrides are query parameters; without them Weaviate looks in its defaults."""
         params = {key: spec.options[key] for key in ("bucket", "path") if spec.options.get(key)}
         backend = spec.backend or ""
-        return build_request(
-            spec, api_key, "backups", backend, spec.job_id, *self.path_suffix, params=params
-        )
+        return build_request(spec, api_key, "backups", backend, spec.job_id, *self.path_suffix, params=params)
 
     def parse(self, response: HttpResponse) -> Snapshot:
         body = status_body(response)

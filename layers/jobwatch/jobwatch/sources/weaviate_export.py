@@ -152,7 +152,6 @@ class WeaviateExportSource:
                 details.get("failedShardsTruncated"),
             ),
         )
-        facts += _facts.fact("Took", _facts.duration_ms(details.get("tookInMs")))
         return facts
 
 

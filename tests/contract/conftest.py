@@ -1,0 +1,86 @@
+"""Contract-test plumbing: find every reference sample and hand it to tests as a parameter.
+
+The reference material lives beside the repository (`<parent>/shared/reference`, also in CI's fresh
+clone). Samples are discovered here, not listed, so a sample added upstream shows up as a test that
+fails until someone classifies it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference"
+WEAVIATE_EXAMPLES = REFERENCE / "weaviate" / "examples.constructed.json"
+WEAVIATE_SCHEMAS = REFERENCE / "weaviate" / "export-and-backup-schemas.json"
+MILVUS_SAMPLES = REFERENCE / "milvus" / "samples"
+WEAVIATE_SECTIONS = ("export", "backup")
+_STATUS_IN_KEY = re.compile(r"\b([1-5]\d\d)\b")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One reference response: where it came from, the HTTP status it was sent with, its body."""
+
+    id: str
+    http_status: int | None
+    body: Any
+
+
+def _milvus_samples() -> list[Sample]:
+    samples = []
+    for path in sorted(MILVUS_SAMPLES.glob("*/*.json")):
+        data = json.loads(path.read_text())
+        status = data.get("http_status")
+        samples.append(Sample(str(path.relative_to(REFERENCE)), status, data.get("body")))
+    return samples
+
+
+def _weaviate_samples() -> list[Sample]:
+    """Every entry of the export and backup sections, errors included; the status is in the key."""
+    examples = json.loads(WEAVIATE_EXAMPLES.read_text())
+    samples = []
+    for section in WEAVIATE_SECTIONS:
+        entries = dict(examples[section])
+        errors = entries.pop("errors", {})
+        named = [(f"weaviate/{section}/{key}", key, value) for key, value in entries.items()]
+        named += [(f"weaviate/{section}/errors/{key}", key, value) for key, value in errors.items()]
+        for sample_id, key, value in named:
+            match = _STATUS_IN_KEY.search(key)
+            samples.append(Sample(sample_id, int(match.group(1)) if match else None, value))
+    return samples
+
+
+def weaviate_sections() -> set[str]:
+    """Top-level keys of the Weaviate examples, so a new section cannot hide from classification."""
+    return set(json.loads(WEAVIATE_EXAMPLES.read_text()))
+
+
+def discover_samples() -> list[Sample]:
+    if not REFERENCE.is_dir():
+        return []
+    return _milvus_samples() + _weaviate_samples()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "reference_sample" in metafunc.fixturenames:
+        samples = discover_samples()
+        metafunc.parametrize("reference_sample", samples, ids=[sample.id for sample in samples])
+
+
+@pytest.fixture(scope="session")
+def weaviate_definitions() -> dict[str, Any]:
+    """`definitions` of the Weaviate export/backup OpenAPI subset."""
+    definitions: dict[str, Any] = json.loads(WEAVIATE_SCHEMAS.read_text())["definitions"]
+    return definitions
+
+
+@pytest.fixture(scope="session")
+def reference_available() -> None:
+    if not REFERENCE.is_dir():
+        pytest.fail(f"reference material not found at {REFERENCE} (expected beside the repository)")

@@ -1,0 +1,363 @@
+"""The SAM template: lint-clean, shaped as the code expects, and buildable for python3.13 on arm64.
+
+`sam validate --lint` and `sam build` need the SAM CLI: set JOBWATCH_SAM to its `sam` executable
+(`make template` / `make test` do). Its directory goes first on PATH so that python3.13 is found.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobwatch.local_stack import load_template
+
+pytestmark = pytest.mark.template
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+EVENTS = ROOT / "events"
+SECRET_ARN_PATTERN = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:jobwatch/*"
+REAL_WEBHOOK = re.compile(r"hooks\.slack\.com/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]{8,}")
+SCHEDULE_INPUT = {
+    "scheduledTime": "<aws.scheduler.scheduled-time>",
+    "executionId": "<aws.scheduler.execution-id>",
+}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template(TEMPLATE)
+
+
+@pytest.fixture(scope="module")
+def resources(template: dict[str, Any]) -> dict[str, Any]:
+    return dict(template["Resources"])
+
+
+def _functions(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        lid: spec["Properties"]
+        for lid, spec in resources.items()
+        if spec["Type"] == "AWS::Serverless::Function"
+    }
+
+
+def _props(resources: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    return dict(resources[logical_id]["Properties"])
+
+
+# -- lint ---------------------------------------------------------------------------------------
+
+
+def test_cfn_lint_reports_nothing() -> None:
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    assert cfn_lint.exists(), f"cfn-lint not installed next to {sys.executable}"
+    result = subprocess.run(
+        [str(cfn_lint), str(TEMPLATE)], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == ""
+
+
+# -- structure ----------------------------------------------------------------------------------
+
+
+def test_every_function_is_python313_on_arm64_with_the_layer(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    defaults = template["Globals"]["Function"]
+    functions = _functions(resources)
+    assert set(functions) == {"PollerFunction", "SlackSenderFunction"}
+    for logical_id, props in functions.items():
+        assert props.get("Runtime", defaults.get("Runtime")) == "python3.13", logical_id
+        assert props.get("Architectures", defaults.get("Architectures")) == ["arm64"], logical_id
+        assert {"Ref": "JobwatchLayer"} in props.get("Layers", defaults.get("Layers")), logical_id
+        assert props["Handler"] == "app.handler"
+    assert defaults["Tracing"] == "Active"
+    assert defaults["MemorySize"] == 512
+
+
+def test_layer_builds_with_python313_for_arm64(resources: dict[str, Any]) -> None:
+    layer = resources["JobwatchLayer"]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    assert layer["Properties"]["ContentUri"] == "layers/jobwatch/"
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+
+
+def test_environment_points_at_the_stack_resources(template: dict[str, Any]) -> None:
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["JOBWATCH_TABLE"] == {"Ref": "JobsTable"}
+    assert variables["JOBWATCH_TOPIC_ARN"] == {"Ref": "TransitionsTopic"}
+    assert variables["JOBWATCH_SLACK_WEBHOOK_SECRET"] == {"Ref": "SlackWebhookSecret"}
+    assert variables["JOBWATCH_SLACK_QUEUE_URL"] == {"Ref": "SlackQueue"}
+    assert variables["JOBWATCH_SLACK_DLQ_URL"] == {"Ref": "SlackDeadLetterQueue"}
+    assert variables["JOBWATCH_RETENTION_DAYS"] == {"Ref": "RetentionDays"}
+    assert variables["JOBWATCH_POLL_CONCURRENCY"] == {"Ref": "PollConcurrency"}
+    assert variables["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
+    # Deployed functions must use the real endpoints: an empty value is "unset" for botocore.
+    assert variables["AWS_ENDPOINT_URL"] == ""
+    assert variables["JOBWATCH_ALLOW_HTTP_LOOPBACK"] == "false"
+
+
+def test_table_keys_indexes_ttl_pitr_and_encryption(resources: dict[str, Any]) -> None:
+    table = resources["JobsTable"]
+    assert table["DeletionPolicy"] == "Retain"
+    assert table["UpdateReplacePolicy"] == "Retain"
+    props = table["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    attribute_types = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
+    assert attribute_types == {"pk": "S", "sk": "S", "pollShard": "S", "outboxShard": "S"}
+    indexes = {gsi["IndexName"]: gsi for gsi in props["GlobalSecondaryIndexes"]}
+    assert set(indexes) == {"pollable", "outbox"}
+    assert indexes["pollable"]["KeySchema"] == [
+        {"AttributeName": "pollShard", "KeyType": "HASH"},
+        {"AttributeName": "pk", "KeyType": "RANGE"},
+    ]
+    assert indexes["outbox"]["KeySchema"] == [
+        {"AttributeName": "outboxShard", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert all(gsi["Projection"] == {"ProjectionType": "ALL"} for gsi in indexes.values())
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert props["SSESpecification"]["SSEEnabled"] is True
+
+
+def test_poller_schedule_passes_scheduler_placeholders(resources: dict[str, Any]) -> None:
+    poller = _props(resources, "PollerFunction")
+    assert poller["Timeout"] == 300
+    assert "ReservedConcurrentExecutions" not in poller
+    schedule = poller["Events"]["Schedule"]
+    assert schedule["Type"] == "ScheduleV2"
+    props = schedule["Properties"]
+    assert props["ScheduleExpression"] == {"Ref": "PollSchedule"}
+    assert props["FlexibleTimeWindow"] == {"Mode": "OFF"}
+    assert props["RetryPolicy"] == {"MaximumRetryAttempts": 0}
+    assert json.loads(props["Input"]) == SCHEDULE_INPUT
+    assert json.loads((EVENTS / "poller-schedule.json").read_text(encoding="utf-8")) == SCHEDULE_INPUT
+
+
+def test_slack_sender_consumes_the_queue_with_partial_batch_failures(resources: dict[str, Any]) -> None:
+    sender = _props(resources, "SlackSenderFunction")
+    events = [event for event in sender["Events"].values() if event["Type"] == "SQS"]
+    assert len(events) == 1
+    props = events[0]["Properties"]
+    assert props["Queue"] == {"Fn::GetAtt": ["SlackQueue", "Arn"]}
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["BatchSize"] == 10
+    assert props["MaximumBatchingWindowInSeconds"] == 5
+    assert props["ScalingConfig"] == {"MaximumConcurrency": 2}
+    queue = _props(resources, "SlackQueue")
+    assert queue["VisibilityTimeout"] >= 6 * sender["Timeout"] + props["MaximumBatchingWindowInSeconds"]
+    assert queue["SqsManagedSseEnabled"] is True
+
+
+def test_slack_queue_redrives_to_an_alarmed_dead_letter_queue(resources: dict[str, Any]) -> None:
+    queue = _props(resources, "SlackQueue")
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["SlackDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": 5,
+    }
+    dlq = _props(resources, "SlackDeadLetterQueue")
+    assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert dlq["MessageRetentionPeriod"] > queue["MessageRetentionPeriod"]
+    alarm = _props(resources, "SlackDeadLetterAlarm")
+    assert alarm["Namespace"] == "AWS/SQS"
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["SlackDeadLetterQueue", "QueueName"]}}
+    ]
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+    assert alarm["AlarmActions"] == [{"Ref": "OperatorTopic"}]
+    for logical_id, function in (
+        ("PollerErrorsAlarm", "PollerFunction"),
+        ("SlackSenderErrorsAlarm", "SlackSenderFunction"),
+    ):
+        errors = _props(resources, logical_id)
+        assert (errors["Namespace"], errors["MetricName"]) == ("AWS/Lambda", "Errors")
+        assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": function}}]
+        assert (errors["ComparisonOperator"], errors["Threshold"]) == ("GreaterThanOrEqualToThreshold", 1)
+        assert errors["Period"] == 300
+        assert errors["AlarmActions"] == [{"Ref": "OperatorTopic"}]
+
+
+def test_topic_subscriptions(template: dict[str, Any], resources: dict[str, Any]) -> None:
+    assert _props(resources, "TransitionsTopic")["KmsMasterKeyId"] == "alias/aws/sns"
+    slack = _props(resources, "SlackQueueSubscription")
+    assert slack["Protocol"] == "sqs"
+    assert slack["Endpoint"] == {"Fn::GetAtt": ["SlackQueue", "Arn"]}
+    assert slack["RawMessageDelivery"] is False  # the sender parses the SNS envelope
+    policy = _props(resources, "SlackQueuePolicy")["PolicyDocument"]["Statement"][0]
+    assert policy["Action"] == "sqs:SendMessage"
+    assert policy["Condition"]["ArnEquals"]["aws:SourceArn"] == {"Ref": "TransitionsTopic"}
+
+    email = resources["AlertEmailSubscription"]
+    assert email["Condition"] == "HasAlertEmail"
+    assert email["Properties"]["Protocol"] == "email"
+    assert email["Properties"]["FilterPolicyScope"] == "MessageAttributes"
+    assert email["Properties"]["FilterPolicy"] == {"event": {"Ref": "AlertEmailEvents"}}
+    events_parameter = template["Parameters"]["AlertEmailEvents"]
+    assert (events_parameter["Type"], events_parameter["Default"]) == (
+        "CommaDelimitedList",
+        "FAILED,CANCELED",
+    )
+    assert resources["OperatorEmailSubscription"]["Condition"] == "HasOperatorEmail"
+
+
+def test_secret_access_is_scoped_to_jobwatch_secrets(resources: dict[str, Any]) -> None:
+    for logical_id, props in _functions(resources).items():
+        scopes = []
+        for policy in props["Policies"]:
+            if "AWSSecretsManagerGetSecretValuePolicy" in policy:
+                scopes.append(policy["AWSSecretsManagerGetSecretValuePolicy"]["SecretArn"])
+            for statement in policy.get("Statement", []):
+                actions = (
+                    statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                )
+                if any(action.startswith("secretsmanager:") for action in actions):
+                    scopes.append(statement["Resource"])
+        assert scopes == [{"Fn::Sub": SECRET_ARN_PATTERN}], logical_id
+
+
+def test_no_real_webhook_in_the_repository_files() -> None:
+    for path in (TEMPLATE, *EVENTS.glob("*.json")):
+        assert not REAL_WEBHOOK.search(path.read_text(encoding="utf-8")), path
+
+
+def test_webhook_secret_holds_a_placeholder(resources: dict[str, Any]) -> None:
+    secret = _props(resources, "SlackWebhookSecret")
+    assert secret["Name"] == "jobwatch/slack-webhook"
+    assert not secret["SecretString"].startswith("http")
+    assert "REPLACE" in secret["SecretString"]
+
+
+def test_outputs(template: dict[str, Any]) -> None:
+    assert set(template["Outputs"]) >= {
+        "TableName",
+        "TopicArn",
+        "SlackQueueUrl",
+        "SlackDeadLetterQueueUrl",
+        "SlackWebhookSecretArn",
+        "OperatorTopicArn",
+    }
+
+
+# -- sample events ------------------------------------------------------------------------------
+
+
+def test_env_json_only_overrides_variables_the_template_declares(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    """`sam local invoke --env-vars` silently drops variables that the template does not declare."""
+    env = json.loads((EVENTS / "env.json").read_text(encoding="utf-8"))
+    functions = _functions(resources)
+    assert set(env) == set(functions)
+    declared_globally = set(template["Globals"]["Function"]["Environment"]["Variables"])
+    for logical_id, variables in env.items():
+        declared = declared_globally | set(
+            (functions[logical_id].get("Environment") or {}).get("Variables") or {}
+        )
+        assert set(variables) <= declared, logical_id
+        assert variables["AWS_ENDPOINT_URL"] == "http://host.docker.internal:5000"
+        assert variables["JOBWATCH_ALLOW_HTTP_LOOPBACK"] == "true"
+        assert all(isinstance(value, str) for value in variables.values())
+
+
+def test_sqs_sample_carries_an_sns_envelope() -> None:
+    event = json.loads((EVENTS / "slack-sender-sqs.json").read_text(encoding="utf-8"))
+    (record,) = event["Records"]
+    assert record["eventSource"] == "aws:sqs"
+    assert record["attributes"]["ApproximateReceiveCount"] == "1"
+    assert record["eventSourceARN"].startswith("arn:aws:sqs:")
+    envelope = json.loads(record["body"])
+    assert envelope["Type"] == "Notification"
+    assert {"MessageId", "TopicArn", "Subject", "Timestamp", "SignatureVersion", "Signature"} <= set(envelope)
+    transition = json.loads(envelope["Message"])
+    assert transition["schema"] == "jobwatch.transition/v1"
+    assert {name: attr["Value"] for name, attr in envelope["MessageAttributes"].items()} == {
+        "event": transition["event"],
+        "phase": transition["current"]["phase"],
+        "source": transition["source"],
+        "severity": transition["severity"],
+    }
+    resolved = json.loads((EVENTS / "poller-schedule.resolved.json").read_text(encoding="utf-8"))
+    assert set(resolved) == set(SCHEDULE_INPUT)
+    assert "<" not in json.dumps(resolved)
+
+
+# -- SAM CLI ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sam() -> tuple[str, dict[str, str]]:
+    """The SAM CLI and an environment where its python3.13 comes first on PATH."""
+    executable = os.environ.get("JOBWATCH_SAM")
+    if not executable:
+        pytest.skip("JOBWATCH_SAM is not set (path to the `sam` executable; the Makefile sets it)")
+    assert os.access(executable, os.X_OK), f"JOBWATCH_SAM={executable} is not executable"
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(executable).parent), env.get("PATH", "")])
+    env["SAM_CLI_TELEMETRY"] = "0"
+    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    return executable, env
+
+
+def test_sam_validate_lint(sam: tuple[str, dict[str, str]], tmp_path: Path) -> None:
+    executable, env = sam
+    result = subprocess.run(
+        [executable, "validate", "--lint", "--template-file", str(TEMPLATE)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sam_build_produces_an_arm64_layer(sam: tuple[str, dict[str, str]], tmp_path: Path) -> None:
+    executable, env = sam
+    build = tmp_path / "build"
+    # cwd is the temp dir: cached builds keep their dependencies in ./.aws-sam/deps.
+    result = subprocess.run(
+        [
+            executable,
+            "build",
+            "--template-file",
+            str(TEMPLATE),
+            "--build-dir",
+            str(build),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--cached",
+            "--parallel",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    layer = build / "JobwatchLayer" / "python"
+    assert (layer / "jobwatch" / "model.py").is_file()
+    assert (layer / "httpx").is_dir()
+    assert not [path for path in layer.rglob("*jobwatch_devkit*")]
+    assert list((layer / "pydantic_core").glob("*aarch64*.so")), "pydantic_core was not built for arm64"
+    for function in ("PollerFunction", "SlackSenderFunction"):
+        assert (build / function / "app.py").is_file()

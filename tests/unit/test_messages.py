@@ -1,0 +1,554 @@
+"""Email text, SNS publish request and consumer-side parsing (jobwatch.messages)."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import jobwatch.sources
+from jobwatch import messages
+from jobwatch.model import Event, JobSpec, Phase, Snapshot, Transition
+from jobwatch.sources import UnknownSourceError
+from jobwatch.sources.base import Fact
+
+# --- fixtures: a fake source, so these tests do not depend on the real source modules ---------------
+
+
+class FakeSource:
+    """Facts come from `details["facts"]`, so tests can feed arbitrary upstream text into them."""
+
+    name: ClassVar[str] = "zilliz-import-v1"
+    title: ClassVar[str] = "Zilliz Cloud import"
+    success_word: ClassVar[str] = "import finished"
+
+    def facts(self, spec: JobSpec, snapshot: Snapshot) -> list[Fact]:
+        raw = snapshot.details.get("facts", {})
+        if raw == "boom":
+            raise RuntimeError("bug in a source")
+        return [Fact(str(label), str(value)) for label, value in raw.items()]
+
+
+def fake_get_source(name: str) -> Any:
+    if name == FakeSource.name:
+        return FakeSource()
+    raise UnknownSourceError(name)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fake_sources() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(jobwatch.sources, "get_source", fake_get_source)
+        yield
+
+
+PHASE_FOR_EVENT = {
+    Event.QUEUED: Phase.PENDING,
+    Event.STARTED: Phase.RUNNING,
+    Event.SUCCEEDED: Phase.SUCCEEDED,
+    Event.FAILED: Phase.FAILED,
+    Event.CANCELED: Phase.CANCELED,
+    Event.TEST: Phase.RUNNING,
+}
+
+
+def make(
+    event: Event = Event.FAILED,
+    *,
+    source: str = "zilliz-import-v1",
+    job_id: str = "job-abc123",
+    collections: list[str] | None = None,
+    error: str | None = "bad row 7",
+    labels: dict[str, str] | None = None,
+    facts: Any = None,
+    details: dict[str, Any] | None = None,
+    previous: Phase | None = Phase.RUNNING,
+    started_at: str | None = "2024-05-01T10:00:00Z",
+    completed_at: str | None = None,
+    occurred_at: str = "2024-05-01T11:02:03Z",
+    progress: float | None = 42.0,
+) -> Transition:
+    spec = JobSpec(
+        source=source,
+        endpoint="https://api.cloud.zilliz.com",
+        job_id=job_id,
+        cluster_id="in01-3e5a7c",
+        labels={"team": "search", "env": "prod"} if labels is None else labels,
+    )
+    info: dict[str, Any] = {
+        "collections": ["medium_articles"] if collections is None else collections,
+        "location": "cluster in01-3e5a7c",
+        **(details or {}),
+    }
+    if facts is not None:
+        info["facts"] = facts
+    phase = PHASE_FOR_EVENT[event]
+    before = (
+        Snapshot(phase=previous, status="Running", progress=10.0, started_at=started_at, details=info)
+        if previous is not None
+        else None
+    )
+    now = Snapshot(
+        phase=phase,
+        status=phase.value.title(),
+        progress=progress,
+        error=error if event is Event.FAILED else None,
+        started_at=started_at,
+        completed_at=completed_at,
+        details=info,
+    )
+    return Transition(
+        transition_id="tr-0001",
+        job_key=job_key(spec),
+        source=source,
+        job_id=job_id,
+        event=event,
+        severity=messages.severity_for(event),
+        occurred_at=occurred_at,
+        job=spec,
+        previous=before,
+        current=now,
+    )
+
+
+def job_key(spec: JobSpec) -> str:
+    # JobSpec.key cannot hash a job id holding a lone surrogate (UnicodeEncodeError, reported);
+    # rendering must still cope with such ids, so the property tests use a stand-in key.
+    try:
+        return spec.key
+    except UnicodeEncodeError:
+        return f"{spec.source}.{'0' * 20}"
+
+
+def future_event(name: str) -> Transition:
+    """An event the model does not know yet (added later): rendering must not depend on the enum."""
+    return make(Event.STARTED).model_copy(update={"event": name, "severity": messages.severity_for(name)})
+
+
+# --- severity, emoji, formatting ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("event", "severity"),
+    [
+        (Event.FAILED, "error"),
+        ("AUTH_FAILED", "error"),
+        ("LOST", "error"),
+        (Event.CANCELED, "warning"),
+        ("STALLED", "warning"),
+        ("UNREACHABLE", "warning"),
+        ("OVERDUE", "warning"),
+        (Event.SUCCEEDED, "success"),
+        ("RECOVERED", "success"),
+        ("RESUMED", "success"),
+        (Event.QUEUED, "info"),
+        (Event.STARTED, "info"),
+        (Event.TEST, "info"),
+        ("SOMETHING_NEW", "info"),
+    ],
+)
+def test_severity_for(event: Event | str, severity: str) -> None:
+    assert messages.severity_for(event) == severity
+
+
+def test_every_event_has_an_emoji_and_unknown_ones_fall_back_to_severity() -> None:
+    for event in Event:
+        assert messages.event_emoji(event)
+    assert messages.event_emoji("SOMETHING_NEW", "error") == "🔴"
+    assert messages.event_emoji("SOMETHING_NEW") == "🔵"
+
+
+def test_outcome_text() -> None:
+    assert messages.outcome_text(Event.SUCCEEDED, "export finished") == "export finished"
+    assert messages.outcome_text(Event.SUCCEEDED) == "succeeded"
+    assert messages.outcome_text(Event.FAILED, "export finished") == "failed"
+    assert messages.outcome_text("AUTH_FAILED") == "auth failed"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (None, "n/a"),
+        (-1, "n/a"),
+        (float("nan"), "n/a"),
+        (0, "0s"),
+        (0.9, "0s"),
+        (59, "59s"),
+        (60, "1m 00s"),
+        (725, "12m 05s"),
+        (3_723, "1h 02m 03s"),
+        (2 * 86_400 + 3 * 3_600 + 4 * 60 + 5, "2d 03h 04m"),
+    ],
+)
+def test_format_duration(seconds: float | None, text: str) -> None:
+    assert messages.format_duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("progress", "text"),
+    [
+        (None, "n/a"),
+        (float("inf"), "n/a"),
+        (0, "0%"),
+        (42.0, "42%"),
+        (42.56, "42.5%"),
+        (99.99, "99.9%"),
+        (100, "100%"),
+        (130, "100%"),
+        (-5, "0%"),
+    ],
+)
+def test_format_progress(progress: float | None, text: str) -> None:
+    assert messages.format_progress(progress) == text
+
+
+def test_format_timestamp() -> None:
+    assert messages.format_timestamp("2024-05-01T11:02:03Z") == "2024-05-01 11:02:03 UTC"
+    assert messages.format_timestamp("2024-05-01T13:02:03+02:00") == "2024-05-01 11:02:03 UTC"
+    assert messages.format_timestamp(None) == "n/a"
+    assert messages.format_timestamp("yesterday\n") == "yesterday"
+
+
+def test_duration_prefers_upstream_times_then_observed() -> None:
+    exact = make(Event.SUCCEEDED, completed_at="2024-05-01T10:12:05Z")
+    assert messages.duration_text(exact) == "12m 05s"
+    observed = make(Event.FAILED, completed_at=None)
+    assert messages.duration_text(observed) == "1h 02m 03s (observed)"
+    unknown = make(Event.FAILED, started_at=None)
+    assert messages.duration_text(unknown) == "n/a"
+    skewed = make(Event.FAILED, started_at="2024-05-02T00:00:00Z")
+    assert messages.duration_text(skewed) == "n/a"
+
+
+def test_phase_change_text() -> None:
+    assert messages.phase_change_text(make(Event.FAILED)) == "RUNNING → FAILED"
+    assert messages.phase_change_text(make(Event.QUEUED, previous=None)) == "PENDING"
+    assert messages.phase_change_text(make(Event.TEST)) == "RUNNING (unchanged)"
+
+
+def test_clean_text_removes_controls_bidi_and_surrogates() -> None:
+    assert messages.clean_text("a\x00b\tc\n d\u202ee\ud800f") == "ab c def"
+    assert messages.clean_multiline("line 1  \r\n\tline\x07 2\n") == "line 1\n    line 2"
+
+
+def test_collections_text_caps_long_lists() -> None:
+    assert messages.collections_text([]) == "n/a"
+    assert messages.collections_text(["a", "b"]) == "a, b"
+    assert messages.collections_text([f"c{i}" for i in range(25)], 3) == "c0, c1, c2 (+22 more)"
+
+
+# --- subject --------------------------------------------------------------------------------------
+
+
+def test_subject_example() -> None:
+    subject = messages.email_subject(make(Event.FAILED))
+    assert subject == "[jobwatch] FAILED - Zilliz Cloud import job-abc123 (medium_articles)"
+
+
+def test_subject_with_long_ids_and_non_ascii_collections_fits_100_ascii_chars() -> None:
+    t = make(
+        Event.FAILED,
+        job_id="job-" + "x" * 300,
+        collections=["médium_artïcles", "文章", "Straße", "ﬁles"] + [f"c{i}" for i in range(200)],
+    )
+    subject = messages.email_subject(t)
+    assert len(subject) <= 100
+    assert subject.isascii() and subject.isprintable()
+    assert subject.startswith("[jobwatch] FAILED - Zilliz Cloud import job-xxx")
+    assert "..." in subject
+    assert "(medium_articles, Strasse," in subject
+    only_cjk = messages.email_subject(make(collections=["文章", "記事"]))
+    assert only_cjk == "[jobwatch] FAILED - Zilliz Cloud import job-abc123 (2 collections)"
+
+
+def test_subject_keeps_short_job_id_whole_and_truncates_collections() -> None:
+    t = make(Event.SUCCEEDED, collections=[f"collection_{i}" for i in range(50)])
+    subject = messages.email_subject(t)
+    assert len(subject) <= 100
+    assert " job-abc123 (collection_0, collection_1" in subject
+    assert subject.endswith("...)")
+
+
+def test_subject_has_no_line_breaks_from_upstream() -> None:
+    subject = messages.email_subject(make(job_id="job\r\nBcc: evil@example.com", collections=["a\nb"]))
+    assert "\n" not in subject and "\r" not in subject
+    assert subject == "[jobwatch] FAILED - Zilliz Cloud import job Bcc: evil@example.com (a b)"
+
+
+def test_subject_for_unknown_source_and_future_event() -> None:
+    t = make(Event.STARTED, source="ünknown-söurce-" + "y" * 120)
+    subject = messages.email_subject(t)
+    assert len(subject) <= 100 and subject.isascii()
+    assert subject.startswith("[jobwatch] STARTED - unknown-source-yyy")
+    assert messages.email_subject(future_event("STALLED")).startswith("[jobwatch] STALLED - ")
+
+
+# --- body -----------------------------------------------------------------------------------------
+
+
+def test_body_layout_for_failure() -> None:
+    body = messages.email_body(make(Event.FAILED, facts={"Rows imported": "1,200", "Files": "3"}))
+    lines = body.splitlines()
+    assert lines[0] == "Zilliz Cloud import job-abc123: failed (RUNNING → FAILED)"
+    expected_order = [
+        "Event:        FAILED (error)",
+        "Source:       Zilliz Cloud import (zilliz-import-v1)",
+        "Job id:       job-abc123",
+        "Endpoint:     https://api.cloud.zilliz.com",
+        "Cluster:      cluster in01-3e5a7c",
+        "Collections:  medium_articles",
+        "Phase:        RUNNING → FAILED",
+        "Progress:     42%",
+        "Duration:     1h 02m 03s (observed)",
+        "Rows imported: 1,200",
+        "Files:        3",
+        "Labels:       env=prod, team=search",
+        "Error:",
+        "    bad row 7",
+        "Transition:   tr-0001",
+        "Occurred at:  2024-05-01 11:02:03 UTC",
+    ]
+    positions = [lines.index(line) for line in expected_order]
+    assert positions == sorted(positions)
+    assert body.endswith("\n") and not body.endswith("\n\n")
+    assert all(line == line.rstrip() for line in lines)
+
+
+def test_body_success_uses_success_word_and_upstream_duration() -> None:
+    body = messages.email_body(make(Event.SUCCEEDED, completed_at="2024-05-01T10:12:05Z"))
+    assert body.splitlines()[0] == "Zilliz Cloud import job-abc123: import finished (RUNNING → SUCCEEDED)"
+    assert "Duration:     12m 05s\n" in body
+    assert "Error:" not in body
+
+
+def test_body_for_test_event_is_marked() -> None:
+    body = messages.email_body(make(Event.TEST))
+    assert body.startswith("Test notification — no job changed: Zilliz Cloud import job-abc123")
+
+
+def test_body_error_is_indented_and_capped() -> None:
+    error = "Traceback:\n" + "\n".join(f"  frame {i} " + "z" * 60 for i in range(2_000))
+    body = messages.email_body(make(Event.FAILED, error=error))
+    block = body.split("Error:\n", 1)[1].split("\n\n", 1)[0]
+    assert all(line.startswith("    ") for line in block.splitlines())
+    assert len(block.replace("\n    ", "\n").removeprefix("    ")) <= messages.MAX_EMAIL_ERROR_CHARS
+    assert f"… (truncated, {len(error):,} chars)" in block
+
+
+def test_body_falls_back_for_unknown_source() -> None:
+    body = messages.email_body(make(Event.SUCCEEDED, source="brand-new-source", facts={"x": "y"}))
+    assert body.splitlines()[0] == "brand-new-source job-abc123: succeeded (RUNNING → SUCCEEDED)"
+    assert "Source:       brand-new-source (brand-new-source)" in body
+    assert "x:" not in body  # no source, no facts
+
+
+def test_body_survives_a_source_whose_facts_raise() -> None:
+    body = messages.email_body(make(Event.STARTED, facts="boom"))
+    assert "Facts:        unavailable (RuntimeError)" in body
+
+
+def test_body_for_future_event_reads_sensibly() -> None:
+    body = messages.email_body(future_event("AUTH_FAILED"))
+    assert body.splitlines()[0] == "Zilliz Cloud import job-abc123: auth failed (RUNNING (unchanged))"
+    assert "Event:        AUTH_FAILED (error)" in body
+
+
+def test_body_without_labels_location_or_collections() -> None:
+    t = make(Event.QUEUED, labels={}, collections=[], previous=None, started_at=None, progress=None)
+    body = messages.email_body(t)
+    assert "Labels:       n/a" in body
+    assert "Collections:  n/a" in body
+    assert "Progress:     n/a" in body
+    assert "Duration:     n/a" in body
+
+
+# --- SNS ------------------------------------------------------------------------------------------------
+
+
+def test_message_attributes() -> None:
+    attributes = messages.sns_message_attributes(make(Event.FAILED))
+    assert attributes == {
+        "event": {"DataType": "String", "StringValue": "FAILED"},
+        "phase": {"DataType": "String", "StringValue": "FAILED"},
+        "source": {"DataType": "String", "StringValue": "zilliz-import-v1"},
+        "severity": {"DataType": "String", "StringValue": "error"},
+        "labels": {"DataType": "String.Array", "StringValue": '["env=prod","team=search"]'},
+    }
+
+
+def test_message_attributes_without_labels_and_with_hostile_labels() -> None:
+    assert "labels" not in messages.sns_message_attributes(make(labels={}))
+    attributes = messages.sns_message_attributes(make(labels={"te\x00am": "a\nb\ud800"}))
+    assert json.loads(attributes["labels"]["StringValue"]) == ["team=a b"]
+    assert len(attributes) <= 10
+
+
+def test_publish_request_shape() -> None:
+    t = make(Event.FAILED)
+    request = messages.sns_publish_request(t)
+    assert set(request) == {"Subject", "Message", "MessageStructure", "MessageAttributes"}
+    assert request["MessageStructure"] == "json"
+    assert request["Subject"] == messages.email_subject(t)
+    message = json.loads(request["Message"])
+    assert set(message) == {"default", "email", "sqs", "lambda", "https", "http"}
+    assert message["default"] == message["email"] == messages.email_body(t)
+    compact = json.dumps(t.to_wire(), separators=(",", ":"), ensure_ascii=False)
+    for key in ("sqs", "lambda", "https", "http"):
+        assert message[key] == compact
+        assert messages.parse_event(message[key]) == t
+
+
+def test_publish_request_keeps_non_ascii_and_survives_lone_surrogates() -> None:
+    t = make(Event.FAILED, collections=["文章"], error="broken \ud800 text")
+    request = messages.sns_publish_request(t)
+    request["Message"].encode("utf-8")  # must not raise
+    event = json.loads(json.loads(request["Message"])["sqs"])
+    assert event["current"]["details"]["collections"] == ["文章"]
+    assert event["current"]["error"] == "broken ? text"
+
+
+def _request_bytes(request: dict[str, Any]) -> int:
+    size = len(request["Subject"].encode()) + len(request["Message"].encode())
+    for name, attribute in request["MessageAttributes"].items():
+        size += len(name.encode()) + sum(len(v.encode()) for v in attribute.values())
+    return size
+
+
+def test_publish_request_drops_huge_details_lists_to_fit_256_kib() -> None:
+    collections = [f"collection_{i:05d}_" + "é" * 20 for i in range(20_000)]
+    t = make(Event.SUCCEEDED, collections=collections, details={"files": [{"name": "f"}] * 5_000})
+    assert len(json.dumps(t.to_wire())) > 262_144
+    request = messages.sns_publish_request(t)
+    assert _request_bytes(request) <= 262_144
+    event = json.loads(json.loads(request["Message"])["sqs"])
+    for name in ("previous", "current"):
+        details = event[name]["details"]
+        assert details["detailsTruncated"] is True
+        assert "collections" not in details and "files" not in details
+        assert details["location"] == "cluster in01-3e5a7c"
+    assert messages.parse_event(json.loads(request["Message"])["lambda"]).job_id == "job-abc123"
+    # The email is rendered from the full transition.
+    assert "(+19990 more)" in json.loads(request["Message"])["email"]
+
+
+def test_publish_request_small_details_are_not_marked_truncated() -> None:
+    event = json.loads(json.loads(messages.sns_publish_request(make())["Message"])["sqs"])
+    assert "detailsTruncated" not in event["current"]["details"]
+
+
+def test_publish_request_caps_a_huge_error_last() -> None:
+    t = make(Event.FAILED, error="E" * 200_000, details={"big": "b" * 100_000})
+    request = messages.sns_publish_request(t)
+    assert _request_bytes(request) <= 262_144
+    event = json.loads(json.loads(request["Message"])["sqs"])
+    assert len(event["current"]["error"]) <= messages.MAX_EMAIL_ERROR_CHARS
+    assert event["current"]["error"].endswith("… (truncated, 200,000 chars)")
+    assert "big" not in event["current"]["details"]
+
+
+# --- consumer side --------------------------------------------------------------------------------
+
+
+def _envelope(message: str) -> str:
+    return json.dumps(
+        {
+            "Type": "Notification",
+            "MessageId": "0f6e-msg",
+            "TopicArn": "arn:aws:sns:eu-west-1:123456789012:jobwatch",
+            "Message": message,
+            "Timestamp": "2024-05-01T11:02:04.000Z",
+        }
+    )
+
+
+def test_transition_from_sqs_body_accepts_envelope_and_raw_event() -> None:
+    t = make(Event.FAILED)
+    raw = json.loads(messages.sns_publish_request(t)["Message"])["sqs"]
+    assert messages.transition_from_sqs_body(_envelope(raw)) == t
+    assert messages.transition_from_sqs_body(raw) == t
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("not json", "SQS body is not JSON"),
+        ("[1, 2]", "neither an SNS notification nor a transition event (list)"),
+        ('{"hello": 1}', "neither an SNS notification nor a transition event (keys: hello)"),
+        ('{"schema": "other/v1"}', "not a jobwatch transition event"),
+        ('{"schema": "jobwatch.transition/v2"}', "unsupported event schema 'jobwatch.transition/v2'"),
+        ('{"schema": "jobwatch.transition/v1", "event": "FAILED"}', "invalid jobwatch.transition/v1 event"),
+        (_envelope("Zilliz Cloud import job-abc123: failed"), "SNS notification 0f6e-msg: event is not JSON"),
+        ('{"Type": "Notification", "Message": 7}', "'Message' is not a string"),
+    ],
+)
+def test_transition_from_sqs_body_rejects_clearly(body: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        messages.transition_from_sqs_body(body)
+
+
+def test_parse_event_names_the_missing_fields() -> None:
+    with pytest.raises(ValueError, match="transitionId: Field required"):
+        messages.parse_event('{"schema": "jobwatch.transition/v1"}')
+
+
+# --- properties -----------------------------------------------------------------------------------
+
+NASTY = [
+    "<!channel>",
+    "<@U123>",
+    "<https://evil|click>",
+    "&amp;",
+    "```",
+    "@here",
+    "\u202e",
+    "\x00",
+    "\r\n",
+    "🧪",
+    "é",
+    "\ud800",
+    "文章",
+]
+upstream_text = st.lists(
+    st.one_of(st.sampled_from(NASTY), st.text(st.characters(exclude_categories=()), max_size=20)),
+    max_size=6,
+).map("".join)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    job_id=upstream_text,
+    collections=st.lists(upstream_text, max_size=5),
+    error=upstream_text,
+    labels=st.dictionaries(upstream_text, upstream_text, max_size=4),
+    event=st.sampled_from(list(Event)),
+    source=st.sampled_from(["zilliz-import-v1", "no-such-source"]),
+)
+def test_any_upstream_text_gives_a_valid_subject_body_and_request(
+    job_id: str,
+    collections: list[str],
+    error: str,
+    labels: dict[str, str],
+    event: Event,
+    source: str,
+) -> None:
+    t = make(event, job_id=job_id, collections=collections, error=error, labels=labels, source=source)
+    subject = messages.email_subject(t)
+    assert len(subject) <= 100
+    assert subject.isascii() and subject.isprintable()
+    body = messages.email_body(t)
+    assert all(line == line.rstrip() and no_controls(line) for line in body.splitlines())
+    request = messages.sns_publish_request(t)
+    request["Message"].encode("utf-8")
+    assert len(request["MessageAttributes"]) <= 10
+    for attribute in request["MessageAttributes"].values():
+        assert attribute["StringValue"] and no_controls(attribute["StringValue"])
+
+
+def no_controls(text: str) -> bool:
+    """No control characters or lone surrogates (what SNS and mail clients choke on)."""
+    return not any(unicodedata.category(char) in ("Cc", "Cs") for char in text)

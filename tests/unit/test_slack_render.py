@@ -1,0 +1,438 @@
+"""Slack Block Kit rendering: structure per event, limits on huge input, and escaping of upstream text."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import jobwatch.sources
+from jobwatch import messages
+from jobwatch.channels import Channel
+from jobwatch.channels.slack import SlackChannel, escape, fit, render_payload, slack_len, validate_payload
+from jobwatch.model import Event, JobSpec, Phase, Snapshot, Transition
+from jobwatch.sources import UnknownSourceError
+from jobwatch.sources.base import Fact
+
+# --- fixtures (self-contained: a fake source feeding facts from details["facts"]) -------------------
+
+
+class FakeSource:
+    name: ClassVar[str] = "zilliz-import-v1"
+    title: ClassVar[str] = "Zilliz Cloud import"
+    success_word: ClassVar[str] = "import finished"
+
+    def facts(self, spec: JobSpec, snapshot: Snapshot) -> list[Fact]:
+        return [Fact(str(k), str(v)) for k, v in snapshot.details.get("facts", {}).items()]
+
+
+def fake_get_source(name: str) -> Any:
+    if name == FakeSource.name:
+        return FakeSource()
+    raise UnknownSourceError(name)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fake_sources() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(jobwatch.sources, "get_source", fake_get_source)
+        yield
+
+
+PHASE_FOR_EVENT = {
+    Event.QUEUED: Phase.PENDING,
+    Event.STARTED: Phase.RUNNING,
+    Event.SUCCEEDED: Phase.SUCCEEDED,
+    Event.FAILED: Phase.FAILED,
+    Event.CANCELED: Phase.CANCELED,
+    Event.TEST: Phase.RUNNING,
+}
+
+
+def make(
+    event: Event = Event.FAILED,
+    *,
+    source: str = "zilliz-import-v1",
+    job_id: str = "job-abc123",
+    collections: list[str] | None = None,
+    error: str | None = "bad row 7",
+    labels: dict[str, str] | None = None,
+    facts: dict[str, str] | None = None,
+    location: str = "cluster in01-3e5a7c",
+) -> Transition:
+    spec = JobSpec(
+        source=source,
+        endpoint="https://api.cloud.zilliz.com",
+        job_id=job_id,
+        cluster_id="in01-3e5a7c",
+        labels={"team": "search", "env": "prod"} if labels is None else labels,
+    )
+    details: dict[str, Any] = {
+        "collections": ["medium_articles"] if collections is None else collections,
+        "location": location,
+        "facts": facts or {},
+    }
+    phase = PHASE_FOR_EVENT[event]
+    started = "2024-05-01T10:00:00Z"
+    try:
+        key = spec.key
+    except UnicodeEncodeError:  # JobSpec.key cannot hash lone surrogates (reported separately)
+        key = f"{source}.{'0' * 20}"
+    return Transition(
+        transition_id="tr-0001",
+        job_key=key,
+        source=source,
+        job_id=job_id,
+        event=event,
+        severity=messages.severity_for(event),
+        occurred_at="2024-05-01T11:02:03Z",
+        job=spec,
+        previous=Snapshot(phase=Phase.RUNNING, status="Running", started_at=started, details=details),
+        current=Snapshot(
+            phase=phase,
+            status=phase.value.title(),
+            progress=42.0,
+            error=error if event is Event.FAILED else None,
+            started_at=started,
+            details=details,
+        ),
+    )
+
+
+def dump(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, ensure_ascii=False)
+
+
+def all_texts(payload: dict[str, Any]) -> list[str]:
+    """Every string Slack will parse: the fallback and every text object's text."""
+    texts = [payload["text"]]
+    for block in payload["blocks"]:
+        for key in ("text",):
+            if key in block:
+                texts.append(block[key]["text"])
+        texts += [field["text"] for field in block.get("fields", [])]
+        texts += [element["text"] for element in block.get("elements", [])]
+    return texts
+
+
+BROKEN_ENTITY = re.compile(r"&(?!amp;|lt;|gt;)")
+
+
+def assert_safe(payload: dict[str, Any]) -> None:
+    """Within limits, no raw `<`/`>` anywhere, every `&` starts a whole entity, UTF-8 encodable."""
+    assert validate_payload(payload) == []
+    text = dump(payload)
+    text.encode("utf-8")
+    assert "<" not in text and ">" not in text
+    for value in all_texts(payload):
+        assert not BROKEN_ENTITY.search(value), value
+
+
+# --- structure ------------------------------------------------------------------------------------
+
+
+def test_slack_channel_declares_its_limits() -> None:
+    channel: Channel = SlackChannel()
+    assert channel.name == "slack"
+    assert (channel.max_blocks, channel.max_section_chars, channel.max_header_chars) == (50, 3000, 150)
+    assert SlackChannel.max_field_chars == 2000
+    assert SlackChannel.max_fields_per_section == 10
+    assert channel.max_messages_per_second == 1.0
+    assert channel.render(make()) == render_payload(make())
+
+
+@pytest.mark.parametrize("event", list(Event))
+def test_structure_for_each_event(event: Event) -> None:
+    payload = render_payload(make(event))
+    assert_safe(payload)
+    blocks = payload["blocks"]
+    assert blocks[0]["type"] == "header"
+    assert blocks[-1]["type"] == "context"
+    header = blocks[0]["text"]["text"]
+    assert header.startswith(messages.event_emoji(event))
+    assert f"{event.value} · Zilliz Cloud import" in header
+    fields = [f["text"] for f in blocks[1]["fields"]]
+    assert fields[:7] == [
+        "*Job id*\n`job-abc123`",
+        "*Kind*\nZilliz Cloud import (zilliz-import-v1)",
+        "*Collections*\nmedium_articles",
+        "*Cluster*\ncluster in01-3e5a7c",
+        f"*Phase*\n{messages.phase_change_text(make(event))}",
+        "*Progress*\n42%",
+        "*Duration*\n1h 02m 03s (observed)",
+    ]
+    has_error = any(b["type"] == "section" and "*Error*" in b.get("text", {}).get("text", "") for b in blocks)
+    assert has_error is (event is Event.FAILED)
+    context = " ".join(e["text"] for e in blocks[-1]["elements"])
+    assert "Transition `tr-0001` · 2024-05-01 11:02:03 UTC" in context
+    assert "Labels: env=prod, team=search" in context
+    assert payload["text"].strip()
+    assert payload["unfurl_links"] is False
+
+
+def test_failed_message() -> None:
+    payload = render_payload(make(Event.FAILED, error="row 7: dim 768 != 1536"))
+    assert payload["text"] == (
+        "❌ FAILED · Zilliz Cloud import job-abc123 (medium_articles): failed (RUNNING → FAILED)"
+    )
+    assert payload["blocks"][0]["text"] == {
+        "type": "plain_text",
+        "text": "❌ FAILED · Zilliz Cloud import",
+        "emoji": True,
+    }
+    error = payload["blocks"][2]["text"]["text"]
+    assert error == "*Error*\n```\nrow 7: dim 768 != 1536\n```"
+
+
+def test_succeeded_message_uses_the_success_word() -> None:
+    payload = render_payload(make(Event.SUCCEEDED))
+    assert payload["blocks"][1]["text"]["text"] == "*Zilliz Cloud import*: import finished"
+    assert payload["text"].startswith("✅ SUCCEEDED · Zilliz Cloud import job-abc123")
+
+
+def test_test_event_is_clearly_marked() -> None:
+    payload = render_payload(make(Event.TEST))
+    assert payload["text"].startswith("🧪 Test notification — no job changed")
+    assert payload["blocks"][0]["text"]["text"] == "🧪 TEST · Zilliz Cloud import"
+    assert payload["blocks"][1]["text"]["text"].startswith("*Test notification — no job changed.*")
+
+
+def test_future_event_renders_with_its_severity() -> None:
+    t = make(Event.STARTED).model_copy(update={"event": "SOMETHING_NEW", "severity": "warning"})
+    payload = render_payload(t)
+    assert_safe(payload)
+    assert payload["blocks"][0]["text"]["text"] == "🟠 SOMETHING_NEW · Zilliz Cloud import"
+    assert "something new" in payload["text"]
+
+
+def test_unknown_source_falls_back_to_its_name_without_facts() -> None:
+    payload = render_payload(make(Event.SUCCEEDED, source="brand-new", facts={"x": "y"}))
+    assert_safe(payload)
+    assert payload["blocks"][0]["text"]["text"] == "✅ SUCCEEDED · brand-new"
+    assert len(payload["blocks"][1]["fields"]) == 7
+
+
+def test_facts_follow_the_core_fields_ten_per_section() -> None:
+    facts = {f"Fact {i}": str(i) for i in range(100)}
+    payload = render_payload(make(Event.SUCCEEDED, facts=facts))
+    assert_safe(payload)
+    sections = [b for b in payload["blocks"] if b["type"] == "section" and "fields" in b]
+    fields = [f["text"] for s in sections for f in s["fields"]]
+    assert len(fields) == 107
+    assert fields[7] == "*Fact 0*\n0" and fields[-1] == "*Fact 99*\n99"
+    assert all(len(s["fields"]) <= 10 for s in sections)
+
+
+# --- limits ---------------------------------------------------------------------------------------
+
+
+def test_limits_hold_for_huge_inputs() -> None:
+    t = make(
+        Event.FAILED,
+        job_id="job-" + "j" * 5_000,
+        collections=[f"collection_{i}_" + "c" * 300 for i in range(5_000)],
+        error="E&<>`" * 10_000,
+        labels={f"label{i}-" + "k" * 200: "v&" * 1_000 for i in range(30)},
+        facts={f"fact {i} " + "f" * 3_000: "<v>" * 2_000 for i in range(100)},
+        location="s3 · s3://bucket/" + "p" * 10_000,
+    )
+    payload = render_payload(t)
+    assert_safe(payload)
+    assert len(payload["blocks"]) <= 50
+    error_text = next(
+        b["text"]["text"] for b in payload["blocks"] if "*Error*" in b.get("text", {}).get("text", "")
+    )
+    assert slack_len(error_text) <= 3000
+    assert error_text.endswith("… (truncated, 50,000 chars)\n```")
+    assert slack_len(payload["blocks"][0]["text"]["text"]) <= 150
+
+
+def test_more_facts_than_fit_in_50_blocks_are_counted() -> None:
+    facts = {f"Fact {i}": str(i) for i in range(1_000)}
+    payload = render_payload(make(Event.FAILED, facts=facts))
+    assert_safe(payload)
+    assert len(payload["blocks"]) == 50
+    last_fields = [b for b in payload["blocks"] if "fields" in b][-1]["fields"]
+    assert last_fields[-1]["text"] == f"*More facts*\n+{1_007 - 47 * 10 + 1} not shown"
+
+
+def test_truncation_never_splits_an_entity() -> None:
+    for size in range(2_980, 3_010):
+        payload = render_payload(make(Event.FAILED, error="&" * size))
+        assert_safe(payload)
+    assert fit("a&bc", 6) == "a…"
+    assert fit("a&bc", 7) == "a&amp;…"
+    assert fit("a&bc", 8) == "a&amp;bc"
+
+
+def test_slack_len_counts_utf16_units() -> None:
+    assert slack_len("abc") == 3
+    assert slack_len("🧪") == 2
+    header = render_payload(make(Event.TEST, source="🧪" * 200))["blocks"][0]["text"]["text"]
+    assert slack_len(header) <= 150
+
+
+# --- escaping -------------------------------------------------------------------------------------
+
+INJECTIONS = ["<!channel>", "<!here>", "<@U123>", "<#C0123|general>", "<https://evil.example|click>"]
+
+
+def test_error_cannot_ping_or_link() -> None:
+    payload = render_payload(make(Event.FAILED, error="boom " + " ".join(INJECTIONS)))
+    text = dump(payload)
+    for injection in INJECTIONS:
+        assert injection not in text
+    assert "&lt;!channel&gt;" in text
+    assert "&lt;https://evil.example|click&gt;" in text
+    assert_safe(payload)
+
+
+@pytest.mark.parametrize("field", ["job_id", "collection", "label_key", "label_value", "fact", "location"])
+def test_every_upstream_string_is_escaped(field: str) -> None:
+    evil = "x <!channel> & <@U123>"
+    cases: dict[str, dict[str, Any]] = {
+        "job_id": {"job_id": evil},
+        "collection": {"collections": [evil]},
+        "label_key": {"labels": {evil: "v"}},
+        "label_value": {"labels": {"k": evil}},
+        "fact": {"facts": {evil: evil}},
+        "location": {"location": evil},
+    }
+    payload = render_payload(make(Event.FAILED, **cases[field]))
+    assert_safe(payload)
+    assert "&lt;!channel&gt; &amp; &lt;@U123&gt;" in dump(payload)
+
+
+def test_error_cannot_break_out_of_the_code_block() -> None:
+    payload = render_payload(make(Event.FAILED, error="a```\n*bold* <!here>\n```b ````` c"))
+    error_text = payload["blocks"][2]["text"]["text"]
+    assert error_text.count("```") == 2
+    assert error_text.startswith("*Error*\n```\n") and error_text.endswith("\n```")
+
+
+def test_job_id_backticks_cannot_end_inline_code() -> None:
+    payload = render_payload(make(Event.FAILED, job_id="a`b"))
+    assert payload["blocks"][1]["fields"][0]["text"] == "*Job id*\n`a\u02cbb`"
+
+
+def test_bare_broadcast_mentions_are_defused() -> None:
+    assert escape("ping @channel and @Here, or @channels") == (
+        "ping @\u2060channel and @\u2060Here, or @\u2060channels"
+    )
+    payload = render_payload(make(Event.FAILED, error="@everyone look"))
+    assert "@everyone" not in dump(payload)
+
+
+def test_mrkdwn_texts_are_verbatim() -> None:
+    payload = render_payload(make(Event.FAILED))
+    for block in payload["blocks"][1:]:
+        objects = [block.get("text"), *block.get("fields", []), *block.get("elements", [])]
+        for obj in filter(None, objects):
+            assert obj["type"] == "mrkdwn" and obj["verbatim"] is True
+
+
+# --- validate_payload -----------------------------------------------------------------------------
+
+
+def test_validate_payload_reports_each_violation() -> None:
+    field = {"type": "mrkdwn", "text": "f" * 2_001}
+    payload = {
+        "text": "",
+        "blocks": [
+            {"type": "header", "text": {"type": "mrkdwn", "text": "h" * 151}},
+            {"type": "section", "fields": [field] * 11},
+            {"type": "section", "text": {"type": "mrkdwn", "text": "s" * 3_001}},
+            {"type": "section"},
+            {"type": "section", "text": {"type": "mrkdwn", "text": "x"}, "fields": []},
+            {"type": "context", "elements": []},
+            {"type": "image"},
+        ]
+        + [{"type": "divider"}] * 44,
+    }
+    problems = validate_payload(payload)
+    expected = [
+        "text: fallback text missing",
+        "blocks: 51 blocks > 50",
+        "blocks[0].text.type: 'mrkdwn' not in ('plain_text',)",
+        "blocks[0].text.text: 151 chars > 150",
+        "blocks[1].fields: 11 fields > 10",
+        "blocks[1].fields[0].text: 2001 chars > 2000",
+        "blocks[2].text.text: 3001 chars > 3000",
+        "blocks[3]: section needs text or fields",
+        "blocks[4].fields: empty",
+        "blocks[5].elements: missing or empty",
+        "blocks[6].type: unsupported block type 'image'",
+    ]
+    for problem in expected:
+        assert problem in problems
+
+
+def test_validate_payload_accepts_rendered_payloads() -> None:
+    assert validate_payload(render_payload(make())) == []
+
+
+# --- properties -----------------------------------------------------------------------------------
+
+NASTY = [
+    "<!channel>",
+    "<@U123>",
+    "<https://evil|click>",
+    "&amp;",
+    "&",
+    "```",
+    "`",
+    "@here",
+    "\u202e",
+    "\x00",
+    "\n",
+    "🧪",
+    "\ud800",
+    "文章",
+]
+upstream_text = st.lists(
+    st.one_of(st.sampled_from(NASTY), st.text(st.characters(exclude_categories=()), max_size=20)),
+    max_size=6,
+).map("".join)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    job_id=upstream_text,
+    collections=st.lists(upstream_text, max_size=5),
+    error=upstream_text,
+    error_repeat=st.integers(min_value=1, max_value=600),
+    labels=st.dictionaries(upstream_text, upstream_text, max_size=4),
+    facts=st.dictionaries(upstream_text, upstream_text, max_size=12),
+    location=upstream_text,
+    event=st.sampled_from(list(Event)),
+)
+def test_any_upstream_text_renders_within_limits_and_escaped(
+    job_id: str,
+    collections: list[str],
+    error: str,
+    error_repeat: int,
+    labels: dict[str, str],
+    facts: dict[str, str],
+    location: str,
+    event: Event,
+) -> None:
+    t = make(
+        event,
+        job_id=job_id,
+        collections=collections,
+        error=error * error_repeat,
+        labels=labels,
+        facts=facts,
+        location=location,
+    )
+    payload = render_payload(t)
+    assert_safe(payload)
+    for value in all_texts(payload):
+        assert "@here" not in value.lower() and "@channel" not in value.lower()
+    subject = messages.email_subject(t)
+    assert len(subject) <= 100 and subject.isascii() and subject.isprintable()
