@@ -179,7 +179,8 @@ def _fallback_text(view: TransitionView) -> str:
 def render_payload(t: Transition) -> dict[str, Any]:
     """Incoming-webhook payload: fallback `text`, then header, fields, error, context blocks."""
     view = messages.describe(t)
-    header = {"type": "header", "text": _plain(fit(f"{view.emoji} {view.event} · {view.title}", 150))}
+    heading = fit(f"{view.emoji} {view.event} · {view.title}", MAX_HEADER_CHARS)
+    header = {"type": "header", "text": _plain(heading)}
     reserved = 2 + (1 if view.error else 0)  # header, context, error
     blocks: list[dict[str, Any]] = [header, *_field_sections(view, MAX_BLOCKS - reserved)]
     if view.error:

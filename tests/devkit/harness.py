@@ -1,0 +1,125 @@
+"""A local jobwatch deployment on moto server: the stack from template.yaml plus a capture queue.
+
+Used by the demo, the integration tests and the benchmark so all three drive the real handlers'
+code paths (`service.handle_schedule`, `service.drain_slack_queue`) the same way. The capture queue
+is an ordinary SQS subscriber of the transitions topic: it sees exactly what any subscriber sees.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from jobwatch import service
+from jobwatch.adapters import aws
+from jobwatch.delivery import BatchReport
+from jobwatch.local_stack import create_local_stack
+from jobwatch.model import TrackedJob, Transition
+from jobwatch.poller import CycleReport
+from jobwatch.settings import get_settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO_ROOT / "template.yaml"
+
+AWS_TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "JOBWATCH_ALLOW_HTTP_LOOPBACK": "true",
+    "JOBWATCH_SLACK_MIN_INTERVAL_S": "0",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_NAMESPACE": "Jobwatch",
+}
+
+
+def clear_process_caches() -> None:
+    """Forget clients and settings built for a previous environment (tests switch stacks)."""
+    for cached in (
+        get_settings,
+        service.secret_resolver,
+        service.poller_deps,
+        service.delivery_deps,
+        aws._session,
+        aws.dynamodb,
+        aws.sns,
+        aws.sqs,
+        aws.secretsmanager,
+    ):
+        cached.cache_clear()
+
+
+class LocalDeployment:
+    def __init__(
+        self,
+        moto_url: str,
+        slack_webhook: str | None,
+        *,
+        setenv: Callable[[str, str], None] | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        set_var = setenv or os.environ.__setitem__
+        for name, value in {**AWS_TEST_ENV, "AWS_ENDPOINT_URL": moto_url, **(extra_env or {})}.items():
+            set_var(name, value)
+        clear_process_caches()
+        self.env = dict(create_local_stack(TEMPLATE, slack_webhook=slack_webhook))
+        for name, value in self.env.items():
+            if name not in (extra_env or {}):
+                set_var(name, value)
+        clear_process_caches()
+        self.settings = get_settings()
+        self.capture_queue_url = self._subscribe_capture_queue()
+        self._published: list[Transition] = []
+
+    def _subscribe_capture_queue(self) -> str:
+        sqs = aws.sqs()
+        url = sqs.create_queue(QueueName="jobwatch-capture")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        aws.sns().subscribe(TopicArn=self.settings.topic_arn, Protocol="sqs", Endpoint=arn)
+        return url
+
+    # -- driving the system -----------------------------------------------------------------------
+
+    def track(self, **fields: Any) -> TrackedJob:
+        job, _ = service.track_job(fields)
+        return job
+
+    def poll(self) -> CycleReport:
+        return service.handle_schedule({}, None)
+
+    def deliver(self) -> BatchReport:
+        return service.drain_slack_queue()
+
+    def jobs(self) -> list[TrackedJob]:
+        return service.list_jobs()
+
+    # -- what subscribers saw ---------------------------------------------------------------------
+
+    def published(self) -> list[Transition]:
+        """Every transition event any SNS subscriber received so far (drains the capture queue)."""
+        sqs = aws.sqs()
+        while True:
+            batch = sqs.receive_message(
+                QueueUrl=self.capture_queue_url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=0,
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            if not batch:
+                break
+            for message in batch:
+                envelope = json.loads(message["Body"])
+                self._published.append(Transition.model_validate_json(envelope["Message"]))
+                sqs.delete_message(QueueUrl=self.capture_queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return list(self._published)
+
+    def raw_envelopes(self) -> Iterable[dict[str, Any]]:
+        """Undeleted envelopes on the capture queue, for attribute checks (does not consume)."""
+        batch = aws.sqs().receive_message(
+            QueueUrl=self.capture_queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0
+        ).get("Messages", [])
+        return [json.loads(m["Body"]) for m in batch]
