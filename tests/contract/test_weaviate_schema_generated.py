@@ -296,23 +296,35 @@ def test_arbitrary_json_only_raises_poll_error(name: str, value: Any, status: in
     parse_or_poll_error(get_source(name), HttpResponse(status, json.dumps(value).encode()))
 
 
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every place inside a body (keys and indexes), so deep fields get mutated as often as top ones."""
+    children: list[tuple[Any, Any]] = []
+    if isinstance(node, dict):
+        children = list(node.items())
+    elif isinstance(node, list):
+        children = list(enumerate(node))
+    paths = []
+    for key, child in children:
+        paths.append((*prefix, key))
+        paths += _paths(child, (*prefix, key))
+    return paths
+
+
 def _mutate(data: st.DataObject, body: Any) -> Any:
-    """Walk into a random place of a real body and replace, delete or keep what is there."""
+    """Replace or delete one to three random places of a real body."""
     root = copy.deepcopy(body)
-    node = root
-    while isinstance(node, dict | list) and node:
-        keys = list(node) if isinstance(node, dict) else list(range(len(node)))
-        key = data.draw(st.sampled_from(keys))
-        child = node[key]
-        if isinstance(child, dict | list) and child and data.draw(st.booleans()):
-            node = child
-            continue
-        action = data.draw(st.sampled_from(["replace", "delete", "replace"]))
-        if action == "delete":
-            del node[key]
+    for _ in range(data.draw(st.integers(min_value=1, max_value=3))):
+        paths = _paths(root)
+        if not paths:
+            break
+        path = data.draw(st.sampled_from(paths))
+        parent = root
+        for key in path[:-1]:
+            parent = parent[key]
+        if data.draw(st.integers(min_value=0, max_value=3)) == 0:
+            del parent[path[-1]]
         else:
-            node[key] = data.draw(JSON_VALUES)
-        break
+            parent[path[-1]] = data.draw(JSON_VALUES)
     return root
 
 

@@ -119,7 +119,9 @@ class LocalDeployment:
 
     def raw_envelopes(self) -> Iterable[dict[str, Any]]:
         """Undeleted envelopes on the capture queue, for attribute checks (does not consume)."""
-        batch = aws.sqs().receive_message(
-            QueueUrl=self.capture_queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0
-        ).get("Messages", [])
+        batch = (
+            aws.sqs()
+            .receive_message(QueueUrl=self.capture_queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+            .get("Messages", [])
+        )
         return [json.loads(m["Body"]) for m in batch]

@@ -418,4 +418,3 @@ class HttpApp:
         if length > MAX_BODY_BYTES:
             raise BadRequestError(413, "body too large")
         request.body = await reader.readexactly(length)
-

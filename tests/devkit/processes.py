@@ -241,4 +241,3 @@ def running(*processes: ServerProcess) -> Iterator[list[str]]:
     finally:
         for proc in reversed(started):
             proc.stop()
-

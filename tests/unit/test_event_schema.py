@@ -193,7 +193,7 @@ def test_doc_example_validates_and_parses(validator: Draft202012Validator) -> No
     event = json.loads(examples[0])
     assert errors(validator, event) == []
     t = messages.parse_event(examples[0])
-    assert t.event is Event.FAILED and t.job_key == t.job.key
+    assert t.event == Event.FAILED and t.job_key == t.job.key
 
 
 def test_doc_filter_policies_are_json_on_published_attributes() -> None:

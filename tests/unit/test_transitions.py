@@ -33,7 +33,7 @@ def test_first_observation_is_a_transition_from_nothing(phase: Phase, event: Eve
     decision = decide(job(None, version=0), snap(phase), NOW)
     assert decision.outcome is Outcome.TRANSITION
     assert decision.transition is not None
-    assert decision.transition.event is event
+    assert decision.transition.event == event
     assert decision.transition.previous is None
     assert decision.transition.transition_id == f"{SPEC.key}#1"
 
@@ -45,7 +45,7 @@ def test_phase_change_names_previous_and_current() -> None:
     assert decision.outcome is Outcome.TRANSITION
     t = decision.transition
     assert t is not None
-    assert (t.previous, t.current, t.event, t.severity) == (before, after, Event.FAILED, "error")
+    assert (t.previous, t.current, t.event, t.severity) == (before, after, "FAILED", "error")
     assert t.transition_id == f"{SPEC.key}#8"
     assert t.to_wire()["schema"] == "jobwatch.transition/v1"
 
@@ -80,4 +80,4 @@ def test_terminal_phase_is_final() -> None:
 def test_pending_to_running_is_started() -> None:
     decision = decide(job(snap(Phase.PENDING, "Pending", 0.0)), snap(Phase.RUNNING, "Importing", 10.0), NOW)
     assert decision.transition is not None
-    assert decision.transition.event is Event.STARTED
+    assert decision.transition.event == Event.STARTED

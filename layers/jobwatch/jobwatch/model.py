@@ -101,7 +101,7 @@ class JobSpec(WireModel):
     def key(self) -> str:
         """Stable, URL-safe identity: the same job registered twice gets the same key."""
         raw = "\n".join([self.source, self.endpoint.rstrip("/").lower(), self.scope, self.job_id])
-        digest = hashlib.sha256(raw.encode()).hexdigest()[:20]
+        digest = hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()[:20]
         return f"{self.source}.{digest}"
 
 
@@ -133,7 +133,8 @@ class Transition(WireModel):
     job_key: str
     source: str
     job_id: str
-    event: Event
+    event: str
+    """An `Event` value; typed as str so consumers accept events added later (additive, same schema)."""
     severity: str
     occurred_at: str
     job: JobSpec

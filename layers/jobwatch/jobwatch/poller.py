@@ -187,13 +187,13 @@ class _Cycle:
             extra=job_fields(
                 job.spec,
                 transitionId=transition.transition_id,
-                event=transition.event.value,
+                event=transition.event,
                 previousPhase=transition.previous.phase.value if transition.previous else None,
                 phase=seen.phase.value,
             ),
         )
         self.report.events.append(
-            {"transitionId": transition.transition_id, "jobKey": job.key, "event": transition.event.value}
+            {"transitionId": transition.transition_id, "jobKey": job.key, "event": transition.event}
         )
         await self.publish(transition)
 
