@@ -13,4 +13,4 @@ from jobwatch.service import handle_schedule
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     report = handle_schedule(event, context)
-    return {key: value for key, value in report.as_dict().items() if key != "events"}
+    return report.counts()

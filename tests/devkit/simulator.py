@@ -81,14 +81,15 @@ _DEFAULT_STATUS: dict[str, str | None] = {
     MILVUS: "Importing",
     PINECONE: "InProgress",
 }
-_STATUS_KEY: dict[str, str] = {
-    WEAVIATE_EXPORT: "status",
-    WEAVIATE_BACKUP: "status",
-    WEAVIATE_RESTORE: "status",
-    ZILLIZ_V1: "readyPercentage",
-    ZILLIZ_V2: "state",
-    MILVUS: "state",
-    PINECONE: "status",
+_STATUS_KEYS: dict[str, tuple[str, ...]] = {
+    WEAVIATE_EXPORT: ("status",),
+    WEAVIATE_BACKUP: ("status",),
+    WEAVIATE_RESTORE: ("status",),
+    # Zilliz v1 has no status word: its state is readyPercentage plus errorMessage.
+    ZILLIZ_V1: ("readyPercentage", "errorMessage"),
+    ZILLIZ_V2: ("state",),
+    MILVUS: ("state",),
+    PINECONE: ("status",),
 }
 _DEFAULT_COLLECTION: dict[str, str] = {
     WEAVIATE_EXPORT: "Article",
@@ -471,7 +472,8 @@ def fault_array(*, repeat: int = 1) -> Step:
 
 
 def fault_drift(drop: Sequence[str] | None = None, *, repeat: int = 1) -> Step:
-    """The last state with keys missing; default: the status key (`status`, `state`, `readyPercentage`)."""
+    """The last state with keys missing. Default: the status key (`status`, `state`; for Zilliz v1
+    `readyPercentage` and `errorMessage`, which together stand in for a status)."""
     return Step(fault=Fault(FaultKind.DRIFT, drop=tuple(drop or ())), repeat=repeat)
 
 
@@ -1105,7 +1107,7 @@ class UpstreamSimulator(HttpApp):
             return Response.json([base], fault.status or 200, headers=headers)
         if kind is FaultKind.DRIFT:
             obj = base.get("data", base) if job.source in _ENVELOPED else base
-            drop = fault.drop or (_STATUS_KEY[job.source],)
+            drop = fault.drop or _STATUS_KEYS[job.source]
             return Response.json(_drop_keys(base, obj, drop), fault.status or 200, headers=headers)
         # MALFORMED: a truncated copy of a real body, served as JSON.
         full = Response.json(base).body

@@ -27,7 +27,7 @@ except ModuleNotFoundError:  # plain checkout with PYTHONPATH=tests: the package
     sys.modules["jobwatch_devkit"] = jobwatch_devkit
 
 from jobwatch_devkit.http11 import HttpApp, Request, Response
-from jobwatch_devkit.processes import simulator_process
+from jobwatch_devkit.processes import moto_process, simulator_process
 from jobwatch_devkit.simulator import (
     JobState,
     Step,
@@ -699,7 +699,8 @@ class TestFaults:
         sim.add_job("zilliz-import-v1", "z", [fault_drift()])
         sim.add_job("weaviate-export", "w", [fault_drift(["classes"])])
         z = client.get("/v1/vector/collections/import/get", params={"jobId": "z", "clusterId": "c"}).json()
-        assert "readyPercentage" not in z["data"] and "jobId" in z["data"]
+        assert "readyPercentage" not in z["data"] and "errorMessage" not in z["data"]
+        assert "jobId" in z["data"]
         w = client.get("/v1/export/s3/w").json()
         assert "classes" not in w and "status" in w
 
@@ -956,6 +957,18 @@ class TestHttpCore:
         async with httpx.AsyncClient(base_url=url) as c:
             assert (await c.get("/v1/export/s3/a")).json()["status"] == "SUCCESS"
         await app.stop_async()
+
+
+def test_moto_subprocess_start_and_stop() -> None:
+    pytest.importorskip("moto")
+    proc = moto_process()
+    url = proc.start()
+    try:
+        assert httpx.get(url + "/moto-api/").status_code == 200
+    finally:
+        proc.stop()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url + "/moto-api/")
 
 
 def test_subprocess_start_and_stop() -> None:

@@ -148,10 +148,13 @@ def _poll_once(as_json: bool) -> dict[str, Any]:
     if as_json:
         print(json.dumps(report, sort_keys=True))
     else:
-        counts = ", ".join(f"{k}={v}" for k, v in report.items() if k not in ("events", "duration_s") and v)
+        skip = ("events", "errors", "duration_s")
+        counts = ", ".join(f"{k}={v}" for k, v in report.items() if k not in skip and v)
         print(f"poll: {counts or 'nothing to poll'} in {report['duration_s']}s")
         for event in report["events"]:
             print(f"  {event['event']:<10} {event['jobKey']}  ({event['transitionId']})")
+        for error in report["errors"]:
+            print(f"  poll error {error['jobId']}: {error['error']}")
     return report
 
 

@@ -72,9 +72,13 @@ class CycleReport:
     deferred: int = 0
     duration_s: float = 0.0
     events: list[dict[str, str]] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def counts(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k not in ("events", "errors")}
 
 
 def make_http_client(settings: Settings, concurrency: int) -> httpx.AsyncClient:
@@ -151,6 +155,7 @@ class _Cycle:
                 seen = await poll_spec(client, job.spec, self.api_key_for(job.spec))
             except PollError as exc:
                 self.report.poll_errors += 1
+                self.report.errors.append({"jobKey": job.key, "jobId": job.spec.job_id, "error": str(exc)})
                 logger.warning(
                     "poll failed; job state unchanged",
                     extra=job_fields(job.spec, error=str(exc), errorKind=exc.kind.value),
@@ -166,6 +171,7 @@ class _Cycle:
             return
         if decision.outcome is Outcome.IGNORED:
             self.report.ignored += 1
+            self.report.errors.append({"jobKey": job.key, "jobId": job.spec.job_id, "error": decision.reason})
             logger.warning(
                 "poll result ignored; job state unchanged",
                 extra=job_fields(job.spec, reason=decision.reason, status=seen.status),
@@ -262,6 +268,6 @@ async def run_cycle(deps: PollerDeps, remaining_s: Callable[[], float] = lambda:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     metrics.add_metric(name="CycleCompleted", unit=MetricUnit.Count, value=1)
     logger.info(
-        "poll cycle finished", extra={"cycle": {k: v for k, v in report.as_dict().items() if k != "events"}}
+        "poll cycle finished", extra={"cycle": report.counts()}
     )
     return report
