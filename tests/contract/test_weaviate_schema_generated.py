@@ -29,7 +29,13 @@ DEFINITIONS: dict[str, Any] = json.loads(SCHEMAS.read_text())["definitions"] if 
 BOUNDED = settings(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
 )
-FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+FUZZ = settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+)
+"""Mutations of real bodies reach the deep readers; this budget caught an injected reader bug in all four
+sources that use it."""
+SHALLOW_FUZZ = settings(FUZZ, max_examples=60)
+"""Arbitrary bytes/JSON mostly stop at the first check; fewer examples buy the same coverage."""
 
 ALWAYS_SENT = {
     "ExportStatusResponse": {"status"},
@@ -259,7 +265,12 @@ def test_generated_restore_status_parses(body: dict[str, Any]) -> None:
 
 
 def test_translator_refuses_unknown_constructs() -> None:
-    for schema in ({"type": "boolean"}, {"oneOf": []}, {"type": "string", "format": "uuid"}):
+    unsupported: list[dict[str, Any]] = [
+        {"type": "boolean"},
+        {"oneOf": []},
+        {"type": "string", "format": "uuid"},
+    ]
+    for schema in unsupported:
         with pytest.raises(NotImplementedError):
             from_schema(schema)
 
@@ -277,19 +288,23 @@ JSON_VALUES = st.recursive(
     | st.floats()  # NaN and infinities included: Python's json reads them back
     | st.text(max_size=12)
     | st.sampled_from(["Unknown type", "", "0001-01-01T00:00:00.000Z", "Completed", "SUCCESS", "Failed"]),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=24,
 )
 
 
-@FUZZ
+@SHALLOW_FUZZ
 @pytest.mark.parametrize("name", ALL_SOURCES)
 @given(body=st.binary(max_size=400), status=STATUSES, headers=HEADERS)
-def test_arbitrary_bytes_only_raise_poll_error(name: str, body: bytes, status: int, headers: dict[str, str]) -> None:
+def test_arbitrary_bytes_only_raise_poll_error(
+    name: str, body: bytes, status: int, headers: dict[str, str]
+) -> None:
     parse_or_poll_error(get_source(name), HttpResponse(status, body, headers))
 
 
-@FUZZ
+@SHALLOW_FUZZ
 @pytest.mark.parametrize("name", ALL_SOURCES)
 @given(value=JSON_VALUES, status=STATUSES)
 def test_arbitrary_json_only_raises_poll_error(name: str, value: Any, status: int) -> None:

@@ -29,7 +29,14 @@ from typing import Any, NamedTuple
 from .http11 import Disconnect, HttpApp, Request, Response
 
 __all__ = [
+    "MILVUS",
+    "PINECONE",
     "SOURCES",
+    "WEAVIATE_BACKUP",
+    "WEAVIATE_EXPORT",
+    "WEAVIATE_RESTORE",
+    "ZILLIZ_V1",
+    "ZILLIZ_V2",
     "Fault",
     "FaultKind",
     "JobState",
@@ -646,6 +653,11 @@ class UpstreamSimulator(HttpApp):
         self._by_job: Counter[tuple[str, str]] = Counter()
         self._by_path: Counter[str] = Counter()
         self._log: deque[RequestRecord] = deque(maxlen=log_limit)
+
+    @property
+    def url(self) -> str:
+        """Same as `base_url`: what a JobSpec's `endpoint` should be for any source."""
+        return self.base_url
 
     # -- scripting (in-process API) --------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from jobwatch.sources import get_source
 from jobwatch.sources.milvus_import import SOURCE
 
 
-def task(state: str = "InProgress", name: str = "[1.parquet]", **extra: Any) -> dict[str, Any]:
+def task(state: Any = "InProgress", name: str = "[1.parquet]", **extra: Any) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "completeTime": "",
         "fileName": name,

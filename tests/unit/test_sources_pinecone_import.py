@@ -21,7 +21,7 @@ from jobwatch.sources import get_source
 from jobwatch.sources.pinecone_import import SOURCE
 
 
-def body(status: str = "InProgress", **fields: Any) -> dict[str, Any]:
+def body(status: Any = "InProgress", **fields: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "id": "101",
         "uri": "s3://bucket/import-dir",

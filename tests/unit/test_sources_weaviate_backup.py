@@ -34,7 +34,7 @@ ALL_STATUSES = [
 ]
 
 
-def body(status: str = "STARTED", **fields: Any) -> dict[str, Any]:
+def body(status: Any = "STARTED", **fields: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "backend": "s3",
         "completedAt": ZERO,

@@ -23,7 +23,7 @@ from jobwatch.sources.weaviate_export import SOURCE
 ZERO = "0001-01-01T00:00:00.000Z"
 
 
-def body(status: str = "TRANSFERRING", **fields: Any) -> dict[str, Any]:
+def body(status: Any = "TRANSFERRING", **fields: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "backend": "s3",
         "classes": ["Article", "Product"],

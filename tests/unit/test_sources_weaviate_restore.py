@@ -21,7 +21,7 @@ from jobwatch.sources import get_source
 from jobwatch.sources.weaviate_restore import SOURCE
 
 
-def body(status: str = "TRANSFERRING", **fields: Any) -> dict[str, Any]:
+def body(status: Any = "TRANSFERRING", **fields: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "backend": "s3",
         "id": "nightly",

@@ -10,7 +10,7 @@ import asyncio
 import math
 from collections.abc import Callable, Mapping
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -18,12 +18,14 @@ from jobwatch.adapters import aws
 from jobwatch.adapters.publisher import SnsPublisher
 from jobwatch.adapters.secrets import SecretResolver
 from jobwatch.adapters.store import JobStore
-from jobwatch.delivery import BatchReport, DeliveryDeps, deliver_batch
 from jobwatch.model import JobSpec, Snapshot, TrackedJob
 from jobwatch.observability import logger
 from jobwatch.poller import CycleReport, PollerDeps, make_http_client, poll_spec, run_cycle, utc_now_iso
 from jobwatch.registration import build_spec
 from jobwatch.settings import Settings, get_settings
+
+if TYPE_CHECKING:  # the poller's cold start does not pay for the Slack side
+    from jobwatch.delivery import BatchReport, DeliveryDeps
 
 
 class ScheduleInput(BaseModel):
@@ -75,6 +77,8 @@ def handle_schedule(event: Mapping[str, Any] | None, context: Any) -> CycleRepor
 def delivery_deps() -> DeliveryDeps:
     import httpx
 
+    from jobwatch.delivery import DeliveryDeps
+
     settings = get_settings()
     return DeliveryDeps(
         settings=settings,
@@ -87,6 +91,8 @@ def delivery_deps() -> DeliveryDeps:
 
 def handle_slack_batch(event: Mapping[str, Any], context: Any) -> BatchReport:
     """One SQS batch of transitions for Slack, as run by the Slack-sender Lambda."""
+    from jobwatch.delivery import deliver_batch
+
     deps = delivery_deps()
     return deliver_batch(dict(event), deps, _remaining(context), deps.settings.slack_queue_url or None)
 
@@ -96,6 +102,8 @@ def drain_slack_queue(max_batches: int = 100) -> BatchReport:
 
     Mirrors the SQS event source mapping: records are deleted only when not reported as failures.
     """
+    from jobwatch.delivery import BatchReport, deliver_batch
+
     deps = delivery_deps()
     queue_url = deps.settings.slack_queue_url
     if not queue_url:

@@ -8,20 +8,24 @@ from __future__ import annotations
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from botocore.config import Config
-
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
     from mypy_boto3_sns.client import SNSClient
     from mypy_boto3_sqs.client import SQSClient
 
-_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 4},
-    connect_timeout=3,
-    read_timeout=10,
-    max_pool_connections=32,
-)
+
+
+@cache
+def _config() -> Any:
+    from botocore.config import Config
+
+    return Config(
+        retries={"mode": "standard", "max_attempts": 4},
+        connect_timeout=3,
+        read_timeout=10,
+        max_pool_connections=32,
+    )
 
 
 @cache
@@ -33,23 +37,23 @@ def _session() -> Any:
 
 @cache
 def dynamodb() -> DynamoDBClient:
-    client: DynamoDBClient = _session().client("dynamodb", config=_CONFIG)
+    client: DynamoDBClient = _session().client("dynamodb", config=_config())
     return client
 
 
 @cache
 def sns() -> SNSClient:
-    client: SNSClient = _session().client("sns", config=_CONFIG)
+    client: SNSClient = _session().client("sns", config=_config())
     return client
 
 
 @cache
 def sqs() -> SQSClient:
-    client: SQSClient = _session().client("sqs", config=_CONFIG)
+    client: SQSClient = _session().client("sqs", config=_config())
     return client
 
 
 @cache
 def secretsmanager() -> SecretsManagerClient:
-    client: SecretsManagerClient = _session().client("secretsmanager", config=_CONFIG)
+    client: SecretsManagerClient = _session().client("secretsmanager", config=_config())
     return client

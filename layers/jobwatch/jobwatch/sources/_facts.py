@@ -1,4 +1,4 @@
-"""Formatting for `facts()` lines, so every source writes counts, sizes and durations the same way.
+"""Formatting for `facts()` lines, so every source writes counts, sizes and lists the same way.
 
 Inputs come from `Snapshot.details`, which is stored JSON that other versions of jobwatch may have
 written; every helper therefore accepts `Any` and returns None for values it cannot format.
@@ -31,7 +31,7 @@ def count(value: Any) -> str | None:
 def byte_size(value: Any) -> str | None:
     """Binary units with one decimal (`26571700` -> `25.3 MiB`); object stores and consoles use these."""
     number = as_int(value)
-    if number is None or number < 0:
+    if number is None or not 0 <= number < 2**63:
         return None
     size = float(number)
     for unit in _BYTE_UNITS:

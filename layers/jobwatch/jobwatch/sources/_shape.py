@@ -132,7 +132,9 @@ def opt_object(obj: dict[str, Any], key: str, where: str = "") -> dict[str, Any]
 
 def as_object(value: Any, where: str) -> dict[str, Any]:
     """An array item or map value that must be an object."""
-    return value  # type: ignore[no-any-return]
+    if isinstance(value, dict):
+        return value
+    raise drift(where, f"is {json_type(value)}, expected an object")
 
 
 def opt_list(obj: dict[str, Any], key: str, where: str = "") -> list[Any]:

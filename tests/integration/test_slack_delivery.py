@@ -1,0 +1,321 @@
+"""Slack delivery from the SQS queue: at most one post per transition, honest retries, one dead letter.
+
+Transitions reach the Slack queue the real way (a poll cycle publishes to SNS, SNS fans out to SQS).
+The sender then runs through `service.drain_slack_queue` (the local stand-in for the SQS event source
+mapping: records reported as failures stay on the queue) or, for redeliveries, straight through
+`jobwatch.delivery.deliver_batch` with the records SQS would hand to the Lambda function again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+import pytest
+
+from jobwatch import service
+from jobwatch.adapters import aws
+from jobwatch.adapters.publisher import SnsPublisher
+from jobwatch.delivery import BatchReport, deliver_batch
+from jobwatch.messages import transition_from_sqs_body
+from jobwatch.model import Transition
+from jobwatch_devkit.harness import LocalDeployment
+from jobwatch_devkit.simulator import UpstreamSimulator, state
+from jobwatch_devkit.slack_sink import SinkResponse, SlackSink
+
+pytestmark = pytest.mark.integration
+
+EXPORT = "weaviate-export"
+
+
+@pytest.fixture
+def deployment(make_deployment: Any) -> LocalDeployment:
+    """A 429 goes straight back to the queue instead of being slept on in process."""
+    deployment: LocalDeployment = make_deployment({"JOBWATCH_SLACK_MAX_RETRY_AFTER_S": "0"})
+    return deployment
+
+
+# -- helpers ---------------------------------------------------------------------------------------------
+
+
+def _transition(
+    deployment: LocalDeployment,
+    sim: UpstreamSimulator,
+    endpoint: str,
+    job_id: str,
+    *,
+    error: str | None = None,
+) -> Transition:
+    """Track a job and poll once: one transition lands on the Slack queue through SNS."""
+    step = state("FAILED", error=error) if error else state("STARTED")
+    sim.add_job(EXPORT, job_id, [step], backend="s3")
+    deployment.track(source=EXPORT, endpoint=endpoint, job_id=job_id, backend="s3")
+    report = deployment.poll()
+    assert (report.transitions, report.published) == (1, 1)
+    (transition,) = [t for t in deployment.published() if t.job_id == job_id]
+    return transition
+
+
+def _depth(queue_url: str) -> tuple[int, int]:
+    """(visible, in flight) messages on a queue."""
+    attributes = aws.sqs().get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]), int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
+    )
+
+
+def _peek(queue_url: str) -> list[dict[str, Any]]:
+    """The visible messages as Lambda records, left visible (receive with a zero visibility timeout)."""
+    messages = (
+        aws.sqs()
+        .receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=0,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        .get("Messages", [])
+    )
+    return [
+        {
+            "messageId": m["MessageId"],
+            "receiptHandle": m["ReceiptHandle"],
+            "body": m["Body"],
+            "attributes": m.get("Attributes", {}),
+            "messageAttributes": m.get("MessageAttributes", {}),
+            "eventSource": "aws:sqs",
+        }
+        for m in messages
+    ]
+
+
+def _claim_state(transition_id: str) -> str | None:
+    item = (
+        aws.dynamodb()
+        .get_item(
+            TableName=service.get_settings().table,
+            Key={"pk": {"S": f"DELIVERY#slack#{transition_id}"}, "sk": {"S": "CLAIM"}},
+            ConsistentRead=True,
+        )
+        .get("Item")
+    )
+    return None if item is None else str(item["state"]["S"])
+
+
+def _counts(report: BatchReport) -> tuple[int, int, int, int, int]:
+    return report.delivered, report.duplicates, report.retried, report.dead_lettered, len(report.failures)
+
+
+def _deliver_until_posted(deployment: LocalDeployment, timeout: float = 6.0) -> tuple[BatchReport, float]:
+    """Drain repeatedly until something is posted (a record comes back after its visibility delay)."""
+    started = time.monotonic()
+    while True:
+        report = deployment.deliver()
+        if report.delivered or time.monotonic() - started > timeout:
+            return report, time.monotonic() - started
+        time.sleep(0.2)
+
+
+# -- duplicates ------------------------------------------------------------------------------------------
+
+
+def test_sqs_redelivery_of_a_posted_transition_never_posts_twice(
+    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink
+) -> None:
+    transition = _transition(deployment, sim, sim_url, "exp-redelivered")
+    queue = deployment.settings.slack_queue_url
+    (record,) = _peek(queue)
+    assert transition_from_sqs_body(record["body"]) == transition
+    deps = service.delivery_deps()
+
+    # The same record twice in one batch (SQS at-least-once), then again in a later batch.
+    report = deliver_batch({"Records": [record, record]}, deps, queue_url=queue)
+    assert _counts(report) == (1, 1, 0, 0, 0)
+    assert _claim_state(transition.transition_id) == "DELIVERED"
+    report = deliver_batch({"Records": [record]}, deps, queue_url=queue)
+    assert _counts(report) == (0, 1, 0, 0, 0)
+    # The original message is still on the queue: draining it is one more duplicate, not a post.
+    assert _counts(deployment.deliver()) == (0, 1, 0, 0, 0)
+    assert _depth(queue) == (0, 0)
+
+    (message,) = sink.messages()
+    assert f"`{transition.transition_id}`" in json.dumps(message.payload)
+    assert sink.rejected() == []
+
+
+def test_a_transition_published_twice_is_posted_once(
+    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink
+) -> None:
+    transition = _transition(deployment, sim, sim_url, "exp-published-twice")
+    # The outbox republishes a transition whose publish looked failed: SNS then fans it out again.
+    publisher = SnsPublisher(aws.sns(), deployment.settings.topic_arn)
+    publisher.publish(transition)
+    assert _depth(deployment.settings.slack_queue_url) == (2, 0)
+
+    assert _counts(deployment.deliver()) == (1, 1, 0, 0, 0)
+    publisher.publish(transition)
+    assert _counts(deployment.deliver()) == (0, 1, 0, 0, 0)
+    assert len(sink.messages()) == 1
+    assert _depth(deployment.settings.slack_queue_url) == (0, 0)
+
+
+# -- retryable answers -----------------------------------------------------------------------------------
+
+
+def test_rate_limited_post_goes_back_to_the_queue_and_is_posted_after_retry_after(
+    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink
+) -> None:
+    transition = _transition(deployment, sim, sim_url, "exp-rate-limited")
+    queue = deployment.settings.slack_queue_url
+    sink.script(["rate_limited"])  # 429, Retry-After: 1
+
+    report = deployment.deliver()
+    assert _counts(report) == (0, 0, 1, 0, 1)  # one batch item failure
+    assert [(m.status, m.response) for m in sink.rejected()] == [(429, "rate_limited")]
+    assert sink.messages() == []
+    assert _claim_state(transition.transition_id) is None  # released, so the retry can post
+    assert _depth(queue) == (0, 1)  # kept, invisible for Retry-After
+    assert _depth(deployment.settings.slack_dlq_url) == (0, 0)
+
+    report, waited = _deliver_until_posted(deployment)
+    assert _counts(report) == (1, 0, 0, 0, 0)
+    assert waited >= 0.5  # it came back after its visibility delay, not at once
+    (message,) = sink.messages()
+    assert f"`{transition.transition_id}`" in json.dumps(message.payload)
+    assert _claim_state(transition.transition_id) == "DELIVERED"
+    assert _depth(queue) == (0, 0)
+    assert len(sink.rejected()) == 1
+
+
+def test_server_error_is_retried_later_then_posted(
+    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink
+) -> None:
+    queue = deployment.settings.slack_queue_url
+    # SQS hands a failed record back once its visibility timeout ends (365 s in the template);
+    # one second here stands for that wait.
+    aws.sqs().set_queue_attributes(QueueUrl=queue, Attributes={"VisibilityTimeout": "1"})
+    transition = _transition(deployment, sim, sim_url, "exp-slack-500")
+    sink.script(["server_error", "drop"])  # 500, then a connection closed without an answer
+
+    for expected in ((500, "internal_error"), (0, "")):
+        report = deployment.deliver()
+        assert _counts(report) == (0, 0, 1, 0, 1)
+        assert (sink.rejected()[-1].status, sink.rejected()[-1].response) == expected
+        assert _claim_state(transition.transition_id) is None
+        assert _depth(queue) == (0, 1)
+        assert sink.messages() == []
+        time.sleep(1.1)
+
+    report, _ = _deliver_until_posted(deployment)
+    assert _counts(report) == (1, 0, 0, 0, 0)
+    assert len(sink.messages()) == 1 and len(sink.rejected()) == 2
+    assert _claim_state(transition.transition_id) == "DELIVERED"
+    assert _depth(queue) == (0, 0)
+    assert _depth(deployment.settings.slack_dlq_url) == (0, 0)
+
+
+# -- permanent answers -----------------------------------------------------------------------------------
+
+
+PERMANENT = {
+    "400-invalid_blocks": SinkResponse(400, "invalid_blocks"),
+    "403-action_prohibited": SinkResponse(403, "action_prohibited"),
+    "404-no_service": SinkResponse(404, "no_service"),
+    "410-channel_is_archived": SinkResponse(410, "channel_is_archived"),
+}
+
+
+@pytest.mark.parametrize("answer", list(PERMANENT.values()), ids=list(PERMANENT))
+def test_permanent_refusal_is_dead_lettered_once_and_never_retried(
+    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink, answer: SinkResponse
+) -> None:
+    transition = _transition(deployment, sim, sim_url, "exp-refused")
+    queue, dlq = deployment.settings.slack_queue_url, deployment.settings.slack_dlq_url
+    (record,) = _peek(queue)
+    sink.script([answer])
+
+    report = deployment.deliver()
+    assert _counts(report) == (0, 0, 0, 1, 0)  # not a batch item failure: SQS must not retry it
+    assert _depth(queue) == (0, 0)
+    assert [(m.status, m.response) for m in sink.rejected()] == [(answer.status, answer.body)]
+    assert sink.messages() == []
+    assert _claim_state(transition.transition_id) == "FAILED_PERMANENT"
+
+    (dead,) = _peek(dlq)
+    assert dead["body"] == record["body"]
+    assert transition_from_sqs_body(dead["body"]).transition_id == transition.transition_id
+    assert dead["messageAttributes"]["reason"]["StringValue"] == f"HTTP {answer.status}: {answer.body}"
+
+    # A redelivery of the same message (SQS duplicate, or a redrive from the DLQ) does not post.
+    report = deliver_batch({"Records": [record]}, service.delivery_deps(), queue_url=queue)
+    assert _counts(report) == (0, 1, 0, 0, 0)
+    assert len(sink.rejected()) == 1 and sink.messages() == []
+    assert _depth(dlq) == (1, 0)  # still dead-lettered exactly once
+    assert _counts(deployment.deliver()) == (0, 0, 0, 0, 0)
+
+
+UNREADABLE = {
+    "not-json": "this is not JSON {",
+    "json-array": "[1, 2, 3]",
+    "sns-envelope-of-something-else": json.dumps(
+        {"Type": "Notification", "MessageId": "m-1", "Message": json.dumps({"event": "FAILED"})}
+    ),
+    "future-schema": json.dumps({"schema": "jobwatch.transition/v9", "event": "FAILED"}),
+    "v1-event-missing-fields": json.dumps({"schema": "jobwatch.transition/v1", "event": "FAILED"}),
+}
+
+
+@pytest.mark.parametrize("body", list(UNREADABLE.values()), ids=list(UNREADABLE))
+def test_unreadable_sqs_body_is_dead_lettered(
+    deployment: LocalDeployment, sink: SlackSink, body: str
+) -> None:
+    queue, dlq = deployment.settings.slack_queue_url, deployment.settings.slack_dlq_url
+    aws.sqs().send_message(QueueUrl=queue, MessageBody=body)
+
+    report = deployment.deliver()
+    assert _counts(report) == (0, 0, 0, 1, 0)
+    assert _depth(queue) == (0, 0)
+    (dead,) = _peek(dlq)
+    assert dead["body"] == body
+    reason = dead["messageAttributes"]["reason"]["StringValue"]
+    assert reason.startswith("unreadable: ") and len(reason) <= 256
+    assert sink.messages() == [] and sink.rejected() == []
+
+
+# -- hostile upstream text ---------------------------------------------------------------------------------
+
+
+def test_mentions_and_markup_in_an_upstream_error_never_reach_slack_unescaped(
+    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink
+) -> None:
+    error = (
+        "disk full <!channel> <!here|here> <!everyone> <@U024BE7LH> <#C024BE7LR> @channel @here "
+        "<https://evil.example/login|click to fix> & ``` closing the fence ``` *bold*"
+    )
+    transition = _transition(deployment, sim, sim_url, "exp-hostile", error=error)
+    assert transition.current.error == error  # the event itself keeps the upstream text as it was
+
+    assert deployment.deliver().delivered == 1
+    (message,) = sink.messages()
+    raw = message.raw
+    for hostile in ("<!channel>", "<!here", "<!everyone>", "<@U024BE7LH>", "<#C024BE7LR>", "<https://"):
+        assert hostile not in raw
+    assert "<" not in raw and ">" not in raw  # no Slack control sequence of any kind
+    assert re.findall(r"&(?!amp;|lt;|gt;)", raw) == []  # every & is an entity
+    assert "@channel" not in raw and "@here" not in raw and "@everyone" not in raw
+    assert "&lt;!channel&gt;" in raw and "&lt;@U024BE7LH&gt;" in raw
+
+    (error_block,) = [
+        block["text"]["text"]
+        for block in message.blocks
+        if block.get("type") == "section" and block.get("text", {}).get("text", "").startswith("*Error*")
+    ]
+    assert error_block.count("```") == 2  # the upstream text cannot close the code block
+    assert error_block.startswith("*Error*\n```\ndisk full &lt;!channel&gt;")
+    assert error_block.endswith("*bold*\n```")
