@@ -189,7 +189,8 @@ def _observability(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     logger.setLevel(level)
 
 
-def parse_log_lines(text: str) -> list[dict[str, Any]]:
+def _parse_log_lines(text: str) -> list[dict[str, Any]]:
+    """The JSON log records among `text`'s lines (other lines are ignored)."""
     records = []
     for line in text.splitlines():
         line = line.strip()
@@ -208,6 +209,6 @@ def stderr_logs(capsys: pytest.CaptureFixture[str]) -> Callable[[], list[dict[st
     """Returns a reader of the JSON log records written to stderr since its last call."""
 
     def read() -> list[dict[str, Any]]:
-        return parse_log_lines(capsys.readouterr().err)
+        return _parse_log_lines(capsys.readouterr().err)
 
     return read

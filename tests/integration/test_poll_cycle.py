@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, cast
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped,unused-ignore]
 
 from jobwatch import service
 from jobwatch.adapters import aws
@@ -28,7 +30,7 @@ from jobwatch.adapters.secrets import SecretResolver
 from jobwatch.adapters.store import JobStore
 from jobwatch.model import SCHEMA_ID, Phase, TrackedJob, Transition
 from jobwatch.poller import CycleReport, PollerDeps, run_cycle
-from jobwatch_devkit.harness import LocalDeployment
+from jobwatch_devkit.harness import REPO_ROOT, LocalDeployment
 from jobwatch_devkit.simulator import UpstreamSimulator, hold, state
 from jobwatch_devkit.slack_sink import SinkMessage, SlackSink
 
@@ -41,7 +43,9 @@ EXPORT = "weaviate-export"
 ZILLIZ = "zilliz-import-v1"
 CLUSTER = "in01-3f5c2a"
 
-LogReader = Callable[[], list[dict[str, Any]]]
+EVENT_SCHEMA = Draft202012Validator(
+    json.loads((REPO_ROOT / "docs/schemas/transition-event.v1.json").read_text())
+)
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
@@ -90,6 +94,21 @@ def _by_job_id(messages: list[SinkMessage], job_ids: list[str]) -> dict[str, Sin
     return out
 
 
+def _validated_raw_events(deployment: LocalDeployment) -> list[dict[str, Any]]:
+    """The events as SQS subscribers receive them (not yet consumed), each checked against the
+    published JSON schema (docs/schemas/transition-event.v1.json)."""
+    events = [json.loads(envelope["Message"]) for envelope in deployment.raw_envelopes()]
+    for event in events:
+        EVENT_SCHEMA.validate(event)
+    return events
+
+
+def _nonzero(report: CycleReport) -> dict[str, int]:
+    """The report's non-zero counters: comparing this to a literal asserts every other one is zero."""
+    skip = ("duration_s", "events", "errors")
+    return {name: value for name, value in report.as_dict().items() if name not in skip and value}
+
+
 def _events(report: CycleReport) -> list[tuple[str, str]]:
     return sorted((event["jobKey"], event["event"]) for event in report.events)
 
@@ -127,8 +146,7 @@ def test_each_transition_is_published_and_posted_exactly_once(
 
     # Cycle 1: first observation of both jobs -> STARTED (previous null).
     report = deployment.poll()
-    assert (report.jobs, report.polled, report.transitions, report.published) == (2, 2, 2, 2)
-    assert (report.unchanged, report.updated, report.poll_errors, report.conflicts) == (0, 0, 0, 0)
+    assert _nonzero(report) == {"jobs": 2, "polled": 2, "transitions": 2, "published": 2}
     assert _events(report) == sorted([(export.key, "STARTED"), (imp.key, "STARTED")])
     # SNS attributes subscribers filter on, as any SQS subscriber sees them.
     attributes = {
@@ -145,6 +163,8 @@ def test_each_transition_is_published_and_posted_exactly_once(
         },
         {"event": "STARTED", "phase": "RUNNING", "source": ZILLIZ, "severity": "info"},
     ]
+    raw = _validated_raw_events(deployment)
+    assert sorted(event["jobId"] for event in raw) == ["exp-nightly", "job-0427"]
     published = deployment.published()
     assert len(published) == 2
     for event in published:
@@ -171,13 +191,7 @@ def test_each_transition_is_published_and_posted_exactly_once(
 
     # Cycle 2: the same answers again -> nothing written, published or posted.
     report = deployment.poll()
-    assert (report.polled, report.unchanged, report.updated, report.transitions, report.published) == (
-        2,
-        2,
-        0,
-        0,
-        0,
-    )
+    assert _nonzero(report) == {"jobs": 2, "polled": 2, "unchanged": 2}
     assert report.events == []
     assert {key: _job(store, key) for key in kinds} == after_start  # not even updatedAt moved
     assert deployment.published() == published
@@ -186,7 +200,7 @@ def test_each_transition_is_published_and_posted_exactly_once(
 
     # Cycle 3: progress inside the RUNNING phase (TRANSFERRING, 40 %) is stored but never notified.
     report = deployment.poll()
-    assert (report.polled, report.updated, report.transitions, report.published) == (2, 2, 0, 0)
+    assert _nonzero(report) == {"jobs": 2, "polled": 2, "updated": 2}
     updated = {key: _job(store, key) for key in kinds}
     assert {key: job.version for key, job in updated.items()} == {export.key: 2, imp.key: 2}
     export_snapshot, import_snapshot = updated[export.key].snapshot, updated[imp.key].snapshot
@@ -198,13 +212,14 @@ def test_each_transition_is_published_and_posted_exactly_once(
 
     # Cycle 4: no change again -> no write.
     report = deployment.poll()
-    assert (report.polled, report.unchanged, report.updated, report.transitions) == (2, 2, 0, 0)
+    assert _nonzero(report) == {"jobs": 2, "polled": 2, "unchanged": 2}
     assert {key: _job(store, key) for key in kinds} == updated
 
     # Cycle 5: both finish -> one SUCCEEDED each, RUNNING -> SUCCEEDED.
     report = deployment.poll()
-    assert (report.polled, report.transitions, report.published) == (2, 2, 2)
+    assert _nonzero(report) == {"jobs": 2, "polled": 2, "transitions": 2, "published": 2}
     assert _events(report) == sorted([(export.key, "SUCCEEDED"), (imp.key, "SUCCEEDED")])
+    assert [event["event"] for event in _validated_raw_events(deployment)] == ["SUCCEEDED", "SUCCEEDED"]
     all_events = deployment.published()
     assert len(all_events) == 4
     finished = all_events[2:]
@@ -234,25 +249,14 @@ def test_each_transition_is_published_and_posted_exactly_once(
     # Cycle 6: both terminal -> not polled at all.
     before = {job_id: sim.request_count(job_id) for job_id in ("exp-nightly", "job-0427")}
     report = deployment.poll()
-    assert (report.jobs, report.polled) == (0, 0)
-    assert (
-        {job_id: sim.request_count(job_id) for job_id in before}
-        == before
-        == {
-            "exp-nightly": 5,
-            "job-0427": 5,
-        }
-    )
+    assert _nonzero(report) == {}
+    assert before == {"exp-nightly": 5, "job-0427": 5}
+    assert {job_id: sim.request_count(job_id) for job_id in before} == before
     assert len(deployment.published()) == 4
     assert deployment.deliver().delivered == 0
     assert len(sink.messages()) == 4
-    assert [
-        (t.event, t.transition_id)
-        for t in sorted(store.recent_transitions(export.key), key=lambda t: t.transition_id)
-    ] == [
-        ("STARTED", f"{export.key}#1"),
-        ("SUCCEEDED", f"{export.key}#3"),
-    ]
+    recorded = sorted((t.transition_id, t.event) for t in store.recent_transitions(export.key))
+    assert recorded == [(f"{export.key}#1", "STARTED"), (f"{export.key}#3", "SUCCEEDED")]
     assert store.pending_transitions() == []
 
 
@@ -283,11 +287,11 @@ def test_failed_and_canceled_jobs_alert_once_with_the_error_and_are_not_polled_a
     }
 
     report = deployment.poll()
-    assert (report.transitions, report.published) == (3, 3)
+    assert _nonzero(report) == {"jobs": 3, "polled": 3, "transitions": 3, "published": 3}
     assert deployment.deliver().delivered == 3
 
     report = deployment.poll()
-    assert (report.polled, report.transitions, report.published, report.poll_errors) == (3, 3, 3, 0)
+    assert _nonzero(report) == {"jobs": 3, "polled": 3, "transitions": 3, "published": 3}
     assert _events(report) == sorted(
         [(keys["exp-fail"], "FAILED"), (keys["exp-cancel"], "CANCELED"), (keys["job-bad-dim"], "FAILED")]
     )
@@ -332,8 +336,7 @@ def test_failed_and_canceled_jobs_alert_once_with_the_error_and_are_not_polled_a
         "job-bad-dim": Phase.FAILED,
     }
     for _ in range(2):
-        report = deployment.poll()
-        assert (report.jobs, report.polled, report.transitions) == (0, 0, 0)
+        assert _nonzero(deployment.poll()) == {}
     assert {job_id: sim.request_count(job_id) for job_id in keys} == dict.fromkeys(keys, 2)
     assert {key: _job(store, key).version for key in keys.values()} == dict.fromkeys(keys.values(), 2)
     assert len(deployment.published()) == 6
@@ -353,7 +356,7 @@ def test_first_observation_of_an_already_failed_job_alerts_once(
     imp = deployment.track(source=ZILLIZ, endpoint=sim_url, job_id="job-dead", cluster_id=CLUSTER)
 
     report = deployment.poll()
-    assert (report.polled, report.transitions, report.published) == (2, 2, 2)
+    assert _nonzero(report) == {"jobs": 2, "polled": 2, "transitions": 2, "published": 2}
     assert _events(report) == sorted([(export.key, "FAILED"), (imp.key, "FAILED")])
     events = {event.job_key: event for event in deployment.published()}
     assert len(deployment.published()) == 2
@@ -367,8 +370,7 @@ def test_first_observation_of_an_already_failed_job_alerts_once(
     _assert_slack_message(posted["exp-dead"], job_id="exp-dead", event="FAILED", kind="Weaviate export")
     _assert_slack_message(posted["job-dead"], job_id="job-dead", event="FAILED", kind="Zilliz Cloud import")
 
-    report = deployment.poll()
-    assert (report.jobs, report.polled) == (0, 0)
+    assert _nonzero(deployment.poll()) == {}
     assert (sim.request_count("exp-dead"), sim.request_count("job-dead")) == (1, 1)
     assert len(deployment.published()) == 2
     assert deployment.deliver().delivered == 0
@@ -442,10 +444,14 @@ def _independent_deps(
     )
 
 
+def _cycle_on_own_loop(deps: PollerDeps) -> CycleReport:
+    return asyncio.run(run_cycle(deps))
+
+
 def _overlapping_cycles(runs: tuple[PollerDeps, PollerDeps]) -> tuple[CycleReport, CycleReport]:
     """Both runs at once, each on its own thread with its own event loop (as two Lambda invocations)."""
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="poller-run") as pool:
-        futures = [pool.submit(lambda deps=deps: asyncio.run(run_cycle(deps))) for deps in runs]
+        futures = [pool.submit(_cycle_on_own_loop, deps) for deps in runs]
         first, second = (future.result(timeout=60) for future in futures)
     return first, second
 
@@ -563,7 +569,7 @@ def test_api_key_is_read_from_secrets_manager(
     sim_url: str,
     sink: SlackSink,
     store: JobStore,
-    capsys: pytest.CaptureFixture[str],
+    stderr_logs: Callable[[], list[dict[str, Any]]],
 ) -> None:
     secrets = aws.secretsmanager()
     secrets.create_secret(Name="jobwatch/weaviate-prod", SecretString="wv-key-123")
@@ -601,7 +607,7 @@ def test_api_key_is_read_from_secrets_manager(
         backend="s3",
         secret_name="jobwatch/not-created",
     )
-    capsys.readouterr()
+    stderr_logs()  # forget the registration lines
 
     report = deployment.poll()
     assert (report.polled, report.transitions, report.published, report.poll_errors) == (4, 2, 2, 2)
@@ -616,19 +622,16 @@ def test_api_key_is_read_from_secrets_manager(
     # The wrong key reached the upstream and was refused; the missing secret never left jobwatch.
     assert (sim.request_count("exp-stale-key"), sim.request_count("exp-no-secret")) == (1, 0)
 
-    err = capsys.readouterr().err
-    failures = {
-        record["jobKey"]: record
-        for record in (json.loads(line) for line in err.splitlines() if line.startswith("{"))
-        if record.get("message") == "poll failed; job state unchanged"
-    }
+    records = stderr_logs()
+    failures = {r["jobKey"]: r for r in records if r.get("message") == "poll failed; job state unchanged"}
     assert sorted(failures) == sorted([stale.key, missing.key])
     assert failures[stale.key]["errorKind"] == "AUTH"
     assert failures[stale.key]["error"] == "AUTH HTTP 401: unauthorized: invalid api key"
     assert failures[missing.key]["errorKind"] == "CONFIG"
     assert "jobwatch/not-created" in failures[missing.key]["error"]
+    logged = json.dumps(records)
     for value in ("wv-key-123", "zc-key-456", "wv-key-rotated-away"):
-        assert value not in err  # secret names are logged, values never
+        assert value not in logged  # secret names are logged, values never
 
     assert deployment.deliver().delivered == 2
     assert len(sink.messages()) == 2
@@ -685,3 +688,60 @@ def test_a_transition_whose_publish_failed_is_republished_once_by_a_later_cycle(
     assert [(e.transition_id, e.event, e.previous) for e in events] == [(f"{job.key}#1", "STARTED", None)]
     assert deployment.deliver().delivered == 1
     assert len(sink.messages()) == 1
+
+
+# -- 7. very large upstream errors ------------------------------------------------------------------------
+
+
+def _stack_trace(kib: int) -> str:
+    """A Java-style stack trace of about `kib` KiB, as a failing import reports it."""
+    head = "java.lang.IllegalStateException: bulk insert failed for segment 4471\n"
+    frame = "\tat io.milvus.storage.BinlogWriter.flush(BinlogWriter.java:214)\n"
+    return head + frame * (kib * 1024 // len(frame))
+
+
+def test_a_failure_repeated_across_many_files_alerts_once_without_breaking_the_cycle(
+    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink, store: JobStore
+) -> None:
+    # An 8 KiB error is ordinary (messages.py caps errors for SNS and Slack because "an upstream error
+    # can be a whole stack trace"), and both APIs repeat it per file / per shard: 60 of them are kept
+    # as 50 entries in the snapshot, which is stored in the job item and again in the outbox item.
+    trace = _stack_trace(8)
+    files = [f"data/part-{n:03d}.parquet" for n in range(60)]
+    shards = {"Article": {f"shard{n:03d}": {"status": "FAILED", "error": trace} for n in range(60)}}
+    sim.add_job(
+        EXPORT, "exp-trace", [state("STARTED"), state("FAILED", error=trace, shards=shards)], backend="s3"
+    )
+    sim.add_job(
+        ZILLIZ,
+        "job-trace",
+        [state(ready=0.1, files=files), state(ready=0.1, files=files, error_message=trace)],
+        cluster_id=CLUSTER,
+    )
+    sim.add_job(EXPORT, "exp-bystander", [state("STARTED"), state("SUCCESS", objects=9)], backend="s3")
+    for job_id in ("exp-trace", "exp-bystander"):
+        deployment.track(source=EXPORT, endpoint=sim_url, job_id=job_id, backend="s3")
+    deployment.track(source=ZILLIZ, endpoint=sim_url, job_id="job-trace", cluster_id=CLUSTER)
+    assert deployment.poll().transitions == 3
+
+    try:
+        report = deployment.poll()
+    except ClientError as exc:  # a store write the poller does not expect ends the whole cycle
+        pytest.fail(f"the poll cycle crashed on a large upstream error: {exc}")
+    assert _nonzero(report) == {"jobs": 3, "polled": 3, "transitions": 3, "published": 3}
+    finished = {event.job_id: event for event in deployment.published()[3:]}
+    assert len(deployment.published()) == 6
+    assert {job_id: event.event for job_id, event in finished.items()} == {
+        "exp-trace": "FAILED",
+        "job-trace": "FAILED",
+        "exp-bystander": "SUCCEEDED",
+    }
+    for job_id in ("exp-trace", "job-trace"):
+        error = finished[job_id].current.error
+        assert error is not None and error.startswith("java.lang.IllegalStateException: bulk insert failed")
+    assert deployment.deliver().delivered == 3
+    assert len(sink.messages()) == 3
+
+    report = deployment.poll()  # all three are terminal now
+    assert (report.jobs, report.polled, report.transitions) == (0, 0, 0)
+    assert len(deployment.published()) == 6

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from jobwatch.adapters.publisher import SnsPublisher
 from jobwatch.delivery import BatchReport, deliver_batch
 from jobwatch.messages import transition_from_sqs_body
 from jobwatch.model import Transition
+from jobwatch.settings import get_settings
 from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.simulator import UpstreamSimulator, state
 from jobwatch_devkit.slack_sink import SinkResponse, SlackSink
@@ -31,10 +33,9 @@ EXPORT = "weaviate-export"
 
 
 @pytest.fixture
-def deployment(make_deployment: Any) -> LocalDeployment:
+def deployment(make_deployment: Callable[..., LocalDeployment]) -> LocalDeployment:
     """A 429 goes straight back to the queue instead of being slept on in process."""
-    deployment: LocalDeployment = make_deployment({"JOBWATCH_SLACK_MAX_RETRY_AFTER_S": "0"})
-    return deployment
+    return make_deployment({"JOBWATCH_SLACK_MAX_RETRY_AFTER_S": "0"})
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
@@ -96,15 +97,10 @@ def _peek(queue_url: str) -> list[dict[str, Any]]:
 
 
 def _claim_state(transition_id: str) -> str | None:
-    item = (
-        aws.dynamodb()
-        .get_item(
-            TableName=service.get_settings().table,
-            Key={"pk": {"S": f"DELIVERY#slack#{transition_id}"}, "sk": {"S": "CLAIM"}},
-            ConsistentRead=True,
-        )
-        .get("Item")
-    )
+    """The state of the Slack delivery claim of one transition (None: no claim)."""
+    key = {"pk": {"S": f"DELIVERY#slack#{transition_id}"}, "sk": {"S": "CLAIM"}}
+    response = aws.dynamodb().get_item(TableName=get_settings().table, Key=key, ConsistentRead=True)
+    item = response.get("Item")
     return None if item is None else str(item["state"]["S"])
 
 
@@ -165,6 +161,37 @@ def test_a_transition_published_twice_is_posted_once(
     assert _depth(deployment.settings.slack_queue_url) == (0, 0)
 
 
+def test_a_claim_held_by_another_worker_defers_the_post_until_its_lease_ends(
+    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink
+) -> None:
+    transition = _transition(deployment, sim, sim_url, "exp-claimed")
+    queue = deployment.settings.slack_queue_url
+    (record,) = _peek(queue)
+    store = service.job_store(deployment.settings)
+    deps = service.delivery_deps()
+
+    # Another sender is posting this transition right now (live lease): do not post it a second time.
+    assert store.claim_delivery("slack", transition.transition_id, 120) == "claimed"
+    report = deliver_batch({"Records": [record]}, deps, queue_url=queue)
+    assert _counts(report) == (0, 0, 1, 0, 1)
+    assert report.failures == [record["messageId"]]
+    assert sink.messages() == [] and sink.rejected() == []
+    assert _claim_state(transition.transition_id) == "IN_PROGRESS"  # still the other sender's
+
+    # That sender died without finishing: once its lease has run out, the redelivery posts.
+    assert store.claim_delivery("slack", transition.transition_id, -1) == "busy"
+    aws.dynamodb().update_item(
+        TableName=deployment.settings.table,
+        Key={"pk": {"S": f"DELIVERY#slack#{transition.transition_id}"}, "sk": {"S": "CLAIM"}},
+        UpdateExpression="SET leaseUntil = :past",
+        ExpressionAttributeValues={":past": {"N": f"{time.time() - 1:.3f}"}},
+    )
+    report = deliver_batch({"Records": [record]}, deps, queue_url=queue)
+    assert _counts(report) == (1, 0, 0, 0, 0)
+    assert len(sink.messages()) == 1
+    assert _claim_state(transition.transition_id) == "DELIVERED"
+
+
 # -- retryable answers -----------------------------------------------------------------------------------
 
 
@@ -191,6 +218,23 @@ def test_rate_limited_post_goes_back_to_the_queue_and_is_posted_after_retry_afte
     assert _claim_state(transition.transition_id) == "DELIVERED"
     assert _depth(queue) == (0, 0)
     assert len(sink.rejected()) == 1
+
+
+def test_a_short_retry_after_is_waited_out_in_process(
+    make_deployment: Callable[..., LocalDeployment], sim: UpstreamSimulator, sim_url: str, sink: SlackSink
+) -> None:
+    deployment = make_deployment()  # default JOBWATCH_SLACK_MAX_RETRY_AFTER_S (5 s) >= Retry-After (1 s)
+    transition = _transition(deployment, sim, sim_url, "exp-short-429")
+    sink.script(["rate_limited"])
+
+    started = time.monotonic()
+    report = deployment.deliver()
+    assert _counts(report) == (1, 0, 0, 0, 0)
+    assert time.monotonic() - started >= 0.9  # it honoured Retry-After: 1 before posting again
+    assert [(m.status, m.response) for m in sink.rejected()] == [(429, "rate_limited")]
+    (message,) = sink.messages()
+    assert f"`{transition.transition_id}`" in json.dumps(message.payload)
+    assert _depth(deployment.settings.slack_queue_url) == (0, 0)
 
 
 def test_server_error_is_retried_later_then_posted(
@@ -319,3 +363,39 @@ def test_mentions_and_markup_in_an_upstream_error_never_reach_slack_unescaped(
     assert error_block.count("```") == 2  # the upstream text cannot close the code block
     assert error_block.startswith("*Error*\n```\ndisk full &lt;!channel&gt;")
     assert error_block.endswith("*bold*\n```")
+
+
+def test_mentions_in_collection_and_file_names_and_labels_are_escaped_too(
+    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink
+) -> None:
+    sim.add_job(
+        "zilliz-import-v1",
+        "job-hostile",
+        [
+            state(
+                ready=0, files=["<!here>.parquet", "b.parquet"], error_message="row 7: <!channel> bad vector"
+            )
+        ],
+        cluster_id="in01-hostile",
+        collection="<!channel>_articles",
+    )
+    deployment.track(
+        source="zilliz-import-v1",
+        endpoint=sim_url,
+        job_id="job-hostile",
+        cluster_id="in01-hostile",
+        labels={"owner": "<!subteam^S123|@oncall> @here"},
+    )
+    report = deployment.poll()
+    assert (report.transitions, report.published) == (1, 1)
+    (event,) = deployment.published()
+    assert event.current.details["collectionName"] == "<!channel>_articles"
+
+    assert deployment.deliver().delivered == 1
+    (message,) = sink.messages()
+    raw = message.raw
+    assert "<" not in raw and ">" not in raw
+    assert "@here" not in raw and "@channel" not in raw
+    assert re.findall(r"&(?!amp;|lt;|gt;)", raw) == []
+    assert "&lt;!channel&gt;_articles" in raw and "&lt;!here&gt;.parquet" in raw
+    assert "&lt;!subteam^S123|@oncall&gt; @\u2060here" in raw
