@@ -672,13 +672,14 @@ def test_a_transition_whose_publish_failed_is_republished_once_by_a_later_cycle(
     assert deployment.published() == []
 
     # Once it is old enough, the next cycle republishes it, exactly once.
-    aws.dynamodb().update_item(
-        TableName=settings.table,
-        Key={"pk": {"S": f"JOB#{job.key}"}, "sk": {"S": "TR#0000000001"}},
-        UpdateExpression="SET recordedAt = :old",
-        ExpressionAttributeValues={":old": {"N": f"{time.time() - 3600:.3f}"}},
+    later = PollerDeps(
+        settings=settings,
+        store=store,
+        publisher=service.poller_deps().publisher,
+        secrets=service.secret_resolver(),
+        clock=lambda: time.time() + 3600,
     )
-    report = deployment.poll()
+    report = asyncio.run(run_cycle(later))
     assert (report.republished, report.published, report.transitions) == (1, 0, 0)
     assert store.pending_transitions() == []
     for _ in range(2):
@@ -723,6 +724,7 @@ def test_a_failure_repeated_across_many_files_alerts_once_without_breaking_the_c
         deployment.track(source=EXPORT, endpoint=sim_url, job_id=job_id, backend="s3")
     deployment.track(source=ZILLIZ, endpoint=sim_url, job_id="job-trace", cluster_id=CLUSTER)
     assert deployment.poll().transitions == 3
+    assert deployment.deliver().delivered == 3
 
     try:
         report = deployment.poll()
@@ -740,7 +742,7 @@ def test_a_failure_repeated_across_many_files_alerts_once_without_breaking_the_c
         error = finished[job_id].current.error
         assert error is not None and error.startswith("java.lang.IllegalStateException: bulk insert failed")
     assert deployment.deliver().delivered == 3
-    assert len(sink.messages()) == 3
+    assert len(sink.messages()) == 6
 
     report = deployment.poll()  # all three are terminal now
     assert (report.jobs, report.polled, report.transitions) == (0, 0, 0)

@@ -143,3 +143,36 @@ class Transition(WireModel):
 
 
 SCHEMA_ID = "jobwatch.transition/v1"
+
+MAX_ERROR_CHARS = 4000
+MAX_DETAIL_TEXT_CHARS = 1000
+MAX_SNAPSHOT_BYTES = 96_000
+"""A job item holds the snapshot plus up to two in the outbox (previous/current): this keeps it far
+below DynamoDB's 400 KB item limit and SNS's 256 KiB message limit whatever upstream sends."""
+
+
+def _clip(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 40]}... [truncated, {len(text)} chars in all]"
+
+
+def _clip_details(value: Any, limit: int) -> Any:
+    if isinstance(value, str):
+        return _clip(value, limit)
+    if isinstance(value, list):
+        return [_clip_details(item, limit) for item in value]
+    if isinstance(value, dict):
+        return {key: _clip_details(item, limit) for key, item in value.items()}
+    return value
+
+
+def bounded(snapshot: Snapshot) -> Snapshot:
+    """Cap upstream text so one huge error can never make a job unstorable or unpublishable."""
+    error = None if snapshot.error is None else _clip(snapshot.error, MAX_ERROR_CHARS)
+    details = _clip_details(snapshot.details, MAX_DETAIL_TEXT_CHARS)
+    clipped = snapshot.model_copy(update={"error": error, "details": details})
+    if len(clipped.model_dump_json()) > MAX_SNAPSHOT_BYTES:
+        small = {k: v for k, v in details.items() if not isinstance(v, list | dict)}
+        clipped = clipped.model_copy(update={"details": {**small, "detailsTruncated": True}})
+    return clipped

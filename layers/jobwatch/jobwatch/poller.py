@@ -25,7 +25,7 @@ import httpx
 from jobwatch.adapters.secrets import SecretUnavailableError
 from jobwatch.adapters.store import ConflictError, JobStore
 from jobwatch.errors import PollError, PollErrorKind
-from jobwatch.model import JobSpec, Snapshot, TrackedJob, Transition
+from jobwatch.model import JobSpec, Snapshot, TrackedJob, Transition, bounded
 from jobwatch.observability import MetricUnit, job_fields, logger, metrics
 from jobwatch.settings import Settings
 from jobwatch.sources import UnknownSourceError, get_source
@@ -57,6 +57,8 @@ class PollerDeps:
     publisher: Publisher
     secrets: Secrets
     now_iso: Callable[[], str] = utc_now_iso
+    clock: Callable[[], float] = time.time
+    """Epoch seconds for outbox bookkeeping; tests move it forward instead of sleeping."""
 
 
 @dataclass
@@ -69,6 +71,8 @@ class CycleReport:
     published: int = 0
     republished: int = 0
     publish_failures: int = 0
+    dead_lettered: int = 0
+    crashed: int = 0
     poll_errors: int = 0
     ignored: int = 0
     conflicts: int = 0
@@ -136,7 +140,7 @@ async def poll_spec(client: httpx.AsyncClient, spec: JobSpec, api_key: str | Non
         raise PollError(PollErrorKind.CONFIG, str(exc)) from None
     request = source.build_request(spec, api_key)
     response = await fetch(client, request)
-    return source.parse(response)
+    return bounded(source.parse(response))
 
 
 _Lane = tuple[httpx.AsyncClient, asyncio.Semaphore]
@@ -180,6 +184,15 @@ class _Cycle:
             raise PollError(PollErrorKind.CONFIG, str(exc)) from None
 
     async def poll_one(self, lane: _Lane, job: TrackedJob) -> None:
+        """One job; anything unexpected is logged against the job and never aborts the cycle."""
+        try:
+            await self._poll_one(lane, job)
+        except Exception as exc:
+            self.report.crashed += 1
+            self.report.errors.append({"jobKey": job.key, "jobId": job.spec.job_id, "error": repr(exc)[:300]})
+            logger.exception("unexpected error for this job; cycle goes on", extra=job_fields(job.spec))
+
+    async def _poll_one(self, lane: _Lane, job: TrackedJob) -> None:
         client, gate = lane
         async with gate:
             if self.remaining_s() < self.settings.deadline_margin_s:
@@ -214,7 +227,8 @@ class _Cycle:
             return
         transition = decision.transition
         try:
-            await self.in_thread(lambda: self.deps.store.save_snapshot(job, seen, now, transition))
+            now_s = self.deps.clock()
+            await self.in_thread(lambda: self.deps.store.save_snapshot(job, seen, now, transition, now_s))
         except ConflictError:
             self.report.conflicts += 1
             logger.info("another run advanced this job first; not notifying", extra=job_fields(job.spec))
@@ -258,18 +272,30 @@ class _Cycle:
             self.report.republished += 1
         else:
             self.report.published += 1
-        await self.in_thread(lambda: store.mark_published(transition, message_id))
+        now_s = self.deps.clock()
+        await self.in_thread(lambda: store.mark_published(transition, message_id, now_s))
 
     async def drain_outbox(self) -> None:
         """Publish transitions that were recorded but never published (crash, SNS outage)."""
-        pending = await self.in_thread(self.deps.store.pending_transitions)
-        now = time.time()
+        store = self.deps.store
+        pending = await self.in_thread(store.pending_transitions)
+        now = self.deps.clock()
         for item in pending:
             backoff = OUTBOX_GRACE_S * math.pow(2, min(item.attempts, 6))
             if now - item.recorded_at < backoff:
                 continue
             if self.remaining_s() < self.settings.deadline_margin_s:
                 return
+            if item.attempts >= OUTBOX_MAX_ATTEMPTS:
+                self.report.dead_lettered += 1
+                reason = f"not published after {item.attempts} attempts"
+                logger.error(
+                    "transition dead-lettered",
+                    extra={"jobKey": item.transition.job_key, "transitionId": item.transition.transition_id},
+                )
+                transition = item.transition
+                await self.in_thread(lambda: store.mark_dead_lettered(transition, reason, now))
+                continue
             await self.publish(item.transition, republish=True)
 
     async def run(self) -> CycleReport:
@@ -280,7 +306,9 @@ class _Cycle:
             self.report.jobs = len(jobs)
             async with contextlib.AsyncExitStack() as stack:
                 lanes = await open_lanes(stack, self.settings, len(jobs))
-                await asyncio.gather(*(self.poll_one(lanes[i % len(lanes)], job) for i, job in enumerate(jobs)))
+                await asyncio.gather(
+                    *(self.poll_one(lanes[i % len(lanes)], job) for i, job in enumerate(jobs))
+                )
         finally:
             self.executor.shutdown(wait=True)
         self.report.duration_s = round(time.perf_counter() - started, 3)
@@ -295,13 +323,13 @@ async def run_cycle(deps: PollerDeps, remaining_s: Callable[[], float] = lambda:
         ("Transitions", report.transitions),
         ("Published", report.published + report.republished),
         ("PublishFailures", report.publish_failures),
+        ("OutboxDeadLettered", report.dead_lettered),
+        ("JobCrashes", report.crashed),
         ("WriteConflicts", report.conflicts),
         ("Deferred", report.deferred),
         ("IgnoredResults", report.ignored),
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     metrics.add_metric(name="CycleCompleted", unit=MetricUnit.Count, value=1)
-    logger.info(
-        "poll cycle finished", extra={"cycle": report.counts()}
-    )
+    logger.info("poll cycle finished", extra={"cycle": report.counts()})
     return report

@@ -1,8 +1,9 @@
 """DynamoDB store: tracked jobs, their transitions (the outbox) and per-channel delivery claims.
 
 One table, three item kinds sharing `pk`/`sk`:
-- job         pk=JOB#<key>          sk=JOB        version, doc (JSON), pollShard (only while non-terminal)
-- transition  pk=JOB#<key>          sk=TR#<ver>   doc (event JSON), outboxShard (only until published)
+- job         pk=JOB#<key>   sk=JOB       version, doc (JSON), pollShard (only while non-terminal),
+                                          outbox {transitionId: entry}, outboxShard (while it may be non-empty)
+- history     pk=JOB#<key>   sk=TR#<ver>  doc (event JSON), delivery (PUBLISHED / DEAD_LETTERED)
 - claim       pk=DELIVERY#<channel>#<transitionId>  sk=CLAIM  state, leaseUntil
 
 The job's document is one JSON string attribute: the poller reads thousands of jobs per cycle and
@@ -70,6 +71,7 @@ class JobStore:
             "version": {"N": str(job.version)},
             "doc": {"S": _compact(doc)},
             "source": {"S": job.spec.source},
+            "outbox": {"M": {}},
         }
         if job.terminal:
             item["expiresAt"] = {"N": str(int(time.time()) + self._retention_s)}
@@ -149,12 +151,13 @@ class JobStore:
     # -- state changes --------------------------------------------------------------------------
 
     def save_snapshot(
-        self, job: TrackedJob, seen: Snapshot, now_iso: str, transition: Transition | None
+        self, job: TrackedJob, seen: Snapshot, now_iso: str, transition: Transition | None, now_s: float
     ) -> TrackedJob:
-        """Advance the job to `seen`, conditional on the version that was read.
+        """Advance the job to `seen` in one conditional write on the version that was read.
 
-        With a transition, the transition item (the outbox entry) is written in the same
-        transaction, so a crash after this call loses nothing: the outbox is republished later.
+        A transition goes into the job item's own `outbox` map in that same write, so recording the
+        state and owing the notification are one atomic step (no multi-item transaction needed): a
+        crash after this call loses nothing, a later cycle publishes what is still in the outbox.
         Raises ConflictError when another run got there first.
         """
         updated = job.model_copy(
@@ -165,79 +168,120 @@ class JobStore:
                 "changed_at": now_iso,
             }
         )
-        condition: dict[str, Any] = {
-            "ConditionExpression": "#v = :read",
-            "ExpressionAttributeNames": {"#v": "version"},
-            "ExpressionAttributeValues": {":read": {"N": str(job.version)}},
+        doc = updated.to_wire()
+        doc.pop("version", None)
+        names: dict[str, str] = {"#v": "version"}
+        values: dict[str, Any] = {
+            ":read": {"N": str(job.version)},
+            ":new": {"N": str(updated.version)},
+            ":doc": {"S": _compact(doc)},
         }
+        sets = ["#v = :new", "doc = :doc"]
+        removes: list[str] = []
+        if updated.terminal:
+            sets.append("expiresAt = :exp")
+            values[":exp"] = {"N": str(int(now_s) + self._retention_s)}
+            removes.append("pollShard")
+        if transition is not None:
+            names["#t"] = transition.transition_id
+            sets += ["outbox.#t = :entry", "outboxShard = :pending"]
+            values[":entry"] = {
+                "M": {
+                    "doc": {"S": _compact(transition.to_wire())},
+                    "recordedAt": {"N": f"{now_s:.3f}"},
+                    "attempts": {"N": "0"},
+                }
+            }
+            values[":pending"] = {"S": PENDING_SHARD}
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         try:
-            if transition is None:
-                self._db.put_item(TableName=self._table, Item=self._job_item(updated), **condition)
-            else:
-                self._db.transact_write_items(
-                    TransactItems=[
-                        {"Put": {"TableName": self._table, "Item": self._job_item(updated), **condition}},  # type: ignore[typeddict-item]
-                        {
-                            "Put": {
-                                "TableName": self._table,
-                                "Item": self._transition_item(transition, updated.version),
-                                "ConditionExpression": "attribute_not_exists(pk)",
-                            }
-                        },
-                    ]
-                )
-        except (
-            self._db.exceptions.ConditionalCheckFailedException,
-            self._db.exceptions.TransactionCanceledException,
-        ) as exc:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": _job_pk(job.key)}, "sk": {"S": _JOB_SK}},
+                UpdateExpression=expression,
+                ConditionExpression="#v = :read",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except self._db.exceptions.ConditionalCheckFailedException as exc:
             raise ConflictError(str(exc)) from exc
         return updated
 
     # -- outbox ---------------------------------------------------------------------------------
 
-    def _transition_item(self, transition: Transition, version: int) -> dict[str, Any]:
-        return {
-            "pk": {"S": _job_pk(transition.job_key)},
-            "sk": {"S": _transition_sk(version)},
-            "doc": {"S": _compact(transition.to_wire())},
-            "outboxShard": {"S": PENDING_SHARD},
-            "recordedAt": {"N": f"{time.time():.3f}"},
-            "attempts": {"N": "0"},
-            "expiresAt": {"N": str(int(time.time()) + self._retention_s)},
-        }
-
-    def mark_published(self, transition: Transition, message_id: str) -> None:
-        version = int(transition.transition_id.rsplit("#", 1)[1])
-        self._db.update_item(
-            TableName=self._table,
-            Key={"pk": {"S": _job_pk(transition.job_key)}, "sk": {"S": _transition_sk(version)}},
-            UpdateExpression="REMOVE outboxShard SET publishedAt = :t, messageId = :m",
-            ExpressionAttributeValues={":t": {"N": f"{time.time():.3f}"}, ":m": {"S": message_id}},
-        )
-
-    def note_publish_failure(self, transition: Transition) -> None:
-        version = int(transition.transition_id.rsplit("#", 1)[1])
-        self._db.update_item(
-            TableName=self._table,
-            Key={"pk": {"S": _job_pk(transition.job_key)}, "sk": {"S": _transition_sk(version)}},
-            UpdateExpression="ADD attempts :one",
-            ExpressionAttributeValues={":one": {"N": "1"}},
-        )
-
     def pending_transitions(self) -> list[PendingTransition]:
-        """Recorded but not yet published transitions, oldest first."""
-        pending = [
-            PendingTransition(
-                transition=Transition.model_validate_json(item["doc"]["S"]),
-                recorded_at=float(item["recordedAt"]["N"]),
-                attempts=int(item.get("attempts", {"N": "0"})["N"]),
-            )
-            for item in self._query_index(OUTBOX_INDEX, "outboxShard", PENDING_SHARD)
-        ]
+        """Recorded but not yet published transitions, oldest first (sparse index, no Scan)."""
+        pending: list[PendingTransition] = []
+        for item in self._query_index(OUTBOX_INDEX, "outboxShard", PENDING_SHARD):
+            for entry in item.get("outbox", {}).get("M", {}).values():
+                fields = entry["M"]
+                pending.append(
+                    PendingTransition(
+                        transition=Transition.model_validate_json(fields["doc"]["S"]),
+                        recorded_at=float(fields["recordedAt"]["N"]),
+                        attempts=int(fields["attempts"]["N"]),
+                    )
+                )
         pending.sort(key=lambda p: p.recorded_at)
         return pending
 
+    def _settle(self, transition: Transition, state: str, now_s: float, detail: str) -> None:
+        """Take a transition out of the outbox and keep it in the job's history."""
+        key = {"pk": {"S": _job_pk(transition.job_key)}, "sk": {"S": _JOB_SK}}
+        try:
+            response = self._db.update_item(
+                TableName=self._table,
+                Key=key,
+                UpdateExpression="REMOVE outbox.#t",
+                ConditionExpression="attribute_exists(outbox.#t)",
+                ExpressionAttributeNames={"#t": transition.transition_id},
+                ReturnValues="ALL_NEW",
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return  # another run settled it first
+        if not response.get("Attributes", {}).get("outbox", {}).get("M"):
+            with contextlib.suppress(self._db.exceptions.ConditionalCheckFailedException):
+                self._db.update_item(
+                    TableName=self._table,
+                    Key=key,
+                    UpdateExpression="REMOVE outboxShard",
+                    ConditionExpression="size(outbox) = :zero",
+                    ExpressionAttributeValues={":zero": {"N": "0"}},
+                )
+        version = int(transition.transition_id.rsplit("#", 1)[1])
+        self._db.put_item(
+            TableName=self._table,
+            Item={
+                "pk": {"S": _job_pk(transition.job_key)},
+                "sk": {"S": _transition_sk(version)},
+                "doc": {"S": _compact(transition.to_wire())},
+                "delivery": {"S": state},
+                "detail": {"S": detail[:500]},
+                "settledAt": {"N": f"{now_s:.3f}"},
+                "expiresAt": {"N": str(int(now_s) + self._retention_s)},
+            },
+        )
+
+    def mark_published(self, transition: Transition, message_id: str, now_s: float) -> None:
+        self._settle(transition, "PUBLISHED", now_s, message_id)
+
+    def mark_dead_lettered(self, transition: Transition, reason: str, now_s: float) -> None:
+        """Give up on a transition after the retry cap; the operator alarm watches this metric."""
+        self._settle(transition, "DEAD_LETTERED", now_s, reason)
+
+    def note_publish_failure(self, transition: Transition) -> None:
+        with contextlib.suppress(self._db.exceptions.ConditionalCheckFailedException):
+            self._db.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": _job_pk(transition.job_key)}, "sk": {"S": _JOB_SK}},
+                UpdateExpression="ADD outbox.#t.attempts :one",
+                ConditionExpression="attribute_exists(outbox.#t)",
+                ExpressionAttributeNames={"#t": transition.transition_id},
+                ExpressionAttributeValues={":one": {"N": "1"}},
+            )
+
     def recent_transitions(self, key: str, limit: int = 20) -> list[Transition]:
+        """Settled transitions of a job, newest first (pending ones are in `pending_transitions`)."""
         response = self._db.query(
             TableName=self._table,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :tr)",

@@ -13,9 +13,8 @@ def text_or_none(value: Any) -> str | None:
     """A string field that may be null, empty, or a doc-generator placeholder."""
     if value is None:
         return None
-    if not isinstance(value, str):
-        value = str(value)
-    stripped = value.strip()
+    text = value if isinstance(value, str) else str(value)
+    stripped = text.strip()
     if stripped.lower() in _NULL_PLACEHOLDERS:
         return None
     return stripped
@@ -28,13 +27,13 @@ def timestamp_or_none(value: Any) -> str | None:
         return None
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        if parsed.year < 1970:
+            return None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    except (ValueError, OverflowError):  # unparsable, or out of range once shifted to UTC
         return None
-    if parsed.year < 1970:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def number_or_none(value: Any) -> float | None:
@@ -52,7 +51,9 @@ def number_or_none(value: Any) -> float | None:
 
 def int_or_none(value: Any) -> int | None:
     number = number_or_none(value)
-    return None if number is None else int(number)
+    if number is None or number != number or number in (float("inf"), float("-inf")):
+        return None
+    return int(number)
 
 
 def clamp_percent(value: float | None) -> float | None:

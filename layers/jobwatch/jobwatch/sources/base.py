@@ -65,7 +65,7 @@ def decode_json_object(response: HttpResponse) -> dict[str, Any]:
     """Decode a body that must be a JSON object; anything else is INVALID_BODY (with a short excerpt)."""
     try:
         data = json.loads(response.body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         excerpt = response.body[:80].decode("utf-8", "replace")
         ctype = response.headers.get("content-type", "unknown content type")
         raise PollError(
