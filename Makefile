@@ -13,13 +13,15 @@ PY313 ?= $(shell PYENV_VERSION=3.13.0 python3.13 -c 'import sys; print(sys.execu
 export JOBWATCH_ALLOW_HTTP_LOOPBACK ?= true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install demo test lint typecheck unit contract integration template bench soak build clean
+.PHONY: help install demo test lint typecheck unit contract integration template bench soak build clean openapi api
 
 help:
 	@echo "make demo   run the main job end to end offline (moto + simulators + Slack sink)"
 	@echo "make test   ruff, mypy and the whole pytest suite (unit, contract, integration, template)"
 	@echo "make bench  poller benchmark (2,000 jobs, 50 ms upstream latency)"
 	@echo "make build  sam build (needs python3.13)"
+	@echo "make openapi  regenerate docs/openapi.json from the API code"
+	@echo "make api    serve the registration API on 127.0.0.1:8080 (needs a local stack, see README)"
 
 $(BIN)/.installed: pyproject.toml layers/jobwatch/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +59,12 @@ integration: $(BIN)/.installed
 
 template: $(BIN)/.installed $(SAM_VENV)/.installed
 	JOBWATCH_SAM=$(SAM) $(BIN)/python -m pytest tests/template
+
+openapi: $(BIN)/.installed
+	$(BIN)/python -m jobwatch.api --openapi > docs/openapi.json
+
+api: $(BIN)/.installed
+	$(BIN)/jobwatch api serve --port 8080
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_poller.py

@@ -5,7 +5,13 @@ simulator and the Slack sink listen on real loopback sockets. Jobs are registere
 code path, then the real handler code runs cycle after cycle while the simulator walks each scripted
 job through its statuses. The timeline shows every transition with the Slack message (as the sink
 received it) and the email (as SNS sends it to email subscribers). The demo checks itself: it exits 1
-if any expected transition is missing, duplicated or unexpected.
+if any expected transition is missing, duplicated or unexpected, or if a job's last message lacks
+what it must show (size, rows of total, failure reason...).
+
+Every source walks a full life: Weaviate export, backup and restore; Zilliz Cloud imports through the
+v1 controller and the v2 control plane; a self-hosted Milvus import; a Pinecone import. Upstream status
+changes that are not transitions (TRANSFERRED, FINALIZING, Importing 40 -> 80...) are stored and shown
+per cycle, but nobody is notified. To add a job, append a `DemoJob` to `JOBS`.
 """
 
 from __future__ import annotations
@@ -14,10 +20,12 @@ import os
 import sys
 import textwrap
 from dataclasses import dataclass
+from typing import Any
 
 from jobwatch.cli import main as jobwatch_cli
-from jobwatch.messages import email_body, email_subject
-from jobwatch.model import Transition
+from jobwatch.messages import email_body, email_subject, format_progress
+from jobwatch.model import TrackedJob, Transition
+from jobwatch.sources import get_source
 from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.processes import moto_process
 from jobwatch_devkit.simulator import Step, UpstreamSimulator, fault_api_error, hold, state
@@ -40,6 +48,14 @@ class DemoJob:
     options: tuple[tuple[str, str], ...] = ()
     api_key: str | None = None
     secret: str | None = None
+    must_show: tuple[str, ...] = ()
+    """Texts the Slack message and the email of the job's last transition must both contain."""
+    release_at: int | None = None
+    """Cycle at which the demo releases the job's `hold()` step (`UpstreamSimulator.advance`)."""
+
+    @property
+    def name(self) -> str:
+        return f"{self.source} {self.job_id}"
 
 
 ARTICLE_SHARDS_RUNNING = {
@@ -65,6 +81,35 @@ ARTICLE_SHARDS_FAILED = {
     },
 }
 
+MILVUS_FILES = ("events/2026-11/part-1.parquet", "events/2026-11/part-2.parquet")
+MILVUS_FILE_BYTES = 812_447_391
+MILVUS_ROWS = 2_400_000
+
+
+def milvus_files(*states: tuple[str, int], reason: str | None = None) -> dict[str, Any]:
+    """`details` (one per file of MILVUS_FILES, each `(state, progress)`) and their summed `fileSize`,
+    in the shape of shared/reference milvus-v2/describe.importing-80.partial.json. A file's rows follow
+    its progress; a Failed file carries `reason`."""
+    per_file = MILVUS_ROWS // len(MILVUS_FILES)
+    details: list[dict[str, Any]] = []
+    for name, (file_state, progress) in zip(MILVUS_FILES, states, strict=True):
+        detail: dict[str, Any] = {
+            "completeTime": "2026-11-20T09:41:07Z" if file_state == "Completed" else "",
+            "fileName": f"[{name}]",
+            "fileSize": MILVUS_FILE_BYTES,
+            "importedRows": per_file * progress // 100,
+            "progress": progress,
+            "state": file_state,
+            "totalRows": per_file,
+        }
+        if file_state == "Failed" and reason:
+            detail["reason"] = reason
+        details.append(detail)
+    return {"details": details, "fileSize": MILVUS_FILE_BYTES * len(details)}
+
+
+MILVUS_TIMEOUT = "import timeout: job ran longer than 300s"
+
 JOBS = [
     DemoJob(
         "weaviate-export",
@@ -80,6 +125,8 @@ JOBS = [
             state("SUCCESS", shards=ARTICLE_SHARDS_DONE),
         ],
         expected=["STARTED", "SUCCEEDED"],
+        must_show=("Objects exported", "1,000,090", "2/2 done"),
+        release_at=4,  # the export is held at TRANSFERRING until cycle 4, then finishes
     ),
     DemoJob(
         "weaviate-export",
@@ -128,6 +175,136 @@ JOBS = [
             state(ready=0.2, error="file 2.parquet: field 'vector' has dim 768, expected 1536"),
         ],
         expected=["STARTED", "FAILED"],
+    ),
+    DemoJob(
+        "weaviate-backup",
+        "nightly-2026-11-20",
+        backend="s3",
+        collection="Article",
+        steps=[state("STARTED"), state("TRANSFERRING"), state("SUCCESS", size=48.62)],
+        expected=["STARTED", "SUCCEEDED"],
+        must_show=("48.62 GiB before compression",),
+    ),
+    DemoJob(
+        "weaviate-restore",
+        "nightly-2026-11-19",
+        backend="s3",
+        collection="Article",
+        steps=[
+            state("STARTED"),
+            state("TRANSFERRING"),
+            state("TRANSFERRED"),  # files staged: not the end, restore goes on
+            state("FINALIZING"),  # schema applied, can no longer be canceled
+            state("SUCCESS"),
+        ],
+        expected=["STARTED", "SUCCEEDED"],
+        # Restore status has no timestamps: any duration is what jobwatch observed, and says so.
+        must_show=("observed",),
+    ),
+    DemoJob(
+        "zilliz-import-v2",
+        "job-02v2articles",
+        cluster_id="in03-9a1b7e",
+        collection="medium_articles",
+        steps=[
+            state("Pending", total_rows=100_000),
+            # importedRows: what Zilliz Cloud's describe alias answers (Milvus body); getProgress may omit it.
+            state("Importing", progress=45, total_rows=100_000, extra={"importedRows": 45_000}),
+            state("Completed", total_rows=100_000, extra={"importedRows": 100_000}),
+        ],
+        expected=["QUEUED", "STARTED", "SUCCEEDED"],
+        must_show=("100,000 of 100,000",),
+    ),
+    DemoJob(
+        "milvus-import",
+        "458021734452345601",
+        collection="events",
+        options=(("dbName", "analytics"),),
+        steps=[
+            state("Pending", total_rows=MILVUS_ROWS),  # no details before pre-import finishes
+            state(
+                "Importing",
+                progress=40,
+                rows=MILVUS_ROWS * 40 // 100,
+                total_rows=MILVUS_ROWS,
+                extra=milvus_files(("InProgress", 40), ("InProgress", 40)),
+            ),
+            # Every file Completed, the job still Importing at 80 %: sorting and building indexes.
+            state(
+                "Importing",
+                progress=80,
+                rows=MILVUS_ROWS,
+                total_rows=MILVUS_ROWS,
+                extra=milvus_files(("Completed", 100), ("Completed", 100)),
+            ),
+            state(
+                "Completed",
+                rows=MILVUS_ROWS,
+                total_rows=MILVUS_ROWS,
+                extra=milvus_files(("Completed", 100), ("Completed", 100)),
+            ),
+        ],
+        expected=["QUEUED", "STARTED", "SUCCEEDED"],
+        must_show=("2,400,000 of 2,400,000", "2/2 done", "analytics"),
+    ),
+    DemoJob(
+        "milvus-import",
+        "458021734452345602",
+        collection="events",
+        options=(("dbName", "analytics"),),
+        steps=[
+            state(
+                "Importing",
+                progress=45,
+                rows=MILVUS_ROWS * 45 // 100,
+                total_rows=MILVUS_ROWS,
+                extra=milvus_files(("InProgress", 60), ("InProgress", 30)),
+            ),
+            state(
+                "Importing",
+                progress=55,
+                rows=MILVUS_ROWS * 55 // 100,
+                total_rows=MILVUS_ROWS,
+                extra=milvus_files(("Completed", 100), ("InProgress", 10)),
+            ),
+            # Milvus resets progress and rows to 0 when a job fails; `reason` says why.
+            state(
+                "Failed",
+                progress=0,
+                rows=0,
+                total_rows=0,
+                error=MILVUS_TIMEOUT,
+                extra=milvus_files(("Completed", 100), ("Failed", 10), reason=MILVUS_TIMEOUT),
+            ),
+        ],
+        expected=["STARTED", "FAILED"],
+        must_show=(MILVUS_TIMEOUT, "1/2 done · 1 failed", "part-2.parquet"),
+    ),
+    DemoJob(
+        "pinecone-import",
+        "101",
+        collection="articles",
+        api_key="pinecone-demo-key",
+        secret="jobwatch/pinecone-demo",
+        options=(("apiVersion", "2025-10"),),
+        steps=[
+            state("Pending"),
+            state("InProgress", progress=35.5, rows=355_000),
+            state("Completed", progress=100, rows=1_000_000),
+        ],
+        expected=["QUEUED", "STARTED", "SUCCEEDED"],
+        must_show=("1,000,000",),
+    ),
+    DemoJob(
+        "pinecone-import",
+        "102",
+        collection="articles",
+        steps=[
+            state("InProgress", progress=12, rows=120_000),
+            state("InProgress", progress=20, rows=200_000),
+            state("Cancelled", progress=20, rows=200_000),
+        ],
+        expected=["STARTED", "CANCELED"],
     ),
 ]
 
@@ -197,6 +374,39 @@ def print_transition(t: Transition, slack: SinkMessage | None) -> None:
     print(indent(f"Subject: {email_subject(t)}\n\n{email_body(t)}"))
 
 
+Seen = dict[str, tuple[str, float | None]]
+"""Job key -> (upstream status, progress) as last stored."""
+
+
+def print_quiet_changes(jobs: list[TrackedJob], seen: Seen, notified: set[str]) -> None:
+    """Status or progress changes inside one phase: stored, shown here, never notified (not a transition)."""
+    for job in sorted(jobs, key=lambda j: job_index(j.spec.source, j.spec.job_id)):
+        snapshot = job.snapshot
+        if snapshot is None:
+            continue
+        now = (snapshot.status, snapshot.progress)
+        before = seen.get(job.key)
+        seen[job.key] = now
+        if before is None or before == now or job.key in notified:
+            continue
+        if before[0] == snapshot.status:
+            change = f"{snapshot.status} {format_progress(before[1])} → {format_progress(snapshot.progress)}"
+        else:
+            change = f"{before[0]} → {snapshot.status} ({format_progress(snapshot.progress)})"
+        print(
+            f"  · {job.spec.source} {job.spec.job_id}: {change}, still {snapshot.phase.value}: no transition"
+        )
+        facts = get_source(job.spec.source).facts(job.spec, snapshot)
+        if facts:
+            print("      " + " · ".join(f"{fact.label}: {fact.value}" for fact in facts))
+
+
+def job_index(source: str, job_id: str) -> int:
+    """Position in JOBS: output follows the list, whatever order SNS/SQS or DynamoDB return things in."""
+    names = [(job.source, job.job_id) for job in JOBS]
+    return names.index((source, job_id)) if (source, job_id) in names else len(names)
+
+
 def run_demo() -> int:
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
     os.environ.setdefault("JOBWATCH_CLI_LOG_LEVEL", "ERROR")
@@ -215,11 +425,14 @@ def run_demo() -> int:
             f"topic {deployment.settings.topic_arn.rsplit(':', 1)[-1]}"
         )
         register(deployment, sim_url, sim)
-        print(f"registered {len(JOBS)} jobs through `jobwatch track`\n")
+        sources = sorted({job.source for job in JOBS})
+        print(f"registered {len(JOBS)} jobs of {len(sources)} sources through `jobwatch track`\n")
         seen: list[Transition] = []
+        statuses: Seen = {}
         for cycle in range(1, CYCLES + 1):
-            if cycle == 4:
-                sim.advance("nightly-export")  # release the held export so it can finish
+            for job in JOBS:
+                if job.release_at == cycle:
+                    sim.advance(job.job_id, source=job.source)  # release a held step
             report = deployment.poll()
             delivery = deployment.deliver()
             published = deployment.published()
@@ -234,12 +447,12 @@ def run_demo() -> int:
                 )
             )
             for error in report.errors:
-                print(
-                    f"  poll error (logged, job unchanged, nobody notified): {error['jobId']}: {error['error']}"
-                )
+                cause = f"{error['jobId']}: {error['error']}"
+                print(f"  poll error (logged, job unchanged, nobody notified): {cause}")
+            print_quiet_changes(deployment.jobs(), statuses, {t.job_key for t in new})
             messages = sink.messages()
-            for t in new:
-                print_transition(t, next((m for m in messages if t.transition_id in m.raw), None))
+            for t in sorted(new, key=lambda t: job_index(t.source, t.job_id)):
+                print_transition(t, slack_for(t, messages))
         return verify(seen, sink.messages())
     finally:
         sink.stop()
@@ -247,18 +460,38 @@ def run_demo() -> int:
         moto.stop()
 
 
+def slack_for(t: Transition, messages: list[SinkMessage]) -> SinkMessage | None:
+    return next((m for m in messages if t.transition_id in m.raw), None)
+
+
 def verify(published: list[Transition], slack: list[SinkMessage]) -> int:
     problems: list[str] = []
     for job in JOBS:
-        events = [t.event for t in published if t.job_id == job.job_id]
+        transitions = [t for t in published if (t.source, t.job_id) == (job.source, job.job_id)]
+        events = [t.event for t in transitions]
         if events != job.expected:
-            problems.append(f"{job.job_id}: expected {job.expected}, SNS carried {events}")
+            problems.append(f"{job.name}: expected {job.expected}, SNS carried {events}")
+        if job.must_show and transitions:
+            last = transitions[-1]
+            message = slack_for(last, slack)
+            texts = {
+                "Slack message": slack_as_text(message) if message else "",
+                "email": f"{email_subject(last)}\n{email_body(last)}",
+            }
+            for channel, text in texts.items():
+                missing = [want for want in job.must_show if want not in text]
+                if missing:
+                    problems.append(f"{job.name}: the {last.event} {channel} does not show {missing}")
     if len(slack) != len(published):
         problems.append(f"{len(published)} SNS transitions but {len(slack)} Slack messages")
     if any("<!channel>" in message.raw for message in slack):
         problems.append("an upstream '<!channel>' reached Slack unescaped")
+    untouched = sorted({job.source for job in JOBS} - {t.source for t in published})
+    if untouched:
+        problems.append(f"no transition at all for {untouched}")
     print(rule("summary", "═"))
     print(
+        f"{len(JOBS)} jobs of {len({job.source for job in JOBS})} sources: "
         f"{len(published)} transitions, {len(published)} SNS messages, {len(slack)} Slack messages; "
         f"expected {sum(len(j.expected) for j in JOBS)}"
     )

@@ -284,7 +284,7 @@ def test_poll_text_output_names_each_event_and_each_poll_error(
     # Logs go to stderr only (WARNING and up by default), as JSON.
     records = [json.loads(line) for line in err.splitlines()]
     assert [(r["level"], r["message"], r["jobId"]) for r in records] == [
-        ("WARNING", "poll failed; job state unchanged", "exp-500")
+        ("WARNING", "poll failed; job phase unchanged", "exp-500")
     ]
 
 

@@ -41,7 +41,7 @@ pytestmark = pytest.mark.integration
 EXPORT = "weaviate-export"
 ZILLIZ = "zilliz-import-v1"
 CLUSTER = "in01-7d1e0b"
-POLL_FAILED = "poll failed; job state unchanged"
+POLL_FAILED = "poll failed; job phase unchanged"
 IGNORED = "poll result ignored; job state unchanged"
 
 LogReader = Callable[[], list[dict[str, Any]]]
@@ -193,7 +193,13 @@ def test_fault_is_a_logged_poll_error_without_state_change_or_notification(
     else:
         assert logged == case.error
     assert report.errors == [{"jobKey": job.key, "jobId": job_id, "error": logged}]
-    assert _job(store, job.key) == running  # no write: same version, snapshot and timestamps
+    after = _job(store, job.key)
+    # The phase, snapshot, version and timestamps stay; only the error streak is counted (issue 3).
+    assert after.model_copy(update={"health": running.health}) == running
+    if case.kind is not None:
+        assert (after.health.consecutive_errors, after.health.last_error_kind) == (1, case.kind)
+    else:
+        assert after.health == running.health
     assert len(deployment.published()) == 1
     delivery = deployment.deliver()
     assert (delivery.delivered, delivery.retried, delivery.dead_lettered) == (0, 0, 0)

@@ -158,9 +158,15 @@ def test_creates_the_template_resources_idempotently(endpoint: str) -> None:
     # Declared for `sam local` overrides only: the caller's own values must stay in force after eval.
     assert "AWS_ENDPOINT_URL" not in second
     assert "JOBWATCH_ALLOW_HTTP_LOOPBACK" not in second
-    assert set(second.functions) == {"PollerFunction", "SlackSenderFunction"}
+    assert set(second.functions) == {"PollerFunction", "SlackSenderFunction", "ApiFunction"}
     assert all(env == dict(second) for env in second.functions.values())
-    for skipped in ("PollerFunction", "SlackDeadLetterAlarm", "JobwatchLayer", "SlackQueuePolicy"):
+    for skipped in (
+        "PollerFunction",
+        "SlackDeadLetterAlarm",
+        "JobwatchLayer",
+        "SlackQueuePolicy",
+        "RegistrationApi",
+    ):
         assert any(note.startswith(f"skipped {skipped} ") for note in second.notes), skipped
     assert "skipped AlertEmailSubscription: condition HasAlertEmail is false" in second.notes
 

@@ -623,7 +623,7 @@ def test_api_key_is_read_from_secrets_manager(
     assert (sim.request_count("exp-stale-key"), sim.request_count("exp-no-secret")) == (1, 0)
 
     records = stderr_logs()
-    failures = {r["jobKey"]: r for r in records if r.get("message") == "poll failed; job state unchanged"}
+    failures = {r["jobKey"]: r for r in records if r.get("message") == "poll failed; job phase unchanged"}
     assert sorted(failures) == sorted([stale.key, missing.key])
     assert failures[stale.key]["errorKind"] == "AUTH"
     assert failures[stale.key]["error"] == "AUTH HTTP 401: unauthorized: invalid api key"

@@ -74,7 +74,7 @@ def test_every_function_is_python313_on_arm64_with_the_layer(
 ) -> None:
     defaults = template["Globals"]["Function"]
     functions = _functions(resources)
-    assert set(functions) == {"PollerFunction", "SlackSenderFunction"}
+    assert set(functions) == {"PollerFunction", "SlackSenderFunction", "ApiFunction"}
     for logical_id, props in functions.items():
         assert props.get("Runtime", defaults.get("Runtime")) == "python3.13", logical_id
         assert props.get("Architectures", defaults.get("Architectures")) == ["arm64"], logical_id
@@ -208,7 +208,15 @@ def test_topic_subscriptions(template: dict[str, Any], resources: dict[str, Any]
     assert email["Condition"] == "HasAlertEmail"
     assert email["Properties"]["Protocol"] == "email"
     assert email["Properties"]["FilterPolicyScope"] == "MessageAttributes"
-    assert email["Properties"]["FilterPolicy"] == {"event": {"Ref": "AlertEmailEvents"}}
+    # The configured events, plus TEST so that `POST /jobs/{key}/test` reaches the address too.
+    assert email["Properties"]["FilterPolicy"] == {
+        "event": {
+            "Fn::Split": [
+                ",",
+                {"Fn::Join": [",", [{"Fn::Join": [",", {"Ref": "AlertEmailEvents"}]}, "TEST"]]},
+            ]
+        }
+    }
     events_parameter = template["Parameters"]["AlertEmailEvents"]
     assert (events_parameter["Type"], events_parameter["Default"]) == (
         "CommaDelimitedList",
@@ -252,7 +260,118 @@ def test_outputs(template: dict[str, Any]) -> None:
         "SlackDeadLetterQueueUrl",
         "SlackWebhookSecretArn",
         "OperatorTopicArn",
+        "ApiUrl",
     }
+    assert template["Outputs"]["ApiUrl"]["Value"] == {
+        "Fn::Sub": "https://${RegistrationApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/v1"
+    }
+
+
+# -- registration API ---------------------------------------------------------------------------
+
+
+def _api_events(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: event for name, event in _props(resources, "ApiFunction")["Events"].items()}
+
+
+def test_api_requires_iam_on_every_route(resources: dict[str, Any]) -> None:
+    api = resources["RegistrationApi"]
+    assert api["Type"] == "AWS::Serverless::Api"
+    auth = api["Properties"]["Auth"]
+    assert auth["DefaultAuthorizer"] == "AWS_IAM"
+    # Without this SAM invokes the function with the caller's credentials (callers would need Lambda rights).
+    assert auth["InvokeRole"] == "NONE"
+    events = _api_events(resources)
+    assert events, "ApiFunction has no API events"
+    for name, event in events.items():
+        assert event["Type"] == "Api", name
+        props = event["Properties"]
+        assert props["RestApiId"] == {"Ref": "RegistrationApi"}, name
+        # A per-route Auth could only weaken the default (e.g. Authorizer: NONE): none is allowed.
+        assert "Auth" not in props, name
+    # No other API resource or function event could expose a route without IAM.
+    apis = [
+        lid
+        for lid, spec in resources.items()
+        if spec["Type"] in ("AWS::Serverless::Api", "AWS::Serverless::HttpApi")
+    ]
+    assert apis == ["RegistrationApi"]
+    for logical_id, props in _functions(resources).items():
+        if logical_id != "ApiFunction":
+            assert all(e["Type"] not in ("Api", "HttpApi") for e in (props.get("Events") or {}).values())
+
+
+def test_api_routes_are_exactly_the_handlers_routes(resources: dict[str, Any]) -> None:
+    from jobwatch.api import ROUTES
+
+    declared = {
+        (e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in _api_events(resources).values()
+    }
+    assert declared == set(ROUTES)
+    function = _props(resources, "ApiFunction")
+    assert (function["CodeUri"], function["Handler"]) == ("functions/api/", "app.handler")
+    assert function["Timeout"] <= 29  # API Gateway's integration timeout
+    policies = function["Policies"]
+    assert {"DynamoDBCrudPolicy": {"TableName": {"Ref": "JobsTable"}}} in policies
+    assert {
+        "SNSPublishMessagePolicy": {"TopicName": {"Fn::GetAtt": ["TransitionsTopic", "TopicName"]}}
+    } in policies
+    assert function["LoggingConfig"] == {"LogGroup": {"Ref": "ApiLogGroup"}}
+
+
+def test_api_sample_events_cover_every_route() -> None:
+    from jobwatch.api import ROUTES
+
+    seen = set()
+    for path in sorted(EVENTS.glob("api-*.json")):
+        event = json.loads(path.read_text(encoding="utf-8"))
+        route = (event["httpMethod"], event["resource"])
+        assert route in ROUTES, path.name
+        assert event["requestContext"]["identity"]["userArn"].startswith("arn:aws:iam::"), path.name
+        assert event["requestContext"]["resourcePath"] == event["resource"], path.name
+        seen.add(route)
+    assert seen == set(ROUTES)
+
+
+# -- operator alarms ----------------------------------------------------------------------------
+
+METRIC_ALARMS = {
+    "OutboxDeadLetterAlarm": "OutboxDeadLettered",
+    "SlackPermanentFailureAlarm": "SlackPermanentFailures",
+    "JobCrashAlarm": "JobCrashes",
+}
+
+
+def _jobwatch_metric(alarm: dict[str, Any], metric: str) -> None:
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("Jobwatch", metric)
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "jobwatch"}]
+    assert alarm["Statistic"] == "Sum"
+    assert alarm["AlarmActions"] == [{"Ref": "OperatorTopic"}]
+    assert alarm["OKActions"] == [{"Ref": "OperatorTopic"}]
+
+
+def test_no_successful_cycle_alarm_breaches_on_silence(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    alarm = _props(resources, "NoSuccessfulCycleAlarm")
+    _jobwatch_metric(alarm, "CycleCompleted")
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("LessThanThreshold", 1)
+    assert alarm["Period"] == 60
+    assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == {"Ref": "NoCycleAlarmMinutes"}
+    # A poller that never runs emits nothing: missing data must count as "no cycle".
+    assert alarm["TreatMissingData"] == "breaching"
+    parameter = template["Parameters"]["NoCycleAlarmMinutes"]
+    assert (parameter["Type"], parameter["Default"]) == ("Number", 10)
+
+
+@pytest.mark.parametrize(("logical_id", "metric"), list(METRIC_ALARMS.items()))
+def test_metric_alarms_fire_on_the_first_occurrence(
+    resources: dict[str, Any], logical_id: str, metric: str
+) -> None:
+    alarm = _props(resources, logical_id)
+    _jobwatch_metric(alarm, metric)
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanOrEqualToThreshold", 1)
+    assert alarm["TreatMissingData"] == "notBreaching"
 
 
 # -- sample events ------------------------------------------------------------------------------
@@ -359,5 +478,5 @@ def test_sam_build_produces_an_arm64_layer(sam: tuple[str, dict[str, str]], tmp_
     assert (layer / "httpx").is_dir()
     assert not [path for path in layer.rglob("*jobwatch_devkit*")]
     assert list((layer / "pydantic_core").glob("*aarch64*.so")), "pydantic_core was not built for arm64"
-    for function in ("PollerFunction", "SlackSenderFunction"):
+    for function in ("PollerFunction", "SlackSenderFunction", "ApiFunction"):
         assert (build / function / "app.py").is_file()

@@ -53,8 +53,20 @@ PHASE_FOR_EVENT = {
     Event.SUCCEEDED: Phase.SUCCEEDED,
     Event.FAILED: Phase.FAILED,
     Event.CANCELED: Phase.CANCELED,
+    Event.LOST: Phase.LOST,
+    Event.STALLED: Phase.RUNNING,
+    Event.RESUMED: Phase.RUNNING,
+    Event.OVERDUE: Phase.RUNNING,
+    Event.UNREACHABLE: Phase.RUNNING,
+    Event.AUTH_FAILED: Phase.RUNNING,
+    Event.RECOVERED: Phase.RUNNING,
     Event.TEST: Phase.RUNNING,
 }
+
+API_KEY_STORE = "jobwatch/zilliz"
+"""The Secrets Manager secret named in the spec (a name, not a key)."""
+
+HEALTH = [Event.STALLED, Event.RESUMED, Event.OVERDUE, Event.UNREACHABLE, Event.AUTH_FAILED, Event.RECOVERED]
 
 
 def make(
@@ -72,12 +84,15 @@ def make(
     completed_at: str | None = None,
     occurred_at: str = "2024-05-01T11:02:03Z",
     progress: float | None = 42.0,
+    note: str | None = None,
+    secret_name: str | None = API_KEY_STORE,
 ) -> Transition:
     spec = JobSpec(
         source=source,
         endpoint="https://api.cloud.zilliz.com",
         job_id=job_id,
         cluster_id="in01-3e5a7c",
+        secret_name=secret_name,
         labels={"team": "search", "env": "prod"} if labels is None else labels,
     )
     info: dict[str, Any] = {
@@ -113,7 +128,16 @@ def make(
         job=spec,
         previous=before,
         current=now,
+        note=note,
     )
+
+
+PLACEHOLDER = Snapshot(phase=Phase.PENDING, status="(not observed yet)", status_known=False)
+"""`current` of a health event about a job never observed (jobwatch.transitions._PLACEHOLDER)."""
+
+
+def never_observed(event: Event, note: str) -> Transition:
+    return make(event, note=note).model_copy(update={"previous": None, "current": PLACEHOLDER})
 
 
 def job_key(spec: JobSpec) -> str:
@@ -167,7 +191,23 @@ def test_outcome_text() -> None:
     assert messages.outcome_text(Event.SUCCEEDED, "export finished") == "export finished"
     assert messages.outcome_text(Event.SUCCEEDED) == "succeeded"
     assert messages.outcome_text(Event.FAILED, "export finished") == "failed"
-    assert messages.outcome_text("AUTH_FAILED") == "auth failed"
+    assert messages.outcome_text("QUOTA_EXCEEDED") == "quota exceeded"
+
+
+@pytest.mark.parametrize(
+    ("event", "outcome"),
+    [
+        (Event.LOST, "lost: upstream no longer knows this job"),
+        (Event.STALLED, "stalled"),
+        (Event.RESUMED, "resumed"),
+        (Event.OVERDUE, "overdue"),
+        (Event.UNREACHABLE, "unreachable"),
+        (Event.AUTH_FAILED, "credentials rejected"),
+        (Event.RECOVERED, "recovered"),
+    ],
+)
+def test_outcome_text_of_new_events(event: Event, outcome: str) -> None:
+    assert messages.outcome_text(event, "export finished") == outcome
 
 
 @pytest.mark.parametrize(
@@ -229,6 +269,11 @@ def test_phase_change_text() -> None:
     assert messages.phase_change_text(make(Event.FAILED)) == "RUNNING → FAILED"
     assert messages.phase_change_text(make(Event.QUEUED, previous=None)) == "PENDING"
     assert messages.phase_change_text(make(Event.TEST)) == "RUNNING (unchanged)"
+    assert messages.phase_change_text(make(Event.LOST)) == "RUNNING → LOST"
+    for event in HEALTH:
+        assert messages.phase_change_text(make(event)) == "RUNNING (unchanged)"
+    assert messages.phase_change_text(never_observed(Event.UNREACHABLE, "x")) == "not observed yet"
+    assert messages.phase_change_text(make(Event.STARTED, previous=None)) == "RUNNING"
 
 
 def test_clean_text_removes_controls_bidi_and_surrogates() -> None:
@@ -285,7 +330,13 @@ def test_subject_for_unknown_source_and_future_event() -> None:
     subject = messages.email_subject(t)
     assert len(subject) <= 100 and subject.isascii()
     assert subject.startswith("[jobwatch] STARTED - unknown-source-yyy")
-    assert messages.email_subject(future_event("STALLED")).startswith("[jobwatch] STALLED - ")
+    assert messages.email_subject(future_event("QUOTA_EXCEEDED")).startswith("[jobwatch] QUOTA_EXCEEDED - ")
+
+
+@pytest.mark.parametrize("event", [Event.LOST, *HEALTH])
+def test_subject_of_new_events(event: Event) -> None:
+    subject = messages.email_subject(make(event, note="x" * 50_000))
+    assert subject == f"[jobwatch] {event.value} - Zilliz Cloud import job-abc123 (medium_articles)"
 
 
 # --- body -----------------------------------------------------------------------------------------
@@ -353,9 +404,147 @@ def test_body_survives_a_source_whose_facts_raise() -> None:
 
 
 def test_body_for_future_event_reads_sensibly() -> None:
-    body = messages.email_body(future_event("AUTH_FAILED"))
-    assert body.splitlines()[0] == "Zilliz Cloud import job-abc123: auth failed (RUNNING (unchanged))"
-    assert "Event:        AUTH_FAILED (error)" in body
+    t = future_event("QUOTA_EXCEEDED").model_copy(update={"severity": "error"})
+    body = messages.email_body(t)
+    assert body.splitlines()[0] == "Zilliz Cloud import job-abc123: quota exceeded (still RUNNING)"
+    assert "Event:        QUOTA_EXCEEDED (error)" in body
+    assert "Phase:        RUNNING (unchanged)" in body
+
+
+# --- new events and `note` ------------------------------------------------------------------------
+
+NOTES = {
+    Event.LOST: "upstream said the job does not exist 3 polls in a row",
+    Event.STALLED: "no progress for 30m 00s (at 80%, status Importing); every file says Completed while"
+    " the job is still importing (sorting or index building)",
+    Event.RESUMED: "progress moved again (85%)",
+    Event.OVERDUE: "running for 1d 00h 00m, over the 1d 00h 00m limit",
+    Event.UNREACHABLE: "3 polls failed in a row; last: HTTP_STATUS HTTP 500: upstream down",
+    Event.AUTH_FAILED: "3 polls rejected: AUTH HTTP 401: invalid token;"
+    " fix the API key in secret 'jobwatch/zilliz'",
+    Event.RECOVERED: "polls succeed again after 3+ failures (last: TIMEOUT: read timed out)",
+}
+
+
+@pytest.mark.parametrize(
+    ("event", "headline", "phase", "severity"),
+    [
+        (Event.LOST, "lost: upstream no longer knows this job (RUNNING → LOST)", "RUNNING → LOST", "error"),
+        (Event.STALLED, "stalled (still RUNNING)", "RUNNING (unchanged)", "warning"),
+        (Event.RESUMED, "resumed (still RUNNING)", "RUNNING (unchanged)", "success"),
+        (Event.OVERDUE, "overdue (still RUNNING)", "RUNNING (unchanged)", "warning"),
+        (Event.UNREACHABLE, "unreachable (still RUNNING)", "RUNNING (unchanged)", "warning"),
+        (Event.AUTH_FAILED, "credentials rejected (still RUNNING)", "RUNNING (unchanged)", "error"),
+        (Event.RECOVERED, "recovered (still RUNNING)", "RUNNING (unchanged)", "success"),
+    ],
+)
+def test_body_of_new_events(event: Event, headline: str, phase: str, severity: str) -> None:
+    body = messages.email_body(make(event, note=NOTES[event]))
+    lines = body.splitlines()
+    assert lines[0] == f"Zilliz Cloud import job-abc123: {headline}"
+    why = lines.index(f"Why:          {NOTES[event]}")
+    assert why < lines.index(f"Event:        {event.value} ({severity})")  # the reason comes first
+    assert f"Phase:        {phase}" in lines
+    assert ("Secret:       jobwatch/zilliz" in lines) is (event is Event.AUTH_FAILED)
+
+
+def test_body_without_note_has_no_why_line() -> None:
+    assert "Why:" not in messages.email_body(make(Event.FAILED))
+    assert "Why:" not in messages.email_body(make(Event.STALLED))  # an event from before `note` existed
+
+
+def test_auth_failed_names_the_secret_or_says_there_is_none() -> None:
+    body = messages.email_body(make(Event.AUTH_FAILED, note=NOTES[Event.AUTH_FAILED]))
+    assert "fix the API key in secret 'jobwatch/zilliz'" in body
+    assert "Secret:       jobwatch/zilliz\n" in body
+    bare = make(
+        Event.AUTH_FAILED,
+        secret_name=None,
+        note="3 polls rejected: CONFIG: no key; register the job with --secret",
+    )
+    assert f"Secret:       {messages.NO_SECRET}\n" in messages.email_body(bare)
+    hostile = make(Event.AUTH_FAILED, secret_name="jobwatch/x\r\nBcc: evil", note="n")
+    assert "Secret:       jobwatch/x Bcc: evil\n" in messages.email_body(hostile)
+
+
+def test_health_event_about_a_job_never_observed() -> None:
+    t = never_observed(Event.UNREACHABLE, "3 polls failed in a row; last: CONNECTION: refused")
+    body = messages.email_body(t)
+    assert body.splitlines()[0] == "Zilliz Cloud import job-abc123: unreachable (not observed yet)"
+    assert "Phase:        not observed yet\n" in body
+    assert "Progress:     n/a\n" in body and "Duration:     n/a\n" in body
+    assert "Why:          3 polls failed in a row; last: CONNECTION: refused\n" in body
+    lost = make(Event.LOST, previous=None, note=NOTES[Event.LOST])
+    assert (
+        messages.email_body(lost).splitlines()[0].endswith("lost: upstream no longer knows this job (LOST)")
+    )
+
+
+def test_note_is_cleaned_multiline_and_capped() -> None:
+    note = "3 polls failed\x00 in a row;\u202e last: HTTP 500:\r\n  <html>\n\tbody</html>"
+    body = messages.email_body(make(Event.UNREACHABLE, note=note))
+    assert "Why:          3 polls failed in a row; last: HTTP 500:\n                <html>\n" in body
+    assert "\n                  body</html>\n" in body  # the tab expanded, then indented under `Why:`
+    huge = "3 polls failed in a row; last: " + "x" * 50_000
+    body = messages.email_body(make(Event.UNREACHABLE, note=huge))
+    why = next(line for line in body.splitlines() if line.startswith("Why:"))
+    assert len(why) <= len("Why:          ") + messages.MAX_NOTE_CHARS
+    assert "… (truncated, 50,031 chars)" in body
+    assert len(body) < 10_000
+
+
+def test_note_travels_in_the_event_and_survives_the_round_trip() -> None:
+    t = make(Event.AUTH_FAILED, note=NOTES[Event.AUTH_FAILED])
+    message = json.loads(messages.sns_publish_request(t)["Message"])
+    event = json.loads(message["sqs"])
+    assert event["note"] == NOTES[Event.AUTH_FAILED]
+    assert messages.parse_event(message["lambda"]) == t
+    assert messages.transition_from_sqs_body(message["sqs"]).note == NOTES[Event.AUTH_FAILED]
+
+
+def test_publish_request_with_a_huge_note_fits_and_cuts_the_note_last() -> None:
+    collections = [f"collection_{i:05d}_" + "é" * 20 for i in range(5_000)]
+    note = "3 polls failed in a row; last: " + "n" * 80_000
+    t = make(Event.UNREACHABLE, collections=collections, note=note, details={"big": "b" * 20_000})
+    request = messages.sns_publish_request(t)
+    assert _request_bytes(request) <= 262_144
+    event = json.loads(json.loads(request["Message"])["sqs"])
+    assert event["current"]["details"]["detailsTruncated"] is True
+    assert len(event["note"]) <= messages.MAX_NOTE_CHARS
+    assert event["note"].endswith("… (truncated, 80,031 chars)")
+    small = json.loads(
+        json.loads(messages.sns_publish_request(make(Event.UNREACHABLE, note=note[:9_000]))["Message"])["sqs"]
+    )
+    assert small["note"] == note[:9_000]  # cut only when the event would not fit
+
+
+@pytest.mark.parametrize(
+    ("event", "severity", "emoji"),
+    [
+        (Event.LOST, "error", "❓"),
+        (Event.STALLED, "warning", "🐢"),
+        (Event.RESUMED, "success", "⏩"),
+        (Event.OVERDUE, "warning", "⏰"),
+        (Event.UNREACHABLE, "warning", "📡"),
+        (Event.AUTH_FAILED, "error", "🔑"),
+        (Event.RECOVERED, "success", "🔌"),
+    ],
+)
+def test_new_events_severity_emoji_and_attributes(event: Event, severity: str, emoji: str) -> None:
+    t = make(event, note=NOTES[event])
+    view = messages.describe(t)
+    assert (view.severity, view.emoji) == (severity, emoji)
+    attributes = messages.sns_message_attributes(t)
+    assert attributes["event"]["StringValue"] == event.value
+    assert attributes["severity"]["StringValue"] == severity
+    assert attributes["phase"]["StringValue"] == ("LOST" if event is Event.LOST else "RUNNING")
+    assert attributes["phase"]["StringValue"] == t.current.phase.value
+    placeholder = messages.sns_message_attributes(never_observed(Event.UNREACHABLE, "n"))
+    assert placeholder["phase"]["StringValue"] == "PENDING"
+
+
+def test_health_events_are_the_events_that_keep_the_phase() -> None:
+    assert {event.value for event in HEALTH} == messages.HEALTH_EVENTS
 
 
 def test_body_without_labels_location_or_collections() -> None:
@@ -527,6 +716,8 @@ upstream_text = st.lists(
     labels=st.dictionaries(upstream_text, upstream_text, max_size=4),
     event=st.sampled_from(list(Event)),
     source=st.sampled_from(["zilliz-import-v1", "no-such-source"]),
+    note=st.none() | upstream_text,
+    secret_name=st.none() | upstream_text,
 )
 def test_any_upstream_text_gives_a_valid_subject_body_and_request(
     job_id: str,
@@ -535,8 +726,19 @@ def test_any_upstream_text_gives_a_valid_subject_body_and_request(
     labels: dict[str, str],
     event: Event,
     source: str,
+    note: str | None,
+    secret_name: str | None,
 ) -> None:
-    t = make(event, job_id=job_id, collections=collections, error=error, labels=labels, source=source)
+    t = make(
+        event,
+        job_id=job_id,
+        collections=collections,
+        error=error,
+        labels=labels,
+        source=source,
+        note=note,
+        secret_name=secret_name,
+    )
     subject = messages.email_subject(t)
     assert len(subject) <= 100
     assert subject.isascii() and subject.isprintable()

@@ -50,8 +50,28 @@ PHASE_FOR_EVENT = {
     Event.SUCCEEDED: Phase.SUCCEEDED,
     Event.FAILED: Phase.FAILED,
     Event.CANCELED: Phase.CANCELED,
+    Event.LOST: Phase.LOST,
+    Event.STALLED: Phase.RUNNING,
+    Event.RESUMED: Phase.RUNNING,
+    Event.OVERDUE: Phase.RUNNING,
+    Event.UNREACHABLE: Phase.RUNNING,
+    Event.AUTH_FAILED: Phase.RUNNING,
+    Event.RECOVERED: Phase.RUNNING,
     Event.TEST: Phase.RUNNING,
 }
+
+NOTES = {
+    Event.LOST: "upstream said the job does not exist 3 polls in a row",
+    Event.STALLED: "no progress for 30m 00s (at 80%, status Importing)",
+    Event.RESUMED: "progress moved again (85%)",
+    Event.OVERDUE: "running for 1d 00h 00m, over the 1d 00h 00m limit",
+    Event.UNREACHABLE: "3 polls failed in a row; last: HTTP_STATUS HTTP 500: upstream down",
+    Event.AUTH_FAILED: "3 polls rejected: AUTH HTTP 401: bad key; fix the API key in secret 'jobwatch/x'",
+    Event.RECOVERED: "polls succeed again after 3+ failures (last: TIMEOUT: read timed out)",
+}
+"""What jobwatch.transitions writes into `note`; the other events carry none."""
+
+API_KEY_STORE = "jobwatch/x"
 
 
 def make(
@@ -64,12 +84,15 @@ def make(
     labels: dict[str, str] | None = None,
     facts: dict[str, str] | None = None,
     location: str = "cluster in01-3e5a7c",
+    note: str | None = None,
+    secret_name: str | None = API_KEY_STORE,
 ) -> Transition:
     spec = JobSpec(
         source=source,
         endpoint="https://api.cloud.zilliz.com",
         job_id=job_id,
         cluster_id="in01-3e5a7c",
+        secret_name=secret_name,
         labels={"team": "search", "env": "prod"} if labels is None else labels,
     )
     details: dict[str, Any] = {
@@ -101,7 +124,20 @@ def make(
             started_at=started,
             details=details,
         ),
+        note=note,
     )
+
+
+def with_note(event: Event) -> Transition:
+    return make(event, note=NOTES.get(event))
+
+
+def why_section(payload: dict[str, Any]) -> str | None:
+    """The text of the `Why` section, if the payload has one."""
+    texts = [b["text"]["text"] for b in payload["blocks"] if b["type"] == "section" and "text" in b]
+    found = [text for text in texts if text.startswith("*Why*\n")]
+    assert len(found) <= 1
+    return found[0] if found else None
 
 
 def dump(payload: dict[str, Any]) -> str:
@@ -148,7 +184,8 @@ def test_slack_channel_declares_its_limits() -> None:
 
 @pytest.mark.parametrize("event", list(Event))
 def test_structure_for_each_event(event: Event) -> None:
-    payload = render_payload(make(event))
+    t = with_note(event)
+    payload = render_payload(t)
     assert_safe(payload)
     blocks = payload["blocks"]
     assert blocks[0]["type"] == "header"
@@ -156,7 +193,15 @@ def test_structure_for_each_event(event: Event) -> None:
     header = blocks[0]["text"]["text"]
     assert header.startswith(messages.event_emoji(event))
     assert f"{event.value} · Zilliz Cloud import" in header
-    fields = [f["text"] for f in blocks[1]["fields"]]
+    first = 1
+    if event in NOTES:  # the reason sits right under the header
+        assert blocks[1] == {"type": "section", "text": _mrkdwn(f"*Why*\n{escape(NOTES[event])}")}
+        first = 2
+    else:
+        assert why_section(payload) is None
+    if event is not Event.TEST:
+        assert blocks[first]["text"]["text"] == f"*Zilliz Cloud import*: {messages.describe(t).outcome}"
+    fields = [f["text"] for f in blocks[first]["fields"]]
     assert fields[:7] == [
         "*Job id*\n`job-abc123`",
         "*Kind*\nZilliz Cloud import (zilliz-import-v1)",
@@ -166,6 +211,7 @@ def test_structure_for_each_event(event: Event) -> None:
         "*Progress*\n42%",
         "*Duration*\n1h 02m 03s (observed)",
     ]
+    assert ("*Secret*\n`jobwatch/x`" in fields) is (event is Event.AUTH_FAILED)
     has_error = any(b["type"] == "section" and "*Error*" in b.get("text", {}).get("text", "") for b in blocks)
     assert has_error is (event is Event.FAILED)
     context = " ".join(e["text"] for e in blocks[-1]["elements"])
@@ -187,6 +233,68 @@ def test_failed_message() -> None:
     }
     error = payload["blocks"][2]["text"]["text"]
     assert error == "*Error*\n```\nrow 7: dim 768 != 1536\n```"
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
+
+
+@pytest.mark.parametrize(
+    ("event", "emoji", "says"),
+    [
+        (Event.LOST, "❓", "lost: upstream no longer knows this job (RUNNING → LOST)"),
+        (Event.STALLED, "🐢", "stalled (still RUNNING)"),
+        (Event.RESUMED, "⏩", "resumed (still RUNNING)"),
+        (Event.OVERDUE, "⏰", "overdue (still RUNNING)"),
+        (Event.UNREACHABLE, "📡", "unreachable (still RUNNING)"),
+        (Event.AUTH_FAILED, "🔑", "credentials rejected (still RUNNING)"),
+        (Event.RECOVERED, "🔌", "recovered (still RUNNING)"),
+    ],
+)
+def test_new_events_say_what_happened_and_why(event: Event, emoji: str, says: str) -> None:
+    payload = render_payload(with_note(event))
+    job = "Zilliz Cloud import job-abc123 (medium_articles)"
+    assert payload["text"] == f"{emoji} {event.value} · {job}: {says} — {escape(NOTES[event])}"
+    phase = "RUNNING → LOST" if event is Event.LOST else "RUNNING (unchanged)"
+    fields = [f["text"] for b in payload["blocks"] for f in b.get("fields", [])]
+    assert f"*Phase*\n{phase}" in fields
+
+
+def test_auth_failed_shows_the_secret_to_fix() -> None:
+    payload = render_payload(with_note(Event.AUTH_FAILED))
+    why = why_section(payload)
+    assert why is not None and "fix the API key in secret 'jobwatch/x'" in why
+    fields = [f["text"] for f in payload["blocks"][2]["fields"]]
+    assert fields[7] == "*Secret*\n`jobwatch/x`"
+    bare = render_payload(make(Event.AUTH_FAILED, secret_name=None, note="register the job with --secret"))
+    assert bare["blocks"][2]["fields"][7]["text"] == f"*Secret*\n{messages.NO_SECRET}"
+    evil = render_payload(make(Event.AUTH_FAILED, secret_name="a`b <!channel>", note="n"))
+    assert evil["blocks"][2]["fields"][7]["text"] == "*Secret*\n`a\u02cbb &lt;!channel&gt;`"
+    assert_safe(evil)
+
+
+def test_health_event_about_a_job_never_observed() -> None:
+    placeholder = Snapshot(phase=Phase.PENDING, status="(not observed yet)", status_known=False)
+    t = with_note(Event.UNREACHABLE).model_copy(update={"previous": None, "current": placeholder})
+    payload = render_payload(t)
+    assert_safe(payload)
+    assert payload["text"].startswith(
+        "📡 UNREACHABLE · Zilliz Cloud import job-abc123: unreachable (not observed yet) — "
+    )
+    fields = [f["text"] for f in payload["blocks"][2]["fields"]]
+    assert "*Phase*\nnot observed yet" in fields
+    assert "*Progress*\nn/a" in fields and "*Collections*\nn/a" in fields
+
+
+def test_lost_shows_the_last_poll_error_too() -> None:
+    t = make(Event.LOST, note=NOTES[Event.LOST])
+    t = t.model_copy(
+        update={"current": t.current.model_copy(update={"error": "NOT_FOUND HTTP 404: no such export"})}
+    )
+    blocks = render_payload(t)["blocks"]
+    assert [b["type"] for b in blocks] == ["header", "section", "section", "section", "context"]
+    assert blocks[1]["text"]["text"].startswith("*Why*\n")
+    assert blocks[3]["text"]["text"] == "*Error*\n```\nNOT_FOUND HTTP 404: no such export\n```"
 
 
 def test_succeeded_message_uses_the_success_word() -> None:
@@ -252,6 +360,22 @@ def test_limits_hold_for_huge_inputs() -> None:
     assert slack_len(payload["blocks"][0]["text"]["text"]) <= 150
 
 
+def test_a_50_kb_note_stays_within_limits() -> None:
+    note = "3 polls failed in a row; last: " + "N&<>`*" * 8_500
+    t = make(Event.UNREACHABLE, note=note, error="unused", facts={f"Fact {i}": str(i) for i in range(1_000)})
+    payload = render_payload(t)
+    assert_safe(payload)
+    assert len(payload["blocks"]) == 50  # the Why section took a block from the facts
+    why = why_section(payload)
+    assert why is not None and slack_len(why) <= 3000
+    assert why.startswith("*Why*\n3 polls failed in a row; last: N&amp;&lt;&gt;`*N")
+    assert why.endswith(f"… (truncated, {len(note):,} chars)")
+    assert slack_len(payload["text"]) <= 1_000
+    failed = render_payload(make(Event.FAILED, note=note, error="E" * 50_000))
+    assert_safe(failed)
+    assert len(failed["blocks"]) == 5  # header, why, fields, error, context
+
+
 def test_more_facts_than_fit_in_50_blocks_are_counted() -> None:
     facts = {f"Fact {i}": str(i) for i in range(1_000)}
     payload = render_payload(make(Event.FAILED, facts=facts))
@@ -306,6 +430,28 @@ def test_every_upstream_string_is_escaped(field: str) -> None:
     payload = render_payload(make(Event.FAILED, **cases[field]))
     assert_safe(payload)
     assert "&lt;!channel&gt; &amp; &lt;@U123&gt;" in dump(payload)
+
+
+def test_note_cannot_ping_or_link() -> None:
+    note = "3 polls failed; last: <!channel> @here " + " ".join(INJECTIONS)
+    payload = render_payload(make(Event.UNREACHABLE, note=note))
+    assert_safe(payload)
+    text = dump(payload)
+    for injection in INJECTIONS:
+        assert injection not in text
+    assert "@here" not in text
+    why = why_section(payload)
+    assert why == (
+        "*Why*\n3 polls failed; last: &lt;!channel&gt; @\u2060here &lt;!channel&gt; &lt;!here&gt; "
+        "&lt;@U123&gt; &lt;#C0123|general&gt; &lt;https://evil.example|click&gt;"
+    )
+    assert "&lt;!channel&gt;" in payload["text"]
+
+
+def test_note_keeps_its_lines_but_drops_controls() -> None:
+    payload = render_payload(make(Event.UNREACHABLE, note="line 1\x00\u202e\r\nline\t2\n"))
+    assert why_section(payload) == "*Why*\nline 1\nline    2"
+    assert payload["text"].endswith(" — line 1 line 2")
 
 
 def test_error_cannot_break_out_of_the_code_block() -> None:
@@ -410,6 +556,8 @@ upstream_text = st.lists(
     facts=st.dictionaries(upstream_text, upstream_text, max_size=12),
     location=upstream_text,
     event=st.sampled_from(list(Event)),
+    note=st.none() | upstream_text,
+    note_repeat=st.integers(min_value=1, max_value=600),
 )
 def test_any_upstream_text_renders_within_limits_and_escaped(
     job_id: str,
@@ -420,6 +568,8 @@ def test_any_upstream_text_renders_within_limits_and_escaped(
     facts: dict[str, str],
     location: str,
     event: Event,
+    note: str | None,
+    note_repeat: int,
 ) -> None:
     t = make(
         event,
@@ -429,6 +579,7 @@ def test_any_upstream_text_renders_within_limits_and_escaped(
         labels=labels,
         facts=facts,
         location=location,
+        note=None if note is None else note * note_repeat,
     )
     payload = render_payload(t)
     assert_safe(payload)

@@ -1,7 +1,9 @@
 """The `jobwatch` command: local operation of the same code paths the Lambda functions run.
 
-Logs go to stderr; stdout carries only the command's result, so `eval "$(jobwatch local-stack)"`
-and `jobwatch check --json | jq` work.
+Registration commands (`track`, `list`, `show`, `untrack`, `test`, `watch`, `unwatch`, `watches`,
+`discover`) build the HTTP API's own request models and call `jobwatch.operations`, exactly as the
+API handler does: one validation and one behaviour for both. Logs go to stderr; stdout carries only
+the command's result, so `eval "$(jobwatch local-stack)"` and `jobwatch check --json | jq` work.
 """
 
 from __future__ import annotations
@@ -13,13 +15,19 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobwatch.errors import PollError, RegistrationError
-from jobwatch.model import Snapshot, TrackedJob
+from jobwatch.model import Snapshot
 from jobwatch.sources import source_names
 
+if TYPE_CHECKING:
+    from jobwatch.api_models import JobResource
+    from jobwatch.operations import Operations
+
 EXIT_USAGE = 2
+EXIT_NOT_FOUND = 1
+WATCH_KINDS = ("zilliz-cloud-v1", "zilliz-cloud-v2", "milvus", "weaviate-backups")
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> int:
@@ -38,6 +46,16 @@ def _add_job_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_registration_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--secret", help="name of the Secrets Manager secret holding the API key")
+    parser.add_argument("--label", action="append", metavar="K=V")
+    parser.add_argument(
+        "--notify-event", action="append", metavar="EVENT[,EVENT]", help="publish only these events"
+    )
+    parser.add_argument("--stall-after", type=int, metavar="S", help="seconds without progress = STALLED")
+    parser.add_argument("--max-duration", type=int, metavar="S", help="seconds running = OVERDUE")
+
+
 def _job_fields(args: argparse.Namespace) -> dict[str, Any]:
     from jobwatch.registration import parse_pairs
 
@@ -49,6 +67,30 @@ def _job_fields(args: argparse.Namespace) -> dict[str, Any]:
         "cluster_id": args.cluster_id,
         "options": parse_pairs(args.option, "option"),
     }
+
+
+def _notify_fields(args: argparse.Namespace) -> dict[str, Any] | None:
+    """`--notify-event/--stall-after/--max-duration` as the API's `notify` object (None: defaults)."""
+    events = [e.strip() for text in args.notify_event or [] for e in text.split(",") if e.strip()]
+    notify: dict[str, Any] = {}
+    if events:
+        notify["events"] = events
+    if args.stall_after is not None:
+        notify["stall_after_s"] = args.stall_after
+    if args.max_duration is not None:
+        notify["max_duration_s"] = args.max_duration
+    return notify or None
+
+
+def _operations() -> Operations:
+    from jobwatch.operations import Operations
+    from jobwatch.settings import get_settings
+
+    return Operations.from_settings(get_settings())
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True))
 
 
 def _snapshot_text(snapshot: Snapshot) -> str:
@@ -70,12 +112,12 @@ def _snapshot_text(snapshot: Snapshot) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from jobwatch.registration import build_spec
+    from jobwatch.registration import EndpointPolicy, build_spec
     from jobwatch.service import check_job
     from jobwatch.settings import get_settings
 
     try:
-        spec = build_spec(_job_fields(args), allow_http_loopback=get_settings().allow_http_loopback)
+        spec = build_spec(_job_fields(args), EndpointPolicy.from_settings(get_settings()))
     except RegistrationError as exc:
         return _fail(str(exc))
     api_key = None
@@ -95,14 +137,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_track(args: argparse.Namespace) -> int:
-    from jobwatch.registration import parse_pairs
-    from jobwatch.service import track_job
+    from jobwatch.registration import parse_job_registration, parse_pairs
 
     try:
         fields = _job_fields(args)
         fields["secret_name"] = args.secret
         fields["labels"] = parse_pairs(args.label, "label")
-        job, created = track_job(fields)
+        fields["notify"] = _notify_fields(args)
+        job, created = _operations().track(parse_job_registration(fields))
     except RegistrationError as exc:
         return _fail(f"registration refused, nothing written: {exc}")
     verb = "tracking" if created else "already tracked"
@@ -110,7 +152,7 @@ def cmd_track(args: argparse.Namespace) -> int:
     return 0
 
 
-def _job_row(job: TrackedJob) -> list[str]:
+def _job_row(job: JobResource) -> list[str]:
     from jobwatch.messages import format_progress
 
     snap = job.snapshot
@@ -125,18 +167,141 @@ def _job_row(job: TrackedJob) -> list[str]:
     ]
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    from jobwatch.service import list_jobs
-
-    jobs = list_jobs()
-    if args.json:
-        print(json.dumps([{"key": job.key, **job.to_wire()} for job in jobs], indent=2, sort_keys=True))
-        return 0
-    rows = [["KEY", "JOB ID", "PHASE", "PROGRESS", "UPDATED", "LABELS"], *(_job_row(job) for job in jobs)]
+def _table(rows: list[list[str]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from jobwatch.model import Phase
+    from jobwatch.operations import MAX_PAGE_SIZE
+
+    operations = _operations()
+    jobs: list[JobResource] = []
+    token: str | None = None
+    try:
+        phase = Phase(args.phase) if args.phase else None
+        if args.source and args.source not in source_names():
+            return _fail(f"unknown source {args.source!r}; valid sources: {', '.join(source_names())}")
+        while True:  # every page: the CLI shows everything that matches
+            page = operations.list_jobs(
+                phase=phase,
+                source=args.source,
+                labels=args.label or [],
+                limit=MAX_PAGE_SIZE,
+                next_token=token,
+            )
+            jobs.extend(page.jobs)
+            token = page.next_token
+            if token is None:
+                break
+    except RegistrationError as exc:
+        return _fail(str(exc))
+    if args.json:
+        _print_json([job.to_wire() for job in jobs])
+        return 0
+    _table([["KEY", "JOB ID", "PHASE", "PROGRESS", "UPDATED", "LABELS"], *(_job_row(job) for job in jobs)])
     return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    job = _operations().show(args.key)
+    if job is None:
+        return _fail(f"no tracked job {args.key!r}", EXIT_NOT_FOUND)
+    if args.json:
+        _print_json(job.to_wire())
+        return 0
+    spec = job.spec
+    print(f"key:       {job.key}")
+    print(f"source:    {spec.source}")
+    print(f"job id:    {spec.job_id}")
+    print(f"endpoint:  {spec.endpoint}" + (f"  ({spec.scope.strip('/')})" if spec.scope.strip("/") else ""))
+    if spec.labels:
+        print("labels:    " + ",".join(f"{k}={v}" for k, v in sorted(spec.labels.items())))
+    print(f"tracked:   {job.created_at} (updated {job.updated_at}, version {job.version})")
+    print(_snapshot_text(job.snapshot) if job.snapshot else "phase:     (not polled yet)")
+    for transition in job.recent_transitions or []:
+        print(f"  {transition.occurred_at}  {transition.event:<10} {transition.transition_id}")
+    return 0
+
+
+def cmd_untrack(args: argparse.Namespace) -> int:
+    if not _operations().untrack(args.key):
+        return _fail(f"no tracked job {args.key!r}", EXIT_NOT_FOUND)
+    print(f"untracked {args.key}")
+    return 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    sent = _operations().send_test(args.key)
+    if sent is None:
+        return _fail(f"no tracked job {args.key!r}", EXIT_NOT_FOUND)
+    print(f"test notification published: {sent.transition_id} (SNS message {sent.message_id})")
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from jobwatch.api_models import WatchRegistration
+    from jobwatch.registration import parse_model, parse_pairs
+
+    try:
+        fields = {
+            "kind": args.kind,
+            "endpoint": args.endpoint,
+            "cluster_id": args.cluster_id,
+            "backend": args.backend,
+            "db_name": args.db_name,
+            "secret_name": args.secret,
+            "labels": parse_pairs(args.label, "label"),
+            "notify": _notify_fields(args),
+        }
+        watch, created = _operations().add_watch(parse_model(WatchRegistration, fields))
+    except RegistrationError as exc:
+        return _fail(f"watch refused, nothing written: {exc}")
+    print(f"{'watching' if created else 'already watching'} {watch.id} ({watch.kind} {watch.endpoint})")
+    return 0
+
+
+def cmd_unwatch(args: argparse.Namespace) -> int:
+    if not _operations().remove_watch(args.id):
+        return _fail(f"no watch {args.id!r}", EXIT_NOT_FOUND)
+    print(f"unwatched {args.id} (jobs it discovered stay tracked)")
+    return 0
+
+
+def cmd_watches(args: argparse.Namespace) -> int:
+    watches = _operations().list_watches().watches
+    if args.json:
+        _print_json([watch.to_wire() for watch in watches])
+        return 0
+    rows = [["ID", "KIND", "ENDPOINT", "SCOPE", "PRIMED", "LABELS"]]
+    for watch in watches:
+        scope = watch.cluster_id or watch.backend or watch.db_name or ""
+        labels = ",".join(f"{k}={v}" for k, v in sorted(watch.labels.items()))
+        rows.append([watch.id, watch.kind, watch.endpoint, scope, watch.primed_at or "(not yet)", labels])
+    _table(rows)
+    return 0
+
+
+def cmd_discover(args: argparse.Namespace) -> int:
+    report = _operations().discover()
+    if args.json:
+        print(json.dumps(report.as_dict(), sort_keys=True))
+        return 0
+    print(
+        f"discover: watches={report.watches} listed={report.listed} tracked={report.tracked} "
+        f"recorded_ended={report.recorded_ended} known={report.known}"
+    )
+    for error in report.errors:
+        print(f"  watch error {error['watchId']}: {error['error']}")
+    return 0
+
+
+def cmd_api_serve(args: argparse.Namespace) -> int:
+    from jobwatch.api_server import serve
+
+    return serve(args.port)
 
 
 def _poll_once(as_json: bool) -> dict[str, Any]:
@@ -218,6 +383,8 @@ def cmd_local_stack(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from jobwatch.model import Phase
+
     parser = argparse.ArgumentParser(
         prog="jobwatch", description=__doc__.splitlines()[0] if __doc__ else None
     )
@@ -242,15 +409,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("track", help="start tracking a job")
+    p = sub.add_parser("track", help="start tracking a job (same as POST /jobs)")
     _add_job_arguments(p)
-    p.add_argument("--secret", help="name of the Secrets Manager secret holding the API key")
-    p.add_argument("--label", action="append", metavar="K=V")
+    _add_registration_arguments(p)
     p.set_defaults(func=cmd_track)
 
-    p = sub.add_parser("list", help="tracked jobs and their phase")
+    p = sub.add_parser("list", help="tracked jobs and their phase (same as GET /jobs)")
+    p.add_argument("--phase", choices=[phase.value for phase in Phase])
+    p.add_argument("--source", help="only jobs of this source")
+    p.add_argument("--label", action="append", metavar="K=V", help="only jobs with this label (repeatable)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("show", help="one job with its recent transitions (same as GET /jobs/KEY)")
+    p.add_argument("key")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("untrack", help="stop tracking a job (same as DELETE /jobs/KEY)")
+    p.add_argument("key")
+    p.set_defaults(func=cmd_untrack)
+
+    p = sub.add_parser("test", help="send a test notification for a job (same as POST /jobs/KEY/test)")
+    p.add_argument("key")
+    p.set_defaults(func=cmd_test)
+
+    p = sub.add_parser("watch", help="auto-discover a cluster's or backend's jobs (same as POST /watches)")
+    p.add_argument("kind", choices=WATCH_KINDS)
+    p.add_argument("--endpoint", required=True, help="API base URL (https; http only for loopback)")
+    p.add_argument("--cluster-id", help="Zilliz Cloud cluster id (zilliz-cloud-v1/v2)")
+    p.add_argument("--backend", help="Weaviate backup backend (weaviate-backups)")
+    p.add_argument("--db-name", help="Milvus database (milvus)")
+    _add_registration_arguments(p)
+    p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser("unwatch", help="remove a watch (same as DELETE /watches/ID)")
+    p.add_argument("id")
+    p.set_defaults(func=cmd_unwatch)
+
+    p = sub.add_parser("watches", help="list watches (same as GET /watches)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_watches)
+
+    p = sub.add_parser("discover", help="list every watch once and track new jobs")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_discover)
+
+    p = sub.add_parser("api", help="the registration API")
+    api_sub = p.add_subparsers(dest="api_command", required=True)
+    p = api_sub.add_parser("serve", help="serve the API handler over HTTP on 127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.set_defaults(func=cmd_api_serve)
 
     p = sub.add_parser("poll", help="run one poll cycle (the poller function's code path)")
     p.add_argument("--json", action="store_true")

@@ -13,7 +13,7 @@ import itertools
 import json
 import math
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,9 +25,13 @@ from jobwatch.model import SCHEMA_ID, Event, Transition
 from jobwatch.sources.base import Fact
 
 __all__ = [
+    "HEALTH_EVENTS",
     "MAX_EMAIL_ERROR_CHARS",
+    "MAX_NOTE_CHARS",
     "MAX_SUBJECT_CHARS",
     "NOT_AVAILABLE",
+    "NOT_OBSERVED",
+    "NO_SECRET",
     "SNS_MAX_MESSAGE_BYTES",
     "TEST_NOTICE",
     "TransitionView",
@@ -46,6 +50,7 @@ __all__ = [
     "labels_text",
     "outcome_text",
     "parse_event",
+    "phase_brief",
     "phase_change_text",
     "severity_for",
     "sns_message_attributes",
@@ -58,6 +63,8 @@ MAX_SUBJECT_CHARS = 100
 """SNS rejects (or cuts) email subjects longer than this."""
 MAX_EMAIL_ERROR_CHARS = 4000
 """An upstream error can be a whole stack trace; the email keeps the head, which names the cause."""
+MAX_NOTE_CHARS = 4000
+"""A `note` quotes the last poll error, which can be a whole response body: the email keeps its head."""
 SNS_MAX_MESSAGE_BYTES = 262_144
 """SNS limit for one publish: message, subject and attributes together, in UTF-8 bytes."""
 _SNS_SAFETY_BYTES = 2_048
@@ -66,6 +73,15 @@ MAX_SNS_ATTRIBUTES = 10
 """SQS (raw delivery) accepts at most 10 message attributes; we publish at most five."""
 NOT_AVAILABLE = "n/a"
 TEST_NOTICE = "Test notification — no job changed"
+NO_SECRET = "none registered"
+"""Secret text of an AUTH_FAILED for a job registered without one (the note says to add --secret)."""
+NOT_OBSERVED = "not observed yet"
+"""Phase text for a job jobwatch has never seen (a health event about it carries a placeholder snapshot)."""
+_PLACEHOLDER_STATUS = "(not observed yet)"
+"""`current.status` of that placeholder (jobwatch.transitions._PLACEHOLDER)."""
+
+HEALTH_EVENTS = frozenset({"STALLED", "RESUMED", "OVERDUE", "UNREACHABLE", "AUTH_FAILED", "RECOVERED"})
+"""Events about jobwatch's view of a job rather than a change of its phase: they carry a `note`."""
 
 _MAX_LINE_CHARS = 500
 """Cap for one single-line value in the email (job id, endpoint, fact): keeps the body bounded."""
@@ -113,6 +129,13 @@ _OUTCOME_BY_EVENT: dict[str, str] = {
     "SUCCEEDED": "succeeded",
     "FAILED": "failed",
     "CANCELED": "canceled",
+    "LOST": "lost: upstream no longer knows this job",
+    "STALLED": "stalled",
+    "RESUMED": "resumed",
+    "OVERDUE": "overdue",
+    "UNREACHABLE": "unreachable",
+    "AUTH_FAILED": "credentials rejected",
+    "RECOVERED": "recovered",
     "TEST": "test notification",
 }
 
@@ -306,9 +329,16 @@ def duration_text(t: Transition) -> str:
     return NOT_AVAILABLE
 
 
+def _is_placeholder(t: Transition) -> bool:
+    """A health event about a job never observed: `current` is a stand-in, not something upstream said."""
+    return t.previous is None and not t.current.status_known and t.current.status == _PLACEHOLDER_STATUS
+
+
 def phase_change_text(t: Transition, arrow: str = "→") -> str:
-    """`RUNNING → FAILED`; just the phase when there is no previous one or it did not change."""
+    """`RUNNING → FAILED`; `RUNNING (unchanged)` for a health event; just the phase when first seen."""
     current = t.current.phase.value
+    if _is_placeholder(t):
+        return NOT_OBSERVED
     if t.previous is None:
         return current
     previous = t.previous.phase.value
@@ -353,11 +383,17 @@ class TransitionView:
     location: str
     collections: tuple[str, ...]
     phase_change: str
+    phase_unchanged: bool
+    """True when the phase did not move (health and test events): the headline then says `still RUNNING`."""
     progress: str
     duration: str
     facts: tuple[Fact, ...]
     error: str | None
     """Full cleaned error text; each channel caps it to its own limit."""
+    note: str | None
+    """Why a health event fired (cleaned, lines kept, uncapped); each channel caps it to its own limit."""
+    secret_name: str | None
+    """The API-key secret to fix, or NO_SECRET: set for AUTH_FAILED only (the name, never the key)."""
     labels: tuple[tuple[str, str], ...]
     transition_id: str
     occurred_at: str
@@ -428,6 +464,8 @@ def describe(t: Transition) -> TransitionView:
     title, success_word, source = _lookup_source(t.source)
     location_label, location = _location(t)
     error = clean_multiline(t.current.error) if t.current.error else ""
+    note = clean_multiline(t.note) if t.note else ""
+    secret = clean_text(t.job.secret_name, _MAX_LINE_CHARS) if t.job.secret_name else ""
     labels = tuple(sorted((clean_text(k, 100), clean_text(v, 200)) for k, v in t.job.labels.items()))
     return TransitionView(
         event=event,
@@ -443,10 +481,14 @@ def describe(t: Transition) -> TransitionView:
         location=location,
         collections=_collections(t),
         phase_change=phase_change_text(t),
+        phase_unchanged=_is_placeholder(t)
+        or (t.previous is not None and t.previous.phase == t.current.phase),
         progress=format_progress(t.current.progress),
         duration=duration_text(t),
         facts=_facts(source, t),
         error=error or None,
+        note=note or None,
+        secret_name=(secret or NO_SECRET) if event == "AUTH_FAILED" else None,
         labels=labels,
         transition_id=clean_text(t.transition_id, 200),
         occurred_at=format_timestamp(t.occurred_at),
@@ -486,11 +528,24 @@ def _line(label: str, value: str, width: int = 14) -> str:
     return text.rstrip()
 
 
+def phase_brief(view: TransitionView) -> str:
+    """The phase as a headline's parenthesis: `RUNNING → FAILED`, `still RUNNING`, `not observed yet`."""
+    if view.phase_unchanged and view.phase_change != NOT_OBSERVED:
+        return f"still {view.phase_change.removesuffix(' (unchanged)')}"
+    return view.phase_change
+
+
 def _headline(view: TransitionView) -> str:
     subject = f"{view.title} {ellipsize(view.job_id, 200)}"
     if view.is_test:
         return f"{TEST_NOTICE}: {subject} ({view.phase_change})"
-    return f"{subject}: {view.outcome} ({view.phase_change})"
+    return f"{subject}: {view.outcome} ({phase_brief(view)})"
+
+
+def _block_lines(label: str, text: str, width: int = 14) -> list[str]:
+    """`Label:  first line`, further lines indented under the value."""
+    first, *rest = text.split("\n")
+    return [_line(label, first, width), *(f"{' ' * width}{row}".rstrip() for row in rest)]
 
 
 def email_body(t: Transition) -> str:
@@ -499,6 +554,10 @@ def email_body(t: Transition) -> str:
     lines = [_headline(view), ""]
     if view.is_test:
         lines += ["This message only checks that jobwatch notifications reach you.", ""]
+    if view.note:
+        lines += _block_lines("Why", _cap_block(view.note, MAX_NOTE_CHARS))
+    if view.secret_name:
+        lines.append(_line("Secret", view.secret_name))
     lines += [
         _line("Event", f"{view.event} ({view.severity})"),
         _line("Source", f"{view.title} ({view.source})"),
@@ -608,19 +667,39 @@ def _cap_errors(snapshot: dict[str, Any]) -> None:
         snapshot["error"] = _cap_block(error, MAX_EMAIL_ERROR_CHARS)
 
 
+def _cap_texts(event: dict[str, Any]) -> None:
+    """Cut both errors and the note (which quotes the last poll error) to the e-mail's cap."""
+    for snapshot in _snapshots(event, "previous", "current"):
+        _cap_errors(snapshot)
+    note = event.get("note")
+    if isinstance(note, str) and len(note) > MAX_NOTE_CHARS:
+        event["note"] = _cap_block(note, MAX_NOTE_CHARS)
+
+
+def _on(name: str, step: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    """`step` applied to one snapshot of the event, when that snapshot is there."""
+
+    def apply(event: dict[str, Any]) -> None:
+        for snapshot in _snapshots(event, name):
+            step(snapshot)
+
+    return apply
+
+
+_SHRINK_STEPS: tuple[Callable[[dict[str, Any]], None], ...] = (
+    _on("previous", _drop_detail_lists),
+    _on("current", _drop_detail_lists),
+    _on("previous", _keep_scalar_details),
+    _on("current", _keep_scalar_details),
+    _cap_texts,
+)
+
+
 def _shrunk(event: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Ever smaller copies of the wire event: the least useful bytes go first."""
     event = copy.deepcopy(event)
-    steps = (
-        (("previous",), _drop_detail_lists),
-        (("current",), _drop_detail_lists),
-        (("previous",), _keep_scalar_details),
-        (("current",), _keep_scalar_details),
-        (("previous", "current"), _cap_errors),
-    )
-    for names, step in steps:
-        for snapshot in _snapshots(event, *names):
-            step(snapshot)
+    for step in _SHRINK_STEPS:
+        step(event)
         yield event
 
 
@@ -635,7 +714,7 @@ def sns_publish_request(t: Transition) -> dict[str, Any]:
     """Keyword arguments for `sns.publish` (minus TopicArn): email text for people, JSON for machines.
 
     If the event would push the request over SNS's 256 KiB, snapshot details are shrunk step by step
-    (marked `detailsTruncated: true`) rather than failing the publish.
+    (marked `detailsTruncated: true`), then errors and `note` are cut, rather than failing the publish.
     """
     subject = email_subject(t)
     body = email_body(t)

@@ -22,13 +22,15 @@ class Phase(StrEnum):
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     CANCELED = "CANCELED"
+    LOST = "LOST"
+    """jobwatch's own verdict: upstream said "no such job" N polls in a row (expired or never existed)."""
 
     @property
     def terminal(self) -> bool:
         return self in TERMINAL_PHASES
 
 
-TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED, Phase.CANCELED})
+TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED, Phase.CANCELED, Phase.LOST})
 
 
 class Event(StrEnum):
@@ -39,6 +41,13 @@ class Event(StrEnum):
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     CANCELED = "CANCELED"
+    LOST = "LOST"
+    STALLED = "STALLED"
+    RESUMED = "RESUMED"
+    OVERDUE = "OVERDUE"
+    UNREACHABLE = "UNREACHABLE"
+    AUTH_FAILED = "AUTH_FAILED"
+    RECOVERED = "RECOVERED"
     TEST = "TEST"
 
 
@@ -48,6 +57,7 @@ EVENT_FOR_PHASE: dict[Phase, Event] = {
     Phase.SUCCEEDED: Event.SUCCEEDED,
     Phase.FAILED: Event.FAILED,
     Phase.CANCELED: Event.CANCELED,
+    Phase.LOST: Event.LOST,
 }
 
 
@@ -78,6 +88,17 @@ class Snapshot(WireModel):
     """False when the upstream status is not one the source knows: shown as RUNNING, never alerted on."""
 
 
+class NotifySettings(WireModel):
+    """Per-job overrides of what is notified and when a job counts as stuck."""
+
+    events: list[str] | None = None
+    """Only these events are published for the job (None: all). Unknown names are rejected at registration."""
+    stall_after_s: int | None = Field(default=None, ge=60)
+    """A running job whose progress has not moved for this long is STALLED (None: deployment default)."""
+    max_duration_s: int | None = Field(default=None, ge=60)
+    """A job running longer than this is OVERDUE (None: deployment default)."""
+
+
 class JobSpec(WireModel):
     """Everything needed to poll one job. Holds the *name* of the API-key secret, never the key."""
 
@@ -89,6 +110,8 @@ class JobSpec(WireModel):
     options: dict[str, str] = Field(default_factory=dict)
     secret_name: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
+    notify: NotifySettings | None = None
+    """Per-job notification settings; None means the deployment defaults."""
 
     @property
     def scope(self) -> str:
@@ -105,6 +128,25 @@ class JobSpec(WireModel):
         return f"{self.source}.{digest}"
 
 
+class Health(WireModel):
+    """What jobwatch knows about a job besides its snapshot: poll-error streaks and open alerts.
+
+    Counters stop growing once they reach the alert thresholds, so a long outage costs a bounded
+    number of writes; quiet polls never touch this.
+    """
+
+    consecutive_errors: int = 0
+    not_found_streak: int = 0
+    last_error: str | None = None
+    last_error_kind: str | None = None
+    alert: str | None = None
+    """UNREACHABLE or AUTH_FAILED while that alert is open (RECOVERED closes it)."""
+    stalled: bool = False
+    overdue: bool = False
+    observed_since: str | None = None
+    """First successful observation: the start of the job for OVERDUE when upstream gives none."""
+
+
 class TrackedJob(WireModel):
     """A job as stored: its spec, the last snapshot seen, and optimistic-concurrency bookkeeping."""
 
@@ -115,6 +157,7 @@ class TrackedJob(WireModel):
     updated_at: str
     changed_at: str | None = None
     """When the snapshot last changed (phase or progress): the base for stall detection."""
+    health: Health = Field(default_factory=Health)
 
     @property
     def key(self) -> str:
@@ -140,6 +183,8 @@ class Transition(WireModel):
     job: JobSpec
     previous: Snapshot | None
     current: Snapshot
+    note: str | None = None
+    """Why a health event fired (e.g. the poll error, which secret to fix); None for phase changes."""
 
 
 SCHEMA_ID = "jobwatch.transition/v1"

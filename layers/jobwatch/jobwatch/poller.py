@@ -19,18 +19,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 
+from jobwatch.adapters.aio_network import asyncio_transport
 from jobwatch.adapters.secrets import SecretUnavailableError
 from jobwatch.adapters.store import ConflictError, JobStore
 from jobwatch.errors import PollError, PollErrorKind
 from jobwatch.model import JobSpec, Snapshot, TrackedJob, Transition, bounded
 from jobwatch.observability import MetricUnit, job_fields, logger, metrics
+from jobwatch.schedule import is_due
 from jobwatch.settings import Settings
 from jobwatch.sources import UnknownSourceError, get_source
 from jobwatch.sources.base import HttpRequest, HttpResponse
-from jobwatch.transitions import Outcome, decide
+from jobwatch.transitions import Decision, Outcome, Policy, decide, decide_error
 
 USER_AGENT = "jobwatch/0.1 (+status poller)"
 OUTBOX_GRACE_S = 60.0
@@ -77,6 +80,10 @@ class CycleReport:
     ignored: int = 0
     conflicts: int = 0
     deferred: int = 0
+    skipped: int = 0
+    health_writes: int = 0
+    """Poll-error counters recorded (phase, snapshot and version untouched)."""
+    """Not due this period (adaptive polling)."""
     duration_s: float = 0.0
     events: list[dict[str, str]] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
@@ -102,14 +109,13 @@ def _tls_context() -> ssl.SSLContext:
 def make_http_client(settings: Settings, concurrency: int) -> httpx.AsyncClient:
     """An httpx client with bounded pool, timeouts and keep-alive; no redirects (endpoints are vetted)."""
     return httpx.AsyncClient(
-        verify=_tls_context(),
+        transport=asyncio_transport(ssl_context=_tls_context(), max_connections=concurrency),
         timeout=httpx.Timeout(
             connect=settings.connect_timeout_s,
             read=settings.read_timeout_s,
             write=settings.read_timeout_s,
             pool=settings.read_timeout_s,
         ),
-        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
         follow_redirects=False,
         headers={"User-Agent": USER_AGENT},
     )
@@ -143,37 +149,100 @@ async def poll_spec(client: httpx.AsyncClient, spec: JobSpec, api_key: str | Non
     return bounded(source.parse(response))
 
 
-_Lane = tuple[httpx.AsyncClient, asyncio.Semaphore]
+class RateLimiter:
+    """Spaces requests to one endpoint at least 1/rps apart (a token bucket of size one)."""
+
+    def __init__(self, rps: float | None) -> None:
+        self._interval = 0.0 if not rps else 1.0 / rps
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if not self._interval:
+            return
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            delay = self._next - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self._next = max(loop.time(), self._next) + self._interval
 
 
-async def open_lanes(stack: contextlib.AsyncExitStack, settings: Settings, jobs: int) -> list[_Lane]:
-    """Split the cycle's concurrency into lanes of a few keep-alive connections each.
+class EndpointGate:
+    """Per-endpoint limits: concurrency, rate, and a few small keep-alive clients (lanes).
 
-    Each lane is one client with its own small pool and a semaphore of the same size, so no request
-    ever queues inside httpcore; together the lanes give `poll_concurrency` polls in flight.
+    Polls wait here *before* taking a cycle-wide slot, so a slow or saturated endpoint never holds
+    slots other endpoints could use. Lanes of a few connections each keep httpcore's pool scan
+    (which grows with pool size, encode/httpcore#1035) cheap.
     """
-    concurrency = max(1, min(settings.poll_concurrency, jobs))
-    lane_count = math.ceil(concurrency / CONNECTIONS_PER_LANE)
-    per_lane = math.ceil(concurrency / lane_count)
-    lanes: list[_Lane] = []
-    for _ in range(lane_count):
-        client = await stack.enter_async_context(make_http_client(settings, per_lane))
-        lanes.append((client, asyncio.Semaphore(per_lane)))
-    return lanes
+
+    def __init__(self, stack: contextlib.AsyncExitStack, settings: Settings, rps: float | None) -> None:
+        self.slots = asyncio.Semaphore(settings.endpoint_concurrency)
+        self.rate = RateLimiter(rps)
+        self._stack = stack
+        self._settings = settings
+        self._lanes: list[httpx.AsyncClient] = []
+        self._next = 0
+
+    async def client(self) -> httpx.AsyncClient:
+        lanes_wanted = math.ceil(self._settings.endpoint_concurrency / CONNECTIONS_PER_LANE)
+        if len(self._lanes) < lanes_wanted:
+            per_lane = math.ceil(self._settings.endpoint_concurrency / lanes_wanted)
+            lane = await self._stack.enter_async_context(make_http_client(self._settings, per_lane))
+            self._lanes.append(lane)
+            return lane
+        self._next = (self._next + 1) % len(self._lanes)
+        return self._lanes[self._next]
+
+
+def _documented_rps(source_name: str) -> float | None:
+    try:
+        return get_source(source_name).max_requests_per_second
+    except UnknownSourceError:
+        return None
+
+
+def endpoint_of(spec: JobSpec) -> str:
+    parts = urlsplit(spec.endpoint)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 class _Cycle:
     """State of one run; split out so the per-job coroutine stays small and readable."""
 
-    def __init__(self, deps: PollerDeps, remaining_s: Callable[[], float]) -> None:
+    def __init__(
+        self, deps: PollerDeps, remaining_s: Callable[[], float], stack: contextlib.AsyncExitStack
+    ) -> None:
         self.deps = deps
         self.settings = deps.settings
         self.remaining_s = remaining_s
         self.report = CycleReport()
         self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="jobwatch-io")
+        self.slots = asyncio.Semaphore(self.settings.poll_concurrency)
+        self.stack = stack
+        self.gates: dict[str, EndpointGate] = {}
+        self.blocked_jobs: set[str] = set()
+        self.policy = Policy(
+            unreachable_after=self.settings.unreachable_after,
+            lost_after=self.settings.lost_after,
+            stall_after_s=self.settings.stall_after_s,
+            max_duration_s=self.settings.max_duration_s,
+        )
 
     async def in_thread(self, fn: Callable[[], Any]) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn)
+
+    def gate_for(self, spec: JobSpec) -> EndpointGate:
+        endpoint = endpoint_of(spec)
+        gate = self.gates.get(endpoint)
+        if gate is None:
+            documented = _documented_rps(spec.source)
+            configured = self.settings.endpoint_max_rps
+            limits = [r for r in (documented, configured) if r]
+            gate = self.gates[endpoint] = EndpointGate(
+                self.stack, self.settings, min(limits) if limits else None
+            )
+        return gate
 
     def api_key_for(self, spec: JobSpec) -> str | None:
         if spec.secret_name is None:
@@ -183,40 +252,38 @@ class _Cycle:
         except SecretUnavailableError as exc:
             raise PollError(PollErrorKind.CONFIG, str(exc)) from None
 
-    async def poll_one(self, lane: _Lane, job: TrackedJob) -> None:
+    async def poll_one(self, job: TrackedJob) -> None:
         """One job; anything unexpected is logged against the job and never aborts the cycle."""
         try:
-            await self._poll_one(lane, job)
+            await self._poll_one(job)
         except Exception as exc:
             self.report.crashed += 1
             self.report.errors.append({"jobKey": job.key, "jobId": job.spec.job_id, "error": repr(exc)[:300]})
             logger.exception("unexpected error for this job; cycle goes on", extra=job_fields(job.spec))
 
-    async def _poll_one(self, lane: _Lane, job: TrackedJob) -> None:
-        client, gate = lane
-        async with gate:
+    async def _poll_one(self, job: TrackedJob) -> None:
+        gate = self.gate_for(job.spec)
+        async with gate.slots, self.slots:
             if self.remaining_s() < self.settings.deadline_margin_s:
                 self.report.deferred += 1
                 return
+            await gate.rate.wait()
             self.report.polled += 1
+            client = await gate.client()
             try:
                 seen = await poll_spec(client, job.spec, self.api_key_for(job.spec))
             except PollError as exc:
                 self.report.poll_errors += 1
                 self.report.errors.append({"jobKey": job.key, "jobId": job.spec.job_id, "error": str(exc)})
                 logger.warning(
-                    "poll failed; job state unchanged",
+                    "poll failed; job phase unchanged",
                     extra=job_fields(job.spec, error=str(exc), errorKind=exc.kind.value),
                 )
+                decision = decide_error(job, exc.kind, str(exc), self.deps.now_iso(), self.policy)
+                await self.apply(job, decision)
                 return
-        await self.apply(job, seen)
-
-    async def apply(self, job: TrackedJob, seen: Snapshot) -> None:
         now = self.deps.now_iso()
-        decision = decide(job, seen, now)
-        if decision.outcome is Outcome.UNCHANGED:
-            self.report.unchanged += 1
-            return
+        decision = decide(job, seen, now, self.policy)
         if decision.outcome is Outcome.IGNORED:
             self.report.ignored += 1
             self.report.errors.append({"jobKey": job.key, "jobId": job.spec.job_id, "error": decision.reason})
@@ -225,34 +292,65 @@ class _Cycle:
                 extra=job_fields(job.spec, reason=decision.reason, status=seen.status),
             )
             return
-        transition = decision.transition
+        await self.apply(job, decision)
+
+    async def apply(self, job: TrackedJob, decision: Decision) -> None:
+        if decision.outcome is not Outcome.WRITE or decision.health is None:
+            if decision.outcome is Outcome.UNCHANGED and decision.reason == "":
+                self.report.unchanged += 1
+            return
+        now = self.deps.now_iso()
+        now_s = self.deps.clock()
+        store = self.deps.store
+        health = decision.health
+        health_only = not decision.transitions and decision.snapshot == job.snapshot
         try:
-            now_s = self.deps.clock()
-            await self.in_thread(lambda: self.deps.store.save_snapshot(job, seen, now, transition, now_s))
+            if health_only:  # poll-error bookkeeping: version and snapshot stay as they are
+                await self.in_thread(lambda: store.save_health(job, health))
+                self.report.health_writes += 1
+                return
+            await self.in_thread(
+                lambda: store.save_state(
+                    job,
+                    decision.snapshot,
+                    health,
+                    decision.snapshot_changed,
+                    decision.transitions,
+                    now,
+                    now_s,
+                )
+            )
         except ConflictError:
             self.report.conflicts += 1
             logger.info("another run advanced this job first; not notifying", extra=job_fields(job.spec))
             return
-        if transition is None:
+        if not decision.transitions:
             self.report.updated += 1
             return
-        self.report.transitions += 1
-        logger.info(
-            "transition recorded",
-            extra=job_fields(
-                job.spec,
-                transitionId=transition.transition_id,
-                event=transition.event,
-                previousPhase=transition.previous.phase.value if transition.previous else None,
-                phase=seen.phase.value,
-            ),
-        )
-        self.report.events.append(
-            {"transitionId": transition.transition_id, "jobKey": job.key, "event": transition.event}
-        )
-        await self.publish(transition)
+        for transition in decision.transitions:
+            self.report.transitions += 1
+            logger.info(
+                "transition recorded",
+                extra=job_fields(
+                    job.spec,
+                    transitionId=transition.transition_id,
+                    event=transition.event,
+                    previousPhase=transition.previous.phase.value if transition.previous else None,
+                    phase=transition.current.phase.value,
+                    note=transition.note,
+                ),
+            )
+            self.report.events.append(
+                {"transitionId": transition.transition_id, "jobKey": job.key, "event": transition.event}
+            )
+        if job.key in self.blocked_jobs:
+            return  # an older transition of this job is still owed: the outbox keeps the order
+        for transition in decision.transitions:  # in order: a later one is never published first
+            if not await self.publish(transition):
+                self.blocked_jobs.add(job.key)
+                break
 
-    async def publish(self, transition: Transition, *, republish: bool = False) -> None:
+    async def publish(self, transition: Transition, *, republish: bool = False) -> bool:
         store = self.deps.store
         try:
             message_id = await self.in_thread(lambda: self.deps.publisher.publish(transition))
@@ -267,48 +365,67 @@ class _Cycle:
                 },
             )
             await self.in_thread(lambda: store.note_publish_failure(transition))
-            return
+            return False
         if republish:
             self.report.republished += 1
         else:
             self.report.published += 1
         now_s = self.deps.clock()
         await self.in_thread(lambda: store.mark_published(transition, message_id, now_s))
+        return True
 
     async def drain_outbox(self) -> None:
-        """Publish transitions that were recorded but never published (crash, SNS outage)."""
+        """Publish transitions that were recorded but never published (crash, SNS outage).
+
+        Per job, strictly in order: once one of a job's transitions cannot go out yet, its later
+        ones wait too (also fresh ones recorded in this cycle), so subscribers never see them swapped.
+        """
         store = self.deps.store
         pending = await self.in_thread(store.pending_transitions)
         now = self.deps.clock()
         for item in pending:
-            backoff = OUTBOX_GRACE_S * math.pow(2, min(item.attempts, 6))
-            if now - item.recorded_at < backoff:
+            transition = item.transition
+            if transition.job_key in self.blocked_jobs:
                 continue
-            if self.remaining_s() < self.settings.deadline_margin_s:
-                return
+            backoff = OUTBOX_GRACE_S * math.pow(2, min(item.attempts, 6))
+            if now - item.recorded_at < backoff or self.remaining_s() < self.settings.deadline_margin_s:
+                self.blocked_jobs.add(transition.job_key)
+                continue
             if item.attempts >= OUTBOX_MAX_ATTEMPTS:
                 self.report.dead_lettered += 1
                 reason = f"not published after {item.attempts} attempts"
                 logger.error(
                     "transition dead-lettered",
-                    extra={"jobKey": item.transition.job_key, "transitionId": item.transition.transition_id},
+                    extra={"jobKey": transition.job_key, "transitionId": transition.transition_id},
                 )
-                transition = item.transition
-                await self.in_thread(lambda: store.mark_dead_lettered(transition, reason, now))
+                await self.in_thread(lambda t=transition: store.mark_dead_lettered(t, reason, now))  # type: ignore[misc]
                 continue
-            await self.publish(item.transition, republish=True)
+            if not await self.publish(transition, republish=True):
+                self.blocked_jobs.add(transition.job_key)
+
+    def due(self, job: TrackedJob) -> bool:
+        if not self.settings.adaptive_polling:
+            return True
+        return is_due(job, self.deps.clock(), self.settings.poll_period_s)
 
     async def run(self) -> CycleReport:
         started = time.perf_counter()
+        store = self.deps.store
         try:
             await self.drain_outbox()
-            jobs = await self.in_thread(self.deps.store.pollable_jobs)
-            self.report.jobs = len(jobs)
-            async with contextlib.AsyncExitStack() as stack:
-                lanes = await open_lanes(stack, self.settings, len(jobs))
-                await asyncio.gather(
-                    *(self.poll_one(lanes[i % len(lanes)], job) for i, job in enumerate(jobs))
-                )
+            pages = store.pollable_pages()
+            tasks: list[asyncio.Task[None]] = []
+            while True:  # poll the first page while the next one is fetched
+                page = await self.in_thread(lambda: next(pages, None))
+                if page is None:
+                    break
+                self.report.jobs += len(page)
+                for job in page:
+                    if self.due(job):
+                        tasks.append(asyncio.create_task(self.poll_one(job)))
+                    else:
+                        self.report.skipped += 1
+            await asyncio.gather(*tasks)
         finally:
             self.executor.shutdown(wait=True)
         self.report.duration_s = round(time.perf_counter() - started, 3)
@@ -316,7 +433,8 @@ class _Cycle:
 
 
 async def run_cycle(deps: PollerDeps, remaining_s: Callable[[], float] = lambda: math.inf) -> CycleReport:
-    report = await _Cycle(deps, remaining_s).run()
+    async with contextlib.AsyncExitStack() as stack:
+        report = await _Cycle(deps, remaining_s, stack).run()
     for name, value in (
         ("JobsPolled", report.polled),
         ("PollErrors", report.poll_errors),
@@ -327,6 +445,7 @@ async def run_cycle(deps: PollerDeps, remaining_s: Callable[[], float] = lambda:
         ("JobCrashes", report.crashed),
         ("WriteConflicts", report.conflicts),
         ("Deferred", report.deferred),
+        ("NotDue", report.skipped),
         ("IgnoredResults", report.ignored),
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

@@ -21,7 +21,7 @@ from jobwatch.adapters.store import JobStore
 from jobwatch.model import JobSpec, Snapshot, TrackedJob
 from jobwatch.observability import logger
 from jobwatch.poller import CycleReport, PollerDeps, make_http_client, poll_spec, run_cycle, utc_now_iso
-from jobwatch.registration import build_spec
+from jobwatch.registration import EndpointPolicy, build_spec
 from jobwatch.settings import Settings, get_settings
 
 if TYPE_CHECKING:  # the poller's cold start does not pay for the Slack side
@@ -157,7 +157,7 @@ def check_job(spec: JobSpec, api_key: str | None) -> Snapshot:
 
 def track_job(fields: Mapping[str, Any]) -> tuple[TrackedJob, bool]:
     settings = get_settings()
-    spec = build_spec(fields, allow_http_loopback=settings.allow_http_loopback)
+    spec = build_spec(fields, EndpointPolicy.from_settings(settings))
     job, created = job_store(settings).add_job(spec, utc_now_iso())
     logger.info(
         "job tracked" if created else "job already tracked",

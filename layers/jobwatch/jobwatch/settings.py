@@ -5,13 +5,18 @@ Business logic receives a `Settings` instance; nothing else in the package reads
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from functools import cache
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 ENV_PREFIX = "JOBWATCH_"
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$"
+)
 
 
 class Settings(BaseModel):
@@ -41,6 +46,41 @@ class Settings(BaseModel):
     slack_max_retry_after_s: float = Field(default=5.0, ge=0)
     """A 429 asking to wait longer than this is retried through SQS visibility, not by sleeping."""
     secret_cache_s: float = Field(default=300.0, ge=0)
+    endpoint_concurrency: int = Field(default=16, ge=1, le=256)
+    """Polls in flight against one endpoint (scheme://host:port), whatever the fleet size."""
+    endpoint_max_rps: float | None = Field(default=None, gt=0)
+    """Requests per second per endpoint; a source's documented limit (Zilliz: 20/s) applies anyway."""
+    poll_period_s: float = Field(default=60.0, ge=0)
+    """The schedule's period; adaptive polling spaces slow jobs by multiples of it."""
+    adaptive_polling: bool = True
+    unreachable_after: int = Field(default=3, ge=1)
+    """Consecutive poll errors before one UNREACHABLE (or AUTH_FAILED) notification."""
+    lost_after: int = Field(default=3, ge=1)
+    """Consecutive "no such job" answers before the job is LOST."""
+    stall_after_s: float = Field(default=1800.0, gt=0)
+    """A running job whose snapshot has not moved for this long is STALLED (per-job override)."""
+    max_duration_s: float = Field(default=86400.0, gt=0)
+    """A job running longer than this is OVERDUE (per-job override)."""
+    endpoint_allowlist: tuple[str, ...] = ()
+    """CIDRs and hostnames an endpoint may resolve into despite being private, loopback or reserved
+    (comma-separated in `JOBWATCH_ENDPOINT_ALLOWLIST`); see `jobwatch.registration`."""
+
+    @field_validator("endpoint_allowlist", mode="before")
+    @classmethod
+    def _split_allowlist(cls, value: object) -> object:
+        """The environment carries one comma-separated string; entries are checked at registration."""
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list | tuple):
+            return value
+        entries = tuple(str(entry).strip().lower().rstrip(".") for entry in value)
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                if not _HOSTNAME.match(entry):
+                    raise ValueError(f"allow-list entry {entry!r} is neither a CIDR nor a hostname") from None
+        return entries
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
 
 
-
 @cache
 def _config() -> Any:
     from botocore.config import Config

@@ -15,11 +15,11 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from jobwatch.model import JobSpec, Snapshot, TrackedJob, Transition
+from jobwatch.model import Health, JobSpec, Snapshot, TrackedJob, Transition
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -35,8 +35,11 @@ def _job_pk(key: str) -> str:
     return f"JOB#{key}"
 
 
-def _transition_sk(version: int) -> str:
-    return f"TR#{version:010d}"
+def _history_sk(transition_id: str) -> str:
+    """`key#7` -> TR#0000000007, `key#7.2` -> TR#0000000007.2: sorts in publication order."""
+    suffix = transition_id.rsplit("#", 1)[1]
+    version, _, index = suffix.partition(".")
+    return f"TR#{int(version):010d}" + (f".{index}" if index else "")
 
 
 def _compact(value: dict[str, Any]) -> str:
@@ -65,11 +68,13 @@ class JobStore:
     def _job_item(self, job: TrackedJob) -> dict[str, Any]:
         doc = job.to_wire()
         doc.pop("version", None)
+        health = doc.pop("health")
         item: dict[str, Any] = {
             "pk": {"S": _job_pk(job.key)},
             "sk": {"S": _JOB_SK},
             "version": {"N": str(job.version)},
             "doc": {"S": _compact(doc)},
+            "health": {"S": _compact(health)},
             "source": {"S": job.spec.source},
             "outbox": {"M": {}},
         }
@@ -83,6 +88,8 @@ class JobStore:
     def _job_from_item(item: dict[str, Any]) -> TrackedJob:
         doc = json.loads(item["doc"]["S"])
         doc["version"] = int(item["version"]["N"])
+        if "health" in item:
+            doc["health"] = json.loads(item["health"]["S"])
         return TrackedJob.model_validate(doc)
 
     def add_job(self, spec: JobSpec, now_iso: str) -> tuple[TrackedJob, bool]:
@@ -118,6 +125,17 @@ class JobStore:
         )
         return "Attributes" in response
 
+    def pollable_pages(self) -> Iterator[list[TrackedJob]]:
+        """Non-terminal jobs page by page, so polling can start before the last page arrives."""
+        paginator = self._db.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self._table,
+            IndexName=POLLABLE_INDEX,
+            KeyConditionExpression="pollShard = :v",
+            ExpressionAttributeValues={":v": {"S": ACTIVE_SHARD}},
+        ):
+            yield [self._job_from_item(item) for item in page.get("Items", [])]
+
     def pollable_jobs(self) -> list[TrackedJob]:
         """Non-terminal jobs, from the sparse index: no Scan, cost proportional to active jobs only."""
         return [
@@ -150,48 +168,60 @@ class JobStore:
 
     # -- state changes --------------------------------------------------------------------------
 
-    def save_snapshot(
-        self, job: TrackedJob, seen: Snapshot, now_iso: str, transition: Transition | None, now_s: float
+    def save_state(
+        self,
+        job: TrackedJob,
+        snapshot: Snapshot | None,
+        health: Health,
+        snapshot_changed: bool,
+        transitions: Sequence[Transition],
+        now_iso: str,
+        now_s: float,
     ) -> TrackedJob:
-        """Advance the job to `seen` in one conditional write on the version that was read.
+        """Advance the job in one conditional write on the version that was read.
 
-        A transition goes into the job item's own `outbox` map in that same write, so recording the
-        state and owing the notification are one atomic step (no multi-item transaction needed): a
-        crash after this call loses nothing, a later cycle publishes what is still in the outbox.
+        Transitions go into the job item's own `outbox` map in that same write, so recording the
+        state and owing the notifications are one atomic step (no multi-item transaction needed):
+        a crash after this call loses nothing, a later cycle publishes what is still in the outbox.
         Raises ConflictError when another run got there first.
         """
         updated = job.model_copy(
             update={
-                "snapshot": seen,
+                "snapshot": snapshot,
+                "health": health,
                 "version": job.version + 1,
                 "updated_at": now_iso,
-                "changed_at": now_iso,
+                "changed_at": now_iso if snapshot_changed else job.changed_at,
             }
         )
         doc = updated.to_wire()
         doc.pop("version", None)
+        health_doc = doc.pop("health")
         names: dict[str, str] = {"#v": "version"}
         values: dict[str, Any] = {
             ":read": {"N": str(job.version)},
             ":new": {"N": str(updated.version)},
             ":doc": {"S": _compact(doc)},
+            ":health": {"S": _compact(health_doc)},
         }
-        sets = ["#v = :new", "doc = :doc"]
+        sets = ["#v = :new", "doc = :doc", "health = :health"]
         removes: list[str] = []
         if updated.terminal:
             sets.append("expiresAt = :exp")
             values[":exp"] = {"N": str(int(now_s) + self._retention_s)}
             removes.append("pollShard")
-        if transition is not None:
-            names["#t"] = transition.transition_id
-            sets += ["outbox.#t = :entry", "outboxShard = :pending"]
-            values[":entry"] = {
+        for index, transition in enumerate(transitions):
+            names[f"#t{index}"] = transition.transition_id
+            sets.append(f"outbox.#t{index} = :e{index}")
+            values[f":e{index}"] = {
                 "M": {
                     "doc": {"S": _compact(transition.to_wire())},
                     "recordedAt": {"N": f"{now_s:.3f}"},
                     "attempts": {"N": "0"},
                 }
             }
+        if transitions:
+            sets.append("outboxShard = :pending")
             values[":pending"] = {"S": PENDING_SHARD}
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         try:
@@ -206,6 +236,36 @@ class JobStore:
         except self._db.exceptions.ConditionalCheckFailedException as exc:
             raise ConflictError(str(exc)) from exc
         return updated
+
+    def save_health(self, job: TrackedJob, health: Health) -> TrackedJob:
+        """Record poll-error bookkeeping only: the job's version and snapshot stay as they are.
+
+        Conditional on the version read, so it never overwrites a newer state; two overlapping runs
+        may both count the same failing poll, which only brings an alert one poll earlier.
+        """
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": _job_pk(job.key)}, "sk": {"S": _JOB_SK}},
+                UpdateExpression="SET health = :h",
+                ConditionExpression="#v = :read",
+                ExpressionAttributeNames={"#v": "version"},
+                ExpressionAttributeValues={
+                    ":h": {"S": _compact(health.to_wire())},
+                    ":read": {"N": str(job.version)},
+                },
+            )
+        except self._db.exceptions.ConditionalCheckFailedException as exc:
+            raise ConflictError(str(exc)) from exc
+        return job.model_copy(update={"health": health})
+
+    def save_snapshot(
+        self, job: TrackedJob, seen: Snapshot, now_iso: str, transition: Transition | None, now_s: float
+    ) -> TrackedJob:
+        """Store a new snapshot (health unchanged) with at most one owed transition."""
+        return self.save_state(
+            job, seen, job.health, True, [transition] if transition else [], now_iso, now_s
+        )
 
     # -- outbox ---------------------------------------------------------------------------------
 
@@ -222,7 +282,7 @@ class JobStore:
                         attempts=int(fields["attempts"]["N"]),
                     )
                 )
-        pending.sort(key=lambda p: p.recorded_at)
+        pending.sort(key=lambda p: (p.recorded_at, _history_sk(p.transition.transition_id)))
         return pending
 
     def _settle(self, transition: Transition, state: str, now_s: float, detail: str) -> None:
@@ -248,12 +308,11 @@ class JobStore:
                     ConditionExpression="size(outbox) = :zero",
                     ExpressionAttributeValues={":zero": {"N": "0"}},
                 )
-        version = int(transition.transition_id.rsplit("#", 1)[1])
         self._db.put_item(
             TableName=self._table,
             Item={
                 "pk": {"S": _job_pk(transition.job_key)},
-                "sk": {"S": _transition_sk(version)},
+                "sk": {"S": _history_sk(transition.transition_id)},
                 "doc": {"S": _compact(transition.to_wire())},
                 "delivery": {"S": state},
                 "detail": {"S": detail[:500]},

@@ -3,8 +3,9 @@
 Upstream text is untrusted: a job error can contain `<!channel>`, `<@U123>` or `<https://evil|click>`.
 Every upstream-derived string therefore goes through `fit()`, which escapes `&`, `<`, `>`, defuses
 bare broadcast mentions and truncates on the raw text (never inside an `&amp;` entity). The error sits in
-a code block whose fences it cannot close. Text objects are `verbatim` so Slack does not auto-link
-or auto-mention anything in them.
+a code block whose fences it cannot close. A health event's `note` (which quotes the last poll error)
+gets its own `Why` section right under the header, escaped and capped like the error. Text objects
+are `verbatim` so Slack does not auto-link or auto-mention anything in them.
 """
 
 from __future__ import annotations
@@ -127,6 +128,8 @@ def _fields(view: TransitionView) -> list[dict[str, Any]]:
         _field("Progress", view.progress),
         _field("Duration", view.duration),
     ]
+    if view.secret_name is not None:
+        fields.append(_field("Secret", view.secret_name, code=view.secret_name != messages.NO_SECRET))
     fields += [_field(fact.label, fact.value) for fact in view.facts]
     return fields
 
@@ -154,6 +157,13 @@ def _error_section(error: str) -> dict[str, Any]:
     return {"type": "section", "text": _mrkdwn(head + fit(fenced, room, _truncation_note(error)) + tail)}
 
 
+def _note_section(note: str) -> dict[str, Any]:
+    """Why a health event fired, right under the header: the one line a reader needs first."""
+    head = "*Why*\n"
+    room = MAX_SECTION_CHARS - slack_len(head)
+    return {"type": "section", "text": _mrkdwn(head + fit(note, room, _truncation_note(note)))}
+
+
 def _context(view: TransitionView) -> dict[str, Any]:
     elements = [
         _mrkdwn(f"Transition {_inline_code(view.transition_id, 300)} · {fit(view.occurred_at, 64)}"),
@@ -172,17 +182,22 @@ def _fallback_text(view: TransitionView) -> str:
         raw = f"{view.emoji} {TEST_NOTICE} · {job}"
     else:
         where = f" ({messages.collections_text(view.collections, 3)})" if view.collections else ""
-        raw = f"{view.emoji} {view.event} · {job}{where}: {view.outcome} ({view.phase_change})"
+        raw = f"{view.emoji} {view.event} · {job}{where}: {view.outcome} ({messages.phase_brief(view)})"
+        if view.note:
+            raw += f" — {messages.clean_text(view.note)}"
     return fit(raw, _FALLBACK_CHARS)
 
 
 def render_payload(t: Transition) -> dict[str, Any]:
-    """Incoming-webhook payload: fallback `text`, then header, fields, error, context blocks."""
+    """Incoming-webhook payload: fallback `text`, then header, note, fields, error, context blocks."""
     view = messages.describe(t)
     heading = fit(f"{view.emoji} {view.event} · {view.title}", MAX_HEADER_CHARS)
     header = {"type": "header", "text": _plain(heading)}
-    reserved = 2 + (1 if view.error else 0)  # header, context, error
-    blocks: list[dict[str, Any]] = [header, *_field_sections(view, MAX_BLOCKS - reserved)]
+    reserved = 2 + (1 if view.note else 0) + (1 if view.error else 0)  # header, context, note, error
+    blocks: list[dict[str, Any]] = [header]
+    if view.note:
+        blocks.append(_note_section(view.note))
+    blocks += _field_sections(view, MAX_BLOCKS - reserved)
     if view.error:
         blocks.append(_error_section(view.error))
     blocks.append(_context(view))
