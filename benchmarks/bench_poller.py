@@ -1,11 +1,16 @@
 """Poller benchmark (`make bench`): a quiet and a busy cycle over many tracked jobs.
 
-Setup: moto server and the upstream simulator each run in their own process (so the CPU time
-measured here is the poller's alone); the simulator answers every status call after a fixed latency.
-Jobs are split between the two core sources. The first cycle is the busy one (every job is seen for
-the first time: one transition, one transactional write and one publish each); the next cycles are
-quiet (every job polled, nothing changed). AWS calls are counted with botocore's event hooks on the
-poller's own clients.
+Setup: moto server and the upstream simulators run in their own processes (so the CPU time measured
+here is the poller's alone); each simulator answers every status call after a fixed latency. A fleet
+spans several endpoints (clusters): jobwatch caps polls per endpoint (`endpoint_concurrency`, 16 by
+default), so the jobs are spread over `poll_concurrency / endpoint_concurrency` simulator endpoints,
+which lets the poller reach its full default concurrency. Jobs are split between two
+sources without a documented rate limit (weaviate-export and milvus-import): the Zilliz controller
+documents 20 requests/s per endpoint, which jobwatch honours, so Zilliz jobs would measure that limit
+rather than the poller.
+The first cycle is the busy one (every job is seen for the first time: one transition, one write and
+one publish each); the next cycles are quiet (every job polled, nothing changed). AWS calls are
+counted with botocore's event hooks on the poller's own clients.
 
 The last line printed is one JSON object with the figures.
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -30,7 +36,7 @@ from jobwatch.adapters import aws
 from jobwatch.model import JobSpec
 from jobwatch.poller import run_cycle, utc_now_iso
 from jobwatch_devkit.harness import LocalDeployment
-from jobwatch_devkit.processes import moto_process, simulator_process
+from jobwatch_devkit.processes import ServerProcess, moto_process, simulator_process
 
 REPO = Path(__file__).resolve().parents[1]
 JOBS = int(os.environ.get("BENCH_JOBS", "2000"))
@@ -55,21 +61,34 @@ class CallCounter:
         return Counter(self.calls)
 
 
-def seed(sim_url: str, deployment: LocalDeployment) -> None:
-    half = JOBS // 2
-    with httpx.Client(base_url=sim_url, timeout=30) as control:
-        control.post("/_sim/static", json={"source": "weaviate-export", "count": half, "prefix": "exp-",
-                                           "backend": "s3", "state": {"status": "TRANSFERRING"}}).raise_for_status()
-        control.post("/_sim/static", json={"source": "zilliz-import-v1", "count": JOBS - half, "prefix": "imp-",
-                                           "clusterId": "in01-bench", "state": {"ready": 0.5}}).raise_for_status()
+def seed(sim_urls: list[str], deployment: LocalDeployment) -> None:
+    """Spread the jobs over the endpoints; half Weaviate exports, half Milvus imports."""
     store = service.job_store(deployment.settings)
     now = utc_now_iso()
-    for i in range(half):
-        store.add_job(JobSpec(source="weaviate-export", endpoint=sim_url, job_id=f"exp-{i:05d}", backend="s3"), now)
-    for i in range(JOBS - half):
-        store.add_job(
-            JobSpec(source="zilliz-import-v1", endpoint=sim_url, job_id=f"imp-{i:05d}", cluster_id="in01-bench"), now
-        )
+    share = JOBS // len(sim_urls)
+    for n, url in enumerate(sim_urls):
+        count = share if n < len(sim_urls) - 1 else JOBS - share * (len(sim_urls) - 1)
+        exports, imports = count // 2, count - count // 2
+        with httpx.Client(base_url=url, timeout=30) as control:
+            export = {"status": "TRANSFERRING"}
+            control.post(
+                "/_sim/static",
+                json={"source": "weaviate-export", "count": exports, "prefix": f"exp-{n}-", "state": export},
+            ).raise_for_status()
+            control.post(
+                "/_sim/static",
+                json={
+                    "source": "milvus-import",
+                    "count": imports,
+                    "prefix": f"imp-{n}-",
+                    "state": {"status": "Importing", "progress": 50},
+                },
+            ).raise_for_status()
+        for i in range(exports):
+            spec = JobSpec(source="weaviate-export", endpoint=url, job_id=f"exp-{n}-{i:05d}", backend="s3")
+            store.add_job(spec, now)
+        for i in range(imports):
+            store.add_job(JobSpec(source="milvus-import", endpoint=url, job_id=f"imp-{n}-{i:05d}"), now)
 
 
 def timed_cycle(counter: CallCounter) -> dict[str, Any]:
@@ -94,8 +113,17 @@ def import_time(code: str, extra_path: list[str]) -> float:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([*extra_path, site_packages])}
     env.pop("AWS_LAMBDA_FUNCTION_NAME", None)
     out = subprocess.run(
-        [sys.executable, "-S", "-c", f"import time\nt=time.perf_counter()\n{code}\nprint(time.perf_counter()-t)"],
-        capture_output=True, text=True, env=env, check=True, cwd=REPO,
+        [
+            sys.executable,
+            "-S",
+            "-c",
+            f"import time\nt=time.perf_counter()\n{code}\nprint(time.perf_counter()-t)",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        cwd=REPO,
     )
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -113,27 +141,35 @@ def main() -> int:
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     moto = moto_process()
-    sim = simulator_process(latency_ms=LATENCY_MS)
     moto.start()
-    sim.start()
+    sims: list[ServerProcess] = []
     try:
         deployment = LocalDeployment(moto.url, None)
-        concurrency = deployment.settings.poll_concurrency
+        settings = deployment.settings
+        concurrency = settings.poll_concurrency
+        endpoints = max(1, math.ceil(concurrency / settings.endpoint_concurrency))
+        for _ in range(endpoints):
+            sims.append(simulator_process(latency_ms=LATENCY_MS))
+            sims[-1].start()
         t0 = time.perf_counter()
-        seed(sim.url, deployment)
+        seed([sim.url for sim in sims], deployment)
         print(f"seeded {JOBS} jobs in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
         counter = CallCounter()
         busy = timed_cycle(counter)
         print(f"busy cycle: {busy['wall_s']:.2f}s {busy['report']}", file=sys.stderr)
         quiet_runs = [timed_cycle(counter) for _ in range(QUIET_CYCLES)]
         for run in quiet_runs:
-            print(f"quiet cycle: {run['wall_s']:.2f}s cpu {run['cpu_s']:.2f}s calls {run['calls']}", file=sys.stderr)
+            print(
+                f"quiet cycle: {run['wall_s']:.2f}s cpu {run['cpu_s']:.2f}s calls {run['calls']}",
+                file=sys.stderr,
+            )
         quiet = sorted(quiet_runs, key=lambda r: r["wall_s"])[len(quiet_runs) // 2]
         if quiet["report"]["polled"] != JOBS or quiet["report"]["unchanged"] != JOBS:
             print(f"quiet cycle did not poll every job unchanged: {quiet['report']}", file=sys.stderr)
             return 1
     finally:
-        sim.stop()
+        for sim in sims:
+            sim.stop()
         moto.stop()
     cold_import_s, deps_import_s = import_figures()
     bound_s = JOBS * LATENCY_MS / 1000 / concurrency
@@ -141,6 +177,8 @@ def main() -> int:
         "jobs": JOBS,
         "latency_ms": LATENCY_MS,
         "concurrency": concurrency,
+        "endpoints": endpoints,
+        "endpoint_concurrency": settings.endpoint_concurrency,
         "cycle_s": round(quiet["wall_s"], 3),
         "bound_s": round(bound_s, 3),
         "cycle_over_bound": round(quiet["wall_s"] / bound_s, 3),

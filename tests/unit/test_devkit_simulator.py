@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import socket
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,13 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-
-try:
-    import jobwatch_devkit  # installed by pyproject (package-dir mapping)
-except ModuleNotFoundError:  # plain checkout with PYTHONPATH=tests: the package is the `devkit` dir
-    import devkit as jobwatch_devkit
-
-    sys.modules["jobwatch_devkit"] = jobwatch_devkit
 
 from jobwatch_devkit.http11 import HttpApp, Request, Response
 from jobwatch_devkit.processes import moto_process, simulator_process

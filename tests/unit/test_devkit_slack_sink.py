@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -10,13 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-
-try:
-    import jobwatch_devkit  # installed by pyproject (package-dir mapping)
-except ModuleNotFoundError:  # plain checkout with PYTHONPATH=tests: the package is the `devkit` dir
-    import devkit as jobwatch_devkit
-
-    sys.modules["jobwatch_devkit"] = jobwatch_devkit
 
 from jobwatch_devkit.processes import slack_sink_process
 from jobwatch_devkit.slack_sink import SINK_PRESETS, SinkResponse, SlackSink, validate_payload

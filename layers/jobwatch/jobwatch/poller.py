@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -34,6 +34,9 @@ from jobwatch.settings import Settings
 from jobwatch.sources import UnknownSourceError, get_source
 from jobwatch.sources.base import HttpRequest, HttpResponse
 from jobwatch.transitions import Decision, Outcome, Policy, decide, decide_error
+
+if TYPE_CHECKING:
+    from jobwatch.adapters.watch_store import WatchStore
 
 USER_AGENT = "jobwatch/0.1 (+status poller)"
 OUTBOX_GRACE_S = 60.0
@@ -62,6 +65,8 @@ class PollerDeps:
     now_iso: Callable[[], str] = utc_now_iso
     clock: Callable[[], float] = time.time
     """Epoch seconds for outbox bookkeeping; tests move it forward instead of sleeping."""
+    watches: WatchStore | None = None
+    """Auto-discovery: when set, each cycle first lists every watch and tracks new jobs."""
 
 
 @dataclass
@@ -82,6 +87,8 @@ class CycleReport:
     deferred: int = 0
     skipped: int = 0
     health_writes: int = 0
+    discovered: int = 0
+    """New jobs tracked through watches this cycle."""
     """Poll-error counters recorded (phase, snapshot and version untouched)."""
     """Not due this period (adaptive polling)."""
     duration_s: float = 0.0
@@ -398,10 +405,29 @@ class _Cycle:
                     "transition dead-lettered",
                     extra={"jobKey": transition.job_key, "transitionId": transition.transition_id},
                 )
-                await self.in_thread(lambda t=transition: store.mark_dead_lettered(t, reason, now))  # type: ignore[misc]
+                await self.in_thread(functools.partial(store.mark_dead_lettered, transition, reason, now))
                 continue
             if not await self.publish(transition, republish=True):
                 self.blocked_jobs.add(transition.job_key)
+
+    async def discover(self) -> None:
+        """Track the new jobs of every watch before polling, so they are polled in this same cycle."""
+        if self.deps.watches is None:
+            return
+        from jobwatch.watches import run_discovery  # only deployments with watches pay for it
+
+        async with make_http_client(self.settings, 4) as client:
+            found = await run_discovery(
+                self.deps.store,
+                self.deps.watches,
+                client,
+                self.deps.secrets,
+                self.settings,
+                self.deps.now_iso(),
+                self.deps.clock,
+            )
+        self.report.discovered = found.tracked
+        self.report.errors.extend(found.errors)
 
     def due(self, job: TrackedJob) -> bool:
         if not self.settings.adaptive_polling:
@@ -412,6 +438,7 @@ class _Cycle:
         started = time.perf_counter()
         store = self.deps.store
         try:
+            await self.discover()
             await self.drain_outbox()
             pages = store.pollable_pages()
             tasks: list[asyncio.Task[None]] = []

@@ -21,7 +21,6 @@ from jobwatch.adapters.store import JobStore
 from jobwatch.model import JobSpec, Snapshot, TrackedJob
 from jobwatch.observability import logger
 from jobwatch.poller import CycleReport, PollerDeps, make_http_client, poll_spec, run_cycle, utc_now_iso
-from jobwatch.registration import EndpointPolicy, build_spec
 from jobwatch.settings import Settings, get_settings
 
 if TYPE_CHECKING:  # the poller's cold start does not pay for the Slack side
@@ -54,12 +53,15 @@ def job_store(settings: Settings) -> JobStore:
 
 @cache
 def poller_deps() -> PollerDeps:
+    from jobwatch.adapters.watch_store import WatchStore
+
     settings = get_settings()
     return PollerDeps(
         settings=settings,
         store=job_store(settings),
         publisher=SnsPublisher(aws.sns(), settings.topic_arn),
         secrets=secret_resolver(),
+        watches=WatchStore(aws.dynamodb(), settings.table),
     )
 
 
@@ -157,6 +159,8 @@ def check_job(spec: JobSpec, api_key: str | None) -> Snapshot:
 
 def track_job(fields: Mapping[str, Any]) -> tuple[TrackedJob, bool]:
     settings = get_settings()
+    from jobwatch.registration import EndpointPolicy, build_spec  # not on the poller's cold path
+
     spec = build_spec(fields, EndpointPolicy.from_settings(settings))
     job, created = job_store(settings).add_job(spec, utc_now_iso())
     logger.info(

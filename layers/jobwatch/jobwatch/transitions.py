@@ -20,6 +20,9 @@ from jobwatch.errors import PollErrorKind
 from jobwatch.messages import format_duration, format_progress, severity_for
 from jobwatch.model import EVENT_FOR_PHASE, Event, Health, Phase, Snapshot, TrackedJob, Transition
 
+MAX_NOTE_CHARS = 1000
+"""Notes quote upstream errors; stored and published, so they are capped like snapshot text."""
+
 
 class Outcome(StrEnum):
     UNCHANGED = "UNCHANGED"
@@ -98,7 +101,7 @@ class _Builder:
                 job=self.job.spec,
                 previous=previous,
                 current=current,
-                note=note,
+                note=None if note is None else note[:MAX_NOTE_CHARS],
             )
         )
 
@@ -158,7 +161,8 @@ def _max_duration(job: TrackedJob, policy: Policy) -> float:
 
 
 def _stall_note(seen: Snapshot, still_for: float) -> str:
-    note = f"no progress for {format_duration(still_for)} (at {format_progress(seen.progress)}, status {seen.status})"
+    at = f"at {format_progress(seen.progress)}, status {seen.status}"
+    note = f"no progress for {format_duration(still_for)} ({at})"
     if seen.details.get("allFilesCompleted"):
         note += "; every file says Completed while the job is still importing (sorting or index building)"
     return note

@@ -20,8 +20,6 @@ offers it (one atomic write); until then it is `add_job` followed by a version-c
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import inspect
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -31,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from jobwatch.adapters.secrets import SecretUnavailableError
-from jobwatch.adapters.store import ConflictError, JobStore
+from jobwatch.adapters.store import JobStore
 from jobwatch.api_models import JOB_ID_MAX, WatchResource
 from jobwatch.errors import PollError, PollErrorKind
 from jobwatch.model import JobSpec, Phase, Snapshot, TrackedJob, bounded
@@ -127,15 +125,7 @@ def record_ended(
     store: JobStore, spec: JobSpec, snapshot: Snapshot, now_iso: str, now_s: float
 ) -> tuple[TrackedJob, bool]:
     """Track a job that is already over without ever notifying it (see the module docstring)."""
-    add_job: Callable[..., tuple[TrackedJob, bool]] = store.add_job
-    if "initial_snapshot" in inspect.signature(add_job).parameters:
-        return add_job(spec, now_iso, initial_snapshot=snapshot)
-    job, created = store.add_job(spec, now_iso)
-    if created and job.snapshot is None:
-        # ConflictError: an overlapping cycle polled it first, and what it recorded stands.
-        with contextlib.suppress(ConflictError):
-            job = store.save_snapshot(job, snapshot, now_iso, None, now_s)
-    return job, created
+    return store.add_job(spec, now_iso, initial_snapshot=snapshot)
 
 
 async def list_watch(client: httpx.AsyncClient, watch: WatchResource, api_key: str | None) -> list[ListedJob]:

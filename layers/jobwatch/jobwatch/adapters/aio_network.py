@@ -9,6 +9,7 @@ This backend talks to asyncio streams directly; TLS, timeouts and errors keep ht
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import select
 import socket
 import ssl
@@ -57,10 +58,8 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
 
     async def aclose(self) -> None:
         self._writer.close()
-        try:
+        with contextlib.suppress(*_READ_ERRORS):  # closing a broken connection: nothing to report
             await self._writer.wait_closed()
-        except _READ_ERRORS:
-            pass  # closing a broken connection: nothing left to report
 
     async def start_tls(
         self,

@@ -1,8 +1,8 @@
 """DynamoDB store: tracked jobs, their transitions (the outbox) and per-channel delivery claims.
 
 One table, three item kinds sharing `pk`/`sk`:
-- job         pk=JOB#<key>   sk=JOB       version, doc (JSON), pollShard (only while non-terminal),
-                                          outbox {transitionId: entry}, outboxShard (while it may be non-empty)
+- job         pk=JOB#<key>   sk=JOB       version, doc (JSON), health (JSON), pollShard (while
+                                          non-terminal), outbox {transitionId: entry}, outboxShard
 - history     pk=JOB#<key>   sk=TR#<ver>  doc (event JSON), delivery (PUBLISHED / DEAD_LETTERED)
 - claim       pk=DELIVERY#<channel>#<transitionId>  sk=CLAIM  state, leaseUntil
 
@@ -92,9 +92,21 @@ class JobStore:
             doc["health"] = json.loads(item["health"]["S"])
         return TrackedJob.model_validate(doc)
 
-    def add_job(self, spec: JobSpec, now_iso: str) -> tuple[TrackedJob, bool]:
-        """Track a job; returns (job, created). Tracking the same job twice keeps the first item."""
-        job = TrackedJob(spec=spec, created_at=now_iso, updated_at=now_iso)
+    def add_job(
+        self, spec: JobSpec, now_iso: str, *, initial_snapshot: Snapshot | None = None
+    ) -> tuple[TrackedJob, bool]:
+        """Track a job; returns (job, created). Tracking the same job twice keeps the first item.
+
+        `initial_snapshot` records a job first seen already over (auto-discovery): it is written
+        terminal and non-pollable in the same conditional put, so nothing ever notifies it.
+        """
+        job = TrackedJob(
+            spec=spec,
+            snapshot=initial_snapshot,
+            created_at=now_iso,
+            updated_at=now_iso,
+            changed_at=now_iso if initial_snapshot else None,
+        )
         try:
             self._db.put_item(
                 TableName=self._table,

@@ -164,4 +164,7 @@ class BackupStatusSource:
         base = snapshot.details.get("incrementalBaseBackupId")
         if isinstance(base, str) and base:
             facts.append(Fact("Incremental base", base))
+        if snapshot.details.get("timestampsObserved"):
+            observed = "restore status has no timestamps: durations are observed by jobwatch"
+            facts.append(Fact("Timing", observed))
         return facts

@@ -19,20 +19,24 @@ from __future__ import annotations
 import os
 import sys
 import textwrap
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from jobwatch.cli import main as jobwatch_cli
+import httpx
+
+from jobwatch import api
+from jobwatch.api_server import ApiServer
 from jobwatch.messages import email_body, email_subject, format_progress
 from jobwatch.model import TrackedJob, Transition
 from jobwatch.sources import get_source
 from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.processes import moto_process
-from jobwatch_devkit.simulator import Step, UpstreamSimulator, fault_api_error, hold, state
+from jobwatch_devkit.simulator import Step, UpstreamSimulator, fault_api_error, fault_http, hold, state
 from jobwatch_devkit.slack_sink import SinkMessage, SlackSink
 
 WIDTH = 100
-CYCLES = 7
+CYCLES = 12
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,9 @@ class DemoJob:
     """Texts the Slack message and the email of the job's last transition must both contain."""
     release_at: int | None = None
     """Cycle at which the demo releases the job's `hold()` step (`UpstreamSimulator.advance`)."""
+    appears_at: int | None = None
+    """Not registered: the job appears upstream at this cycle and a watch must discover it
+    (0: it already existed, finished, before the watch was created: recorded, never notified)."""
 
     @property
     def name(self) -> str:
@@ -306,7 +313,69 @@ JOBS = [
         ],
         expected=["STARTED", "CANCELED"],
     ),
+    # Issue 3: a job parked at 80 % "Importing" while every file says Completed (Milvus's real trap)
+    # is reported STALLED once, then finishes; an endpoint that fails three polls in a row is
+    # reported UNREACHABLE once and RECOVERED once when it answers again.
+    DemoJob(
+        "milvus-import",
+        "454000000000000001",
+        collection="clue_data",
+        options=(("dbName", "analytics"),),
+        steps=[
+            state("Importing", progress=80, rows=520_161, total_rows=520_161, files=["5.parquet"]),
+            hold(),
+            state("Completed", progress=100, rows=520_161, total_rows=520_161, files=["5.parquet"]),
+        ],
+        expected=["STARTED", "STALLED", "SUCCEEDED"],
+        release_at=11,
+    ),
+    DemoJob(
+        "weaviate-export",
+        "export-flaky-endpoint",
+        backend="s3",
+        collection="Article",
+        steps=[
+            state("TRANSFERRING", objects=1_000),
+            fault_http(503),
+            fault_http(503),
+            fault_http(502),
+            state("TRANSFERRING", objects=5_000),
+            state("SUCCESS", objects=9_000),
+        ],
+        expected=["STARTED", "UNREACHABLE", "RECOVERED", "SUCCEEDED"],
+    ),
 ]
+
+WATCHED_CLUSTER = "in01-watched"
+JOBS += [
+    DemoJob(
+        "zilliz-import-v1",
+        "job-finished-before-the-watch",
+        cluster_id=WATCHED_CLUSTER,
+        collection="products",
+        steps=[state(ready=1.0)],
+        expected=[],
+        appears_at=0,
+    ),
+    DemoJob(
+        "zilliz-import-v1",
+        "job-found-by-the-watch",
+        cluster_id=WATCHED_CLUSTER,
+        collection="products",
+        steps=[state(ready=0.3), state(ready=1.0)],
+        expected=["STARTED", "SUCCEEDED"],
+        appears_at=3,
+    ),
+]
+
+DEMO_SETTINGS = {
+    "JOBWATCH_STALL_AFTER_S": "4",
+    "JOBWATCH_UNREACHABLE_AFTER": "3",
+    "JOBWATCH_ADAPTIVE_POLLING": "false",
+}
+"""The demo compresses time: a stall threshold of seconds instead of 30 minutes, and every job polled
+every cycle (adaptive polling would space a stalled or unreachable job out by minutes)."""
+CYCLE_PAUSE_S = 0.8
 
 
 def rule(title: str = "", char: str = "─") -> str:
@@ -337,32 +406,59 @@ def indent(text: str) -> str:
     return textwrap.indent(text, "    │ ", lambda _line: True)
 
 
-def register(deployment: LocalDeployment, sim_url: str, sim: UpstreamSimulator) -> None:
+def add_upstream(sim: UpstreamSimulator, job: DemoJob) -> None:
+    sim.add_job(
+        job.source,
+        job.job_id,
+        job.steps,
+        backend=job.backend,
+        cluster_id=job.cluster_id,
+        api_key=job.api_key,
+        collection=job.collection,
+    )
+
+
+def register(api_url: str, sim_url: str, sim: UpstreamSimulator) -> None:
+    """Register every job, and one watch, through the HTTP API (`jobwatch api serve`)."""
     from jobwatch.adapters import aws
 
-    for job in JOBS:
-        sim.add_job(
-            job.source,
-            job.job_id,
-            job.steps,
-            backend=job.backend,
-            cluster_id=job.cluster_id,
-            api_key=job.api_key,
-            collection=job.collection,
-        )
-        if job.secret and job.api_key:
-            aws.secretsmanager().create_secret(Name=job.secret, SecretString=job.api_key)
-        argv = ["track", job.source, "--endpoint", sim_url, "--job-id", job.job_id, "--label", "team=search"]
-        if job.backend:
-            argv += ["--backend", job.backend]
-        if job.cluster_id:
-            argv += ["--cluster-id", job.cluster_id]
-        if job.secret:
-            argv += ["--secret", job.secret]
-        for key, value in job.options:
-            argv += ["--option", f"{key}={value}"]
-        if jobwatch_cli(argv) != 0:
-            raise SystemExit(f"demo: could not register {job.job_id}")
+    with httpx.Client(base_url=api_url, timeout=30) as api:
+        for job in JOBS:
+            if job.appears_at is not None:
+                if job.appears_at == 0:
+                    add_upstream(sim, job)
+                continue
+            add_upstream(sim, job)
+            if job.secret and job.api_key:
+                aws.secretsmanager().create_secret(Name=job.secret, SecretString=job.api_key)
+            body: dict[str, object] = {
+                "source": job.source,
+                "endpoint": sim_url,
+                "jobId": job.job_id,
+                "labels": {"team": "search"},
+                "options": dict(job.options),
+            }
+            for name, value in (
+                ("backend", job.backend),
+                ("clusterId", job.cluster_id),
+                ("secretName", job.secret),
+            ):
+                if value:
+                    body[name] = value
+            answer = api.post("/jobs", json=body)
+            if answer.status_code != 201:
+                raise SystemExit(
+                    f"demo: POST /jobs for {job.job_id} answered {answer.status_code}: {answer.text}"
+                )
+        watch = {
+            "kind": "zilliz-cloud-v1",
+            "endpoint": sim_url,
+            "clusterId": WATCHED_CLUSTER,
+            "labels": {"team": "catalog"},
+        }
+        answer = api.post("/watches", json=watch)
+        if answer.status_code != 201:
+            raise SystemExit(f"demo: POST /watches answered {answer.status_code}: {answer.text}")
 
 
 def print_transition(t: Transition, slack: SinkMessage | None) -> None:
@@ -417,20 +513,35 @@ def run_demo() -> int:
     try:
         sim_url = sim.start()
         sink.start()
-        deployment = LocalDeployment(moto.url, sink.url)
+        deployment = LocalDeployment(moto.url, sink.url, extra_env=DEMO_SETTINGS)
         print(rule("jobwatch demo", "═"))
         print(f"moto server {moto.url} · upstream simulator {sim_url} · Slack sink {sink.url}")
         print(
             f"stack created from template.yaml: table {deployment.settings.table}, "
             f"topic {deployment.settings.topic_arn.rsplit(':', 1)[-1]}"
         )
-        register(deployment, sim_url, sim)
+        api_server = ApiServer(api.handler, api.ROUTES).start()
+        try:
+            register(api_server.url, sim_url, sim)
+        finally:
+            api_server.stop()
         sources = sorted({job.source for job in JOBS})
-        print(f"registered {len(JOBS)} jobs of {len(sources)} sources through `jobwatch track`\n")
+        registered = sum(1 for job in JOBS if job.appears_at is None)
+        print(
+            f"registered {registered} jobs of {len(sources)} sources and one watch (Zilliz cluster "
+            f"{WATCHED_CLUSTER}) through the HTTP API (`jobwatch api serve`, POST /jobs, POST /watches)\n"
+        )
         seen: list[Transition] = []
         statuses: Seen = {}
         for cycle in range(1, CYCLES + 1):
+            if cycle > 1:
+                time.sleep(CYCLE_PAUSE_S)  # real time passes, so the parked import can stall
             for job in JOBS:
+                if job.appears_at == cycle:
+                    add_upstream(sim, job)
+                    print(
+                        f"  (upstream) a new import {job.job_id} starts on watched cluster {job.cluster_id}"
+                    )
                 if job.release_at == cycle:
                     sim.advance(job.job_id, source=job.source)  # release a held step
             report = deployment.poll()
@@ -442,7 +553,8 @@ def run_demo() -> int:
                 rule(
                     f"cycle {cycle}: polled {report.polled}, transitions {report.transitions}, "
                     f"unchanged {report.unchanged + report.updated}, poll errors {report.poll_errors}, "
-                    f"Slack posts {delivery.delivered}",
+                    f"Slack posts {delivery.delivered}"
+                    + (f", discovered by the watch {report.discovered}" if report.discovered else ""),
                     "═",
                 )
             )

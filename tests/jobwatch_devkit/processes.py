@@ -36,7 +36,7 @@ __all__ = [
 
 _PACKAGE_DIR = Path(__file__).parent  # not resolved: a symlinked package keeps its name
 # Run our modules under the name of the directory they live in, with its parent on PYTHONPATH: works for
-# an installed `jobwatch_devkit`, a `jobwatch_devkit` symlink, and a plain checkout (`tests/devkit`).
+# an installed `jobwatch_devkit`, a `jobwatch_devkit` symlink, and a plain checkout (`tests/jobwatch_devkit`).
 _MODULE_PREFIX = _PACKAGE_DIR.name
 _IMPORT_ROOT = str(_PACKAGE_DIR.parent)
 
