@@ -19,6 +19,7 @@ help:
 	@echo "make demo   run the main job end to end offline (moto + simulators + Slack sink)"
 	@echo "make test   ruff, mypy and the whole pytest suite (unit, contract, integration, template)"
 	@echo "make bench  poller benchmark (2,000 jobs, 50 ms upstream latency)"
+	@echo "make soak   fault-injection soak: 3,000 random job stories under faults (SOAK_SCHEDULES, SOAK_SEED)"
 	@echo "make build  sam build (needs python3.13)"
 	@echo "make openapi  regenerate docs/openapi.json from the API code"
 	@echo "make api    serve the registration API on 127.0.0.1:8080 (needs a local stack, see README)"
@@ -68,6 +69,9 @@ api: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_poller.py
+
+soak: $(BIN)/.installed
+	$(BIN)/python benchmarks/soak.py
 
 build: $(SAM_VENV)/.installed
 	PATH=$(CURDIR)/$(SAM_VENV)/bin:$$PATH $(SAM) build

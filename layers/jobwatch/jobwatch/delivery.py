@@ -92,6 +92,9 @@ class _Batch:
         self.webhook: str | None = None
         self.last_post_at: float | None = None
         self.throttled = False
+        self.held_jobs: set[str] = set()
+        self.job_of: dict[str, str] = {}
+        """messageId -> jobKey of the records in this batch."""
 
     def dead_letter(self, body: str, reason: str) -> None:
         self.report.dead_lettered += 1
@@ -107,6 +110,9 @@ class _Batch:
     def retry_later(self, record: dict[str, Any], transition_id: str | None, delay_s: float | None) -> None:
         self.report.retried += 1
         self.report.failures.append(record["messageId"])
+        job_key = self.job_of.get(record.get("messageId", ""))
+        if job_key is not None:
+            self.held_jobs.add(job_key)  # its later transitions wait too: Slack shows them in order
         if transition_id is not None:
             self.deps.store.release_delivery(CHANNEL, transition_id)
         if delay_s is not None and self.queue_url and record.get("receiptHandle"):
@@ -139,6 +145,10 @@ class _Batch:
             return
         tid = transition.transition_id
         fields = {"jobKey": transition.job_key, "jobId": transition.job_id, "transitionId": tid}
+        if transition.job_key in self.held_jobs:
+            logger.info("an earlier transition of this job is being retried; waiting", extra=fields)
+            self.retry_later(record, None, None)
+            return
         claim = self.deps.store.claim_delivery(CHANNEL, tid, CLAIM_LEASE_S)
         if claim == "done":
             self.report.duplicates += 1
@@ -210,6 +220,26 @@ class _Batch:
             return
 
 
+def _in_job_order(records: list[dict[str, Any]], job_of: dict[str, str]) -> list[dict[str, Any]]:
+    """A standard queue may hand a job's transitions over in any order: put them back in order.
+
+    Records are sorted by (jobKey, transition version); unreadable ones keep their place at the end.
+    """
+    keyed: list[tuple[tuple[str, tuple[int, ...]], int, dict[str, Any]]] = []
+    for position, record in enumerate(records):
+        try:
+            transition = transition_from_sqs_body(record.get("body", ""))
+        except ValueError:
+            keyed.append((("\uffff", ()), position, record))
+            continue
+        job_of[record.get("messageId", "")] = transition.job_key
+        suffix = transition.transition_id.rsplit("#", 1)[-1]
+        version = tuple(int(part) for part in suffix.split(".") if part.isdigit())
+        keyed.append(((transition.job_key, version), position, record))
+    keyed.sort(key=lambda item: (item[0], item[1]))
+    return [record for _, _, record in keyed]
+
+
 def deliver_batch(
     event: dict[str, Any],
     deps: DeliveryDeps,
@@ -218,7 +248,7 @@ def deliver_batch(
 ) -> BatchReport:
     """Process one SQS batch; `report.response()` is what the Lambda handler returns."""
     batch = _Batch(deps, remaining_s, queue_url)
-    for record in event.get("Records", []):
+    for record in _in_job_order(event.get("Records", []), batch.job_of):
         try:
             batch.handle(record)
         except Exception:  # one bad record must not fail the others

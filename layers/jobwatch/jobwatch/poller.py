@@ -439,7 +439,11 @@ class _Cycle:
         store = self.deps.store
         try:
             await self.discover()
-            await self.drain_outbox()
+            try:
+                await self.drain_outbox()
+            except Exception:  # the outbox is retried next cycle; polling must go on now
+                logger.exception("outbox drain failed; pending transitions stay for the next cycle")
+                self.report.crashed += 1
             pages = store.pollable_pages()
             tasks: list[asyncio.Task[None]] = []
             while True:  # poll the first page while the next one is fetched

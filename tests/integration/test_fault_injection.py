@@ -1,0 +1,186 @@
+"""Fault injection: random job stories under faults must lose, double and invent nothing.
+
+The first test is the bounded run of `jobwatch_devkit.faultlab` that `make test` includes (`make soak`
+runs the long one): random schedules over several sources with upstream faults, SNS failures before and
+after the publish, crashes at random points of the cycle, DynamoDB errors, overlapping poller runs, a
+Lambda deadline, Slack failures (including posts that went through although the client saw an error)
+and SQS redeliveries, checked against ground truth computed from the scripts alone. See the module
+docstring of `jobwatch_devkit.faultlab` for the rules and the invariants.
+
+The tests after it pin down, deterministically, problems the random runs found and that are now
+fixed (per-job order at the Slack edge within a batch; an outbox-drain error no longer aborts a cycle).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from jobwatch import service
+from jobwatch.adapters import aws
+from jobwatch.adapters.publisher import SnsPublisher
+from jobwatch.adapters.store import JobStore
+from jobwatch.model import Phase, Transition
+from jobwatch.poller import PollerDeps, run_cycle
+from jobwatch_devkit.faultlab import FakeClock, FaultLab, LabConfig, lab_env
+from jobwatch_devkit.harness import LocalDeployment
+from jobwatch_devkit.simulator import UpstreamSimulator, state
+from jobwatch_devkit.slack_sink import SlackSink
+
+pytestmark = pytest.mark.integration
+
+EXPORT = "weaviate-export"
+SEED = 20260611
+ROUNDS = 2
+SCHEDULES_PER_ROUND = 110
+
+
+def test_random_schedules_under_faults_lose_double_and_invent_nothing(
+    make_deployment: Callable[..., LocalDeployment], sink: SlackSink
+) -> None:
+    lab = FaultLab(
+        LabConfig(seed=SEED, rounds=ROUNDS, schedules_per_round=SCHEDULES_PER_ROUND, simulators=4),
+        make_deployment,
+        sink,
+    )
+    summary = lab.run()
+    print(json.dumps(summary))
+    why = "\n".join(lab.problems[:30])
+
+    assert summary["schedules"] == ROUNDS * SCHEDULES_PER_ROUND
+    # Ground truth assumes every good upstream answer arrives within the read timeout (0.5 s).
+    assert summary["spurious_poll_errors"] == 0, f"machine too slow for the run's timeouts:\n{why}"
+    assert summary["transitions"] > 2 * summary["schedules"]
+    assert summary["lost"] == 0, why
+    assert summary["duplicated"] == 0, why
+    assert summary["false_alerts"] == 0, why
+    assert summary["delivered"] == summary["transitions"], why
+    assert summary["lost_sns"] == 0, why
+    assert summary["state_mismatches"] == 0, why
+    assert summary["outbox_left"] == 0, why
+    assert summary["slack_queue_left"] == 0, why
+    assert summary["stuck_jobs"] == 0, why
+    assert summary["slack_refused"] == 0, why
+    assert summary["out_of_order_sns"] == 0, why
+    # Slack's per-job order across separate SQS batches is not guaranteed by a standard queue (see the
+    # closing note); within a batch it is, and a dedicated test below checks it.
+
+    # The run really went through the faults it is meant to survive.
+    injected = summary["faults_injected"]
+    assert summary["crashes"] >= 1 and summary["overlaps"] >= 2
+    assert summary["sns_redeliveries"] >= 1  # publishes that SNS accepted but the caller saw fail
+    assert injected.get("publish-error-after", 0) >= 1 and injected.get("publish-error-before", 0) >= 1
+    assert sum(n for kind, n in injected.items() if kind.startswith("upstream:")) > summary["schedules"]
+    assert sum(n for kind, n in injected.items() if kind.startswith("slack:")) >= 5
+    assert sum(n for kind, n in injected.items() if kind.startswith("sqs:")) >= 3
+    for event in ("STARTED", "SUCCEEDED", "FAILED", "LOST", "UNREACHABLE", "AUTH_FAILED", "RECOVERED"):
+        assert summary["events"].get(event, 0) >= 1, event
+
+
+# -- found by the random runs ----------------------------------------------------------------------------
+
+
+def _slack_transition_ids(sink: SlackSink) -> list[str]:
+    out = []
+    for message in sink.messages():
+        text = json.dumps(message.payload)
+        out.append(text.split("Transition `", 1)[1].split("`", 1)[0])
+    return out
+
+
+def test_a_failed_slack_post_does_not_let_the_jobs_next_transition_overtake_it(
+    make_deployment: Callable[..., LocalDeployment], sim: UpstreamSimulator, sim_url: str, sink: SlackSink
+) -> None:
+    deployment = make_deployment({"JOBWATCH_ADAPTIVE_POLLING": "false"})
+    queue = deployment.settings.slack_queue_url
+    # SQS hands a failed record back after its visibility timeout (365 s in the template); 1 s here.
+    aws.sqs().set_queue_attributes(QueueUrl=queue, Attributes={"VisibilityTimeout": "1"})
+    sim.add_job(EXPORT, "exp-ordered", [state("STARTED"), state("SUCCESS")], backend="s3")
+    deployment.track(source=EXPORT, endpoint=sim_url, job_id="exp-ordered", backend="s3")
+    deployment.poll()
+    deployment.poll()
+    published = [t.transition_id for t in deployment.published()]
+    assert [t.event for t in deployment.published()] == ["STARTED", "SUCCEEDED"]
+
+    sink.script(["server_error"])  # Slack fails the first post once (a retryable 500)
+    deployment.deliver()
+    time.sleep(1.2)
+    deployment.deliver()
+
+    assert sorted(_slack_transition_ids(sink)) == sorted(published)  # each posted once: no loss, no dup
+    # The reader sees "export finished" before "export started".
+    assert _slack_transition_ids(sink) == published
+
+
+class _TransientOutboxError(JobStore):
+    """A JobStore whose first `mark_published` fails as DynamoDB throttling would (nothing applied)."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        super().__init__(client, table)
+        self.failures = 1
+
+    def mark_published(self, transition: Transition, message_id: str, now_s: float) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ClientError(
+                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "Rate exceeded"}},
+                "UpdateItem",
+            )
+        super().mark_published(transition, message_id, now_s)
+
+
+class _FailingFor:
+    """The real SNS publisher, except for one job id."""
+
+    def __init__(self, real: SnsPublisher, job_id: str) -> None:
+        self.real = real
+        self.job_id = job_id
+
+    def publish(self, transition: Transition) -> str:
+        if transition.job_id == self.job_id:
+            raise ClientError({"Error": {"Code": "InternalError", "Message": "SNS unavailable"}}, "Publish")
+        return self.real.publish(transition)
+
+
+def test_a_transient_error_while_draining_the_outbox_does_not_stop_the_cycle(
+    make_deployment: Callable[..., LocalDeployment], sim: UpstreamSimulator, sim_url: str
+) -> None:
+    deployment = make_deployment(lab_env(LabConfig()))
+    settings = deployment.settings
+    sim.add_job(EXPORT, "exp-owed", [state("STARTED")], backend="s3")
+    sim.add_job(EXPORT, "exp-finishing", [state("STARTED"), state("SUCCESS")], backend="s3")
+    for job_id in ("exp-owed", "exp-finishing"):
+        deployment.track(source=EXPORT, endpoint=sim_url, job_id=job_id, backend="s3")
+    clock = FakeClock(time.time())
+    real = SnsPublisher(aws.sns(), settings.topic_arn)
+    store = service.job_store(settings)
+
+    def deps(store: JobStore, publisher: Any) -> PollerDeps:
+        return PollerDeps(
+            settings=settings,
+            store=store,
+            publisher=publisher,
+            secrets=service.secret_resolver(),
+            now_iso=clock.iso,
+            clock=clock.clock,
+        )
+
+    # Cycle 1: SNS fails for one job, so its STARTED stays owed in the outbox.
+    first = asyncio.run(run_cycle(deps(store, _FailingFor(real, "exp-owed"))))
+    assert (first.transitions, first.published, first.publish_failures) == (2, 1, 1)
+
+    # Cycle 2: republishing the owed transition works, but recording that hits one throttling error.
+    clock.now += 600  # past the outbox backoff after one failed attempt
+    flaky = _TransientOutboxError(aws.dynamodb(), settings.table)
+    second = asyncio.run(run_cycle(deps(flaky, real)))  # today: raises, and nothing is polled
+
+    assert second.polled == 2  # every job is still polled
+    finishing = store.get_job(next(j.key for j in deployment.jobs() if j.spec.job_id == "exp-finishing"))
+    assert finishing is not None and finishing.snapshot is not None
+    assert finishing.snapshot.phase is Phase.SUCCEEDED
