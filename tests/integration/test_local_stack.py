@@ -111,7 +111,9 @@ def test_creates_the_template_resources_idempotently(endpoint: str) -> None:
     assert set(indexes) == {"pollable", "outbox"}
     assert [k["AttributeName"] for k in indexes["pollable"]["KeySchema"]] == ["pollShard", "pk"]
     assert [k["AttributeName"] for k in indexes["outbox"]["KeySchema"]] == ["outboxShard", "sk"]
-    assert all(gsi["Projection"]["ProjectionType"] == "ALL" for gsi in indexes.values())
+    assert indexes["outbox"]["Projection"]["ProjectionType"] == "ALL"
+    assert indexes["pollable"]["Projection"]["ProjectionType"] == "INCLUDE"
+    assert sorted(indexes["pollable"]["Projection"]["NonKeyAttributes"]) == ["doc", "health", "version"]
     ttl = dynamodb.describe_time_to_live(TableName="jobwatch-JobsTable")["TimeToLiveDescription"]
     assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expiresAt")
     backups = dynamodb.describe_continuous_backups(TableName="jobwatch-JobsTable")

@@ -130,7 +130,11 @@ def test_table_keys_indexes_ttl_pitr_and_encryption(resources: dict[str, Any]) -
         {"AttributeName": "outboxShard", "KeyType": "HASH"},
         {"AttributeName": "sk", "KeyType": "RANGE"},
     ]
-    assert all(gsi["Projection"] == {"ProjectionType": "ALL"} for gsi in indexes.values())
+    assert indexes["outbox"]["Projection"] == {"ProjectionType": "ALL"}
+    assert indexes["pollable"]["Projection"] == {
+        "ProjectionType": "INCLUDE",
+        "NonKeyAttributes": ["doc", "version", "health"],
+    }
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
     assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert props["SSESpecification"]["SSEEnabled"] is True
