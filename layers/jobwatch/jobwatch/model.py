@@ -158,6 +158,8 @@ class TrackedJob(WireModel):
     changed_at: str | None = None
     """When the snapshot last changed (phase or progress): the base for stall detection."""
     health: Health = Field(default_factory=Health)
+    last_transition_id: str | None = None
+    """The job's latest notified transition: the next one names it, so channels can keep order."""
 
     @property
     def key(self) -> str:
@@ -185,6 +187,9 @@ class Transition(WireModel):
     current: Snapshot
     note: str | None = None
     """Why a health event fired (e.g. the poll error, which secret to fix); None for phase changes."""
+    previous_transition_id: str | None = None
+    """The job's transition notified just before this one (None for its first): a channel that
+    receives them out of order (SQS standard queues may) holds this one until that one is out."""
 
 
 SCHEMA_ID = "jobwatch.transition/v1"

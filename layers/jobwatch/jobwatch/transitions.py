@@ -102,6 +102,9 @@ class _Builder:
                 previous=previous,
                 current=current,
                 note=None if note is None else note[:MAX_NOTE_CHARS],
+                previous_transition_id=self.items[-1].transition_id
+                if self.items
+                else self.job.last_transition_id,
             )
         )
 

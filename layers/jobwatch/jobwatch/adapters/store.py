@@ -204,6 +204,9 @@ class JobStore:
                 "version": job.version + 1,
                 "updated_at": now_iso,
                 "changed_at": now_iso if snapshot_changed else job.changed_at,
+                "last_transition_id": transitions[-1].transition_id
+                if transitions
+                else job.last_transition_id,
             }
         )
         doc = updated.to_wire()
@@ -405,6 +408,15 @@ class JobStore:
                 ":t": {"N": f"{time.time():.3f}"},
             },
         )
+
+    def delivery_state(self, channel: str, transition_id: str) -> str | None:
+        """IN_PROGRESS, DELIVERED or FAILED_PERMANENT; None when that transition never reached here."""
+        item = self._db.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": f"DELIVERY#{channel}#{transition_id}"}, "sk": {"S": "CLAIM"}},
+            ConsistentRead=True,
+        ).get("Item")
+        return None if item is None else str(item["state"]["S"])
 
     def release_delivery(self, channel: str, transition_id: str) -> None:
         """Give the claim back after a retryable failure so the redelivered message can post."""
