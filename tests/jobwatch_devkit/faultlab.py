@@ -53,7 +53,7 @@ Faults besides upstream ones (per cycle, from the seed)
       run raises too (the process is gone); the next cycles must recover everything from the outbox.
     - DynamoDB errors seen by the caller, before the write or after it was applied, on state/health
       writes (one job affected) and on outbox bookkeeping (mark published, count a failure, read the
-      outbox: these abort the whole cycle when they hit the outbox drain).
+      outbox: in the outbox drain, these must not take the cycle down with them).
     - Overlapping runs (a duplicated EventBridge invocation): two `run_cycle` at once in two threads with
       separate boto3 sessions and `PollerDeps`; either with a rendezvous (both have read every job before
       either writes: every transition is raced) or staggered by up to 0.3 s.
@@ -63,13 +63,16 @@ Faults besides upstream ones (per cycle, from the seed)
       `accept_then_500`, `accept_then_drop` (posted, but the client saw a failure).
     - SQS: the SNS envelope of an earlier message re-sent to the Slack queue; a received batch processed
       twice before deletion; a batch processed by two senders concurrently (live-lease path).
-    SQS visibility timeouts are not waited for: records a batch reported as failed are made visible
-    again at once, as if the timeout had passed (the queue's redrive policy still counts receives:
-    `slack_dead_lettered` reports messages moved to the DLQ; they count as lost unless another copy of
-    the same transition was shown). In-process Retry-After sleeps of the sender cost no time. The fake
-    clock (`PollerDeps.clock` / `now_iso`) moves 120 s per cycle so outbox backoff progresses without
-    sleeping; adaptive polling is off. Once every script is told, a few more cycles run with publish
-    faults, then without any, until the outbox and the Slack queue are empty (settling).
+    Time is one fake clock (`PollerDeps.clock` / `now_iso`): 120 s per poll cycle, so outbox backoff
+    progresses without sleeping (adaptive polling is off), and the Slack sender runs between cycles,
+    one batch per second. SQS visibility is kept in that time too: a record the sender reported as
+    failed comes back when the visibility it asked for (`change_message_visibility`: Retry-After, a
+    busy claim, an order hold) or else the queue's own timeout (365 s in the template) has passed.
+    Every offer is a real SQS receive, so the redrive policy (maxReceiveCount 5) applies as in AWS;
+    `slack_dead_lettered` counts what reached the DLQ (lost, unless another copy was shown). Sometimes
+    the sender lags (handles only 0-2 batches before the next cycle). In-process Retry-After sleeps
+    cost no time. Once every script is told, a few more cycles run with publish faults, then none,
+    until the outbox and the Slack queue are empty (settling).
 
 Invariants (`RoundResult`, checked at the end of each round)
     - transitions: expected events (sum over jobs); delivered: those shown in Slack.
@@ -804,18 +807,34 @@ class FaultStore(JobStore):
 
 
 class _VisibilitySpy:
-    """The SQS client handed to the Slack sender: visibility changes are noted, not applied.
+    """The SQS client handed to the Slack sender: delays are kept in fake time, not applied by SQS.
 
-    The lab applies them itself, in fake time (see `_Round._drain`); everything else goes to SQS.
+    Visibility changes are noted (the lab hides the record itself, see `_Round._drain`); a message
+    sent with DelaySeconds is held by the lab and sent when its delay has passed in fake time.
+    Everything else goes to SQS as is.
     """
 
-    def __init__(self, sqs: SQSClient) -> None:
+    def __init__(
+        self, sqs: SQSClient, now: Callable[[], float], delayed: list[tuple[float, str, str]]
+    ) -> None:
         self._sqs = sqs
+        self._now = now
+        self._delayed = delayed
+        self._lock = threading.Lock()
         self.requested: dict[str, float] = {}
 
     def change_message_visibility(self, **kwargs: Any) -> dict[str, Any]:
-        self.requested[str(kwargs["ReceiptHandle"])] = float(kwargs["VisibilityTimeout"])
+        with self._lock:
+            self.requested[str(kwargs["ReceiptHandle"])] = float(kwargs["VisibilityTimeout"])
         return {}
+
+    def send_message(self, **kwargs: Any) -> Any:
+        delay = float(kwargs.get("DelaySeconds") or 0)
+        if not delay:
+            return self._sqs.send_message(**kwargs)
+        with self._lock:
+            self._delayed.append((self._now() + delay, str(kwargs["QueueUrl"]), str(kwargs["MessageBody"])))
+        return {"MessageId": f"delayed-{len(self._delayed)}"}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sqs, name)
@@ -1121,6 +1140,8 @@ class _Round:
         self.outage_left = 0
         self.hidden: dict[str, float] = {}
         """Receipt handle -> fake time a failed Slack record becomes visible again."""
+        self.delayed: list[tuple[float, str, str]] = []
+        """(fake send time, queue URL, body) of messages the sender sent with DelaySeconds."""
 
     # -- set-up ---------------------------------------------------------------------------------------
 
@@ -1362,13 +1383,21 @@ class _Round:
     # -- delivery ---------------------------------------------------------------------------------------
 
     def _queue_depth(self) -> int:
+        """Messages on the Slack queue: visible, in flight, delayed (by SQS or by the lab)."""
         attributes = self.sqs.get_queue_attributes(
             QueueUrl=self.settings.slack_queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
         )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"]) + int(
-            attributes["ApproximateNumberOfMessagesNotVisible"]
-        )
+        counts = [
+            attributes.get("ApproximateNumberOfMessages", "0"),
+            attributes.get("ApproximateNumberOfMessagesNotVisible", "0"),
+            attributes.get("ApproximateNumberOfMessagesDelayed", "0"),
+        ]
+        return sum(int(n) for n in counts) + len(self.delayed)
 
     def _capture(self) -> None:
         """What SNS delivered to an ordinary subscriber (the capture queue), in arrival order."""
@@ -1398,13 +1427,21 @@ class _Round:
         )
 
     def _release_due(self) -> None:
-        """Records whose (fake) visibility timeout has passed become visible again."""
+        """Records whose (fake) visibility timeout or delay has passed become visible."""
         due = [receipt for receipt, at in self.hidden.items() if at <= self.clock.now]
         for receipt in due:
             del self.hidden[receipt]
             self.sqs.change_message_visibility(
                 QueueUrl=self.settings.slack_queue_url, ReceiptHandle=receipt, VisibilityTimeout=0
             )
+        ready = [entry for entry in self.delayed if entry[0] <= self.clock.now]
+        for entry in ready:
+            self.delayed.remove(entry)
+            self.sqs.send_message(QueueUrl=entry[1], MessageBody=entry[2])
+
+    def _next_release(self) -> float | None:
+        times = list(self.hidden.values()) + [at for at, _, _ in self.delayed]
+        return min(times) if times else None
 
     def _drain(self, *, until: float | None, faults: bool, max_batches: int | None = None) -> None:
         """Feed the Slack queue through the sender's code, with SQS and Slack faults; then read SNS.
@@ -1415,7 +1452,7 @@ class _Round:
         """
         rng, config = self.rng, self.config
         queue = self.settings.slack_queue_url
-        spy = _VisibilitySpy(self.sqs)
+        spy = _VisibilitySpy(self.sqs, self.clock.clock, self.delayed)
         deps = self._delivery_deps(self.http, spy)
         batches = 0
         for _ in range(20_000):
@@ -1424,10 +1461,8 @@ class _Round:
                 QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=0, AttributeNames=["All"]
             ).get("Messages", [])
             if not messages:
-                if not self.hidden:
-                    break
-                next_at = min(self.hidden.values())
-                if until is not None and next_at > until:
+                next_at = self._next_release()
+                if next_at is None or (until is not None and next_at > until):
                     break
                 self.clock.now = max(self.clock.now, next_at)
                 continue

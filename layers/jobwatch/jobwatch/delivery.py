@@ -12,7 +12,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
@@ -21,7 +20,6 @@ from jobwatch.adapters.secrets import SecretUnavailableError
 from jobwatch.adapters.store import JobStore
 from jobwatch.channels.slack import SlackChannel, validate_payload
 from jobwatch.messages import transition_from_sqs_body
-from jobwatch.model import Transition
 from jobwatch.observability import MetricUnit, logger, metrics
 from jobwatch.settings import Settings
 
@@ -31,19 +29,6 @@ if TYPE_CHECKING:
 CHANNEL = "slack"
 PERMANENT_STATUSES = frozenset({400, 403, 404, 410})
 CLAIM_LEASE_S = 120.0
-ORDER_RETRY_S = 10.0
-"""How long a transition waiting for its predecessor stays invisible before SQS offers it again."""
-ORDER_WAIT_S = 900.0
-"""After this long a transition is posted even if its predecessor never arrived."""
-
-
-def _age_s(iso: str) -> float | None:
-    try:
-        return time.time() - datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 class Secrets(Protocol):
     def get(self, name: str) -> str: ...
 
@@ -135,26 +120,6 @@ class _Batch:
                 VisibilityTimeout=min(43200, max(1, math.ceil(delay_s))),
             )
 
-    def previous_is_out(self, transition: Transition, fields: dict[str, str]) -> bool:
-        """Keep a job's messages in order across batches: wait for the one before, for a while.
-
-        Done means delivered or permanently refused. A predecessor that never shows up (dead-lettered
-        upstream of Slack) must not block the job forever: after ORDER_WAIT_S this one goes anyway.
-        """
-        previous = transition.previous_transition_id
-        if previous is None:
-            return True
-        if self.deps.store.delivery_state(CHANNEL, previous) in ("DELIVERED", "FAILED_PERMANENT"):
-            return True
-        waited = _age_s(transition.occurred_at)
-        if waited is not None and waited >= ORDER_WAIT_S:
-            logger.warning(
-                "earlier transition still not out; posting anyway", extra={**fields, "waitedS": waited}
-            )
-            return True
-        logger.info("waiting for the job's previous transition", extra={**fields, "previous": previous})
-        return False
-
     def pace(self) -> None:
         interval = self.deps.settings.slack_min_interval_s
         if self.last_post_at is not None and interval > 0:
@@ -181,9 +146,6 @@ class _Batch:
         if transition.job_key in self.held_jobs:
             logger.info("an earlier transition of this job is being retried; waiting", extra=fields)
             self.retry_later(record, None, None)
-            return
-        if not self.previous_is_out(transition, fields):
-            self.retry_later(record, None, ORDER_RETRY_S)
             return
         claim = self.deps.store.claim_delivery(CHANNEL, tid, CLAIM_LEASE_S)
         if claim == "done":
