@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 CHANNEL = "slack"
 PERMANENT_STATUSES = frozenset({400, 403, 404, 410})
 CLAIM_LEASE_S = 120.0
+
+
 class Secrets(Protocol):
     def get(self, name: str) -> str: ...
 
