@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 from jobwatch import service
 from jobwatch.adapters import aws
 from jobwatch.adapters.publisher import SnsPublisher
-from jobwatch.adapters.store import JobStore
+from jobwatch.adapters.store import JobStore, PendingTransition
 from jobwatch.model import Phase, Transition
 from jobwatch.poller import PollerDeps, run_cycle
 from jobwatch_devkit.faultlab import FakeClock, FaultLab, LabConfig, lab_env
@@ -229,3 +229,52 @@ def test_a_transient_error_while_draining_the_outbox_does_not_stop_the_cycle(
     finishing = store.get_job(next(j.key for j in deployment.jobs() if j.spec.job_id == "exp-finishing"))
     assert finishing is not None and finishing.snapshot is not None
     assert finishing.snapshot.phase is Phase.SUCCEEDED
+
+
+class _UnreadableOutbox(JobStore):
+    """A JobStore whose first read of the outbox fails as DynamoDB throttling would."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        super().__init__(client, table)
+        self.failures = 1
+
+    def pending_transitions(self) -> list[PendingTransition]:
+        if self.failures:
+            self.failures -= 1
+            raise ClientError(
+                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "Rate exceeded"}},
+                "Query",
+            )
+        return super().pending_transitions()
+
+
+def test_when_the_outbox_cannot_be_read_a_newer_transition_does_not_overtake_an_owed_one(
+    make_deployment: Callable[..., LocalDeployment], sim: UpstreamSimulator, sim_url: str
+) -> None:
+    """A failed outbox read leaves `blocked_jobs` empty; the job item itself must say what it owes."""
+    deployment = make_deployment(lab_env(LabConfig()))
+    settings = deployment.settings
+    sim.add_job(EXPORT, "exp-owed", [state("STARTED"), state("SUCCESS")], backend="s3")
+    deployment.track(source=EXPORT, endpoint=sim_url, job_id="exp-owed", backend="s3")
+    clock = FakeClock(time.time())
+    real = SnsPublisher(aws.sns(), settings.topic_arn)
+    store = service.job_store(settings)
+
+    def cycle(store: JobStore, publisher: Any) -> None:
+        deps = PollerDeps(
+            settings=settings,
+            store=store,
+            publisher=publisher,
+            secrets=service.secret_resolver(),
+            now_iso=clock.iso,
+            clock=clock.clock,
+        )
+        asyncio.run(run_cycle(deps))
+        clock.now += 600  # past the outbox backoff
+
+    cycle(store, _FailingFor(real, "exp-owed"))  # STARTED recorded; SNS fails, so it is owed
+    cycle(_UnreadableOutbox(aws.dynamodb(), settings.table), real)  # SUCCEEDED recorded
+    cycle(store, real)  # the outbox can be read again: whatever is owed goes out
+
+    assert store.pending_transitions() == []
+    assert [t.event for t in deployment.published()] == ["STARTED", "SUCCEEDED"]

@@ -113,7 +113,12 @@ def test_creates_the_template_resources_idempotently(endpoint: str) -> None:
     assert [k["AttributeName"] for k in indexes["outbox"]["KeySchema"]] == ["outboxShard", "sk"]
     assert indexes["outbox"]["Projection"]["ProjectionType"] == "ALL"
     assert indexes["pollable"]["Projection"]["ProjectionType"] == "INCLUDE"
-    assert sorted(indexes["pollable"]["Projection"]["NonKeyAttributes"]) == ["doc", "health", "version"]
+    assert sorted(indexes["pollable"]["Projection"]["NonKeyAttributes"]) == [
+        "doc",
+        "health",
+        "outboxShard",
+        "version",
+    ]
     ttl = dynamodb.describe_time_to_live(TableName="jobwatch-JobsTable")["TimeToLiveDescription"]
     assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expiresAt")
     backups = dynamodb.describe_continuous_backups(TableName="jobwatch-JobsTable")

@@ -133,7 +133,7 @@ def test_table_keys_indexes_ttl_pitr_and_encryption(resources: dict[str, Any]) -
     assert indexes["outbox"]["Projection"] == {"ProjectionType": "ALL"}
     assert indexes["pollable"]["Projection"] == {
         "ProjectionType": "INCLUDE",
-        "NonKeyAttributes": ["doc", "version", "health"],
+        "NonKeyAttributes": ["doc", "version", "health", "outboxShard"],
     }
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
     assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True

@@ -158,6 +158,8 @@ class TrackedJob(WireModel):
     changed_at: str | None = None
     """When the snapshot last changed (phase or progress): the base for stall detection."""
     health: Health = Field(default_factory=Health)
+    owes_transitions: bool = Field(default=False, exclude=True)
+    """Read from the item, never stored in the document: older transitions still wait in the outbox."""
     last_transition_id: str | None = None
     """The job's latest notified transition: the next one names it, so channels can keep order."""
 

@@ -350,8 +350,11 @@ class _Cycle:
             self.report.events.append(
                 {"transitionId": transition.transition_id, "jobKey": job.key, "event": transition.event}
             )
-        if job.key in self.blocked_jobs:
-            return  # an older transition of this job is still owed: the outbox keeps the order
+        if job.key in self.blocked_jobs or job.owes_transitions:
+            # An older transition of this job is still owed (maybe by an overlapping run): the outbox
+            # drain publishes them all, oldest first.
+            self.blocked_jobs.add(job.key)
+            return
         for transition in decision.transitions:  # in order: a later one is never published first
             if not await self.publish(transition):
                 self.blocked_jobs.add(job.key)

@@ -90,6 +90,7 @@ class JobStore:
         doc["version"] = int(item["version"]["N"])
         if "health" in item:
             doc["health"] = json.loads(item["health"]["S"])
+        doc["owes_transitions"] = "outboxShard" in item
         return TrackedJob.model_validate(doc)
 
     def add_job(
