@@ -8,8 +8,9 @@ and SQS redeliveries, checked against ground truth computed from the scripts alo
 docstring of `jobwatch_devkit.faultlab` for the rules and the invariants.
 
 The tests after it pin down, deterministically, problems the random runs found: per-job order at the
-Slack edge, an outbox-drain error that aborted the cycle, and a transition held back for order that the
-queue's redrive policy dead-lettered before its predecessor came back.
+Slack edge, an outbox-drain error that aborted the cycle, a transition held back for order that the
+queue's redrive policy dead-lettered before its predecessor came back, and a fresh transition published
+ahead of an owed one when the outbox could not be read.
 """
 
 from __future__ import annotations

@@ -96,6 +96,12 @@ it apart from a rejected post, and retrying shows the message again. Such extra 
 (each accepted post whose answer was not 2xx), never in `duplicated`; `duplicated` counts posts that
 were answered 2xx more than once for one transition, which dedupe must prevent.
 
+moto: its server checks a conditional write's condition and then applies it without excluding a
+concurrent write, so two conditional puts of one key can both succeed, which DynamoDB never allows
+(this showed up as a Slack message posted twice after two senders claimed it at once). Every DynamoDB
+client of the lab therefore applies its writes one at a time (`_AtomicWrites`); everything else
+overlaps.
+
 Determinism: schedules, cycle plans and delivery faults come from `random.Random` streams seeded by the
 seed; error decisions inside a run hash (seed, round, cycle, run, operation, job or transition), so
 thread order does not change them. Thread interleavings (which run wins a race, which call is the k-th
@@ -858,6 +864,42 @@ class FlakyPublisher:
         )
 
 
+_WRITE_LOCK = threading.Lock()
+
+
+class _AtomicWrites:
+    """A DynamoDB client whose writes are applied one at a time, as DynamoDB applies them per item.
+
+    moto server is threaded and checks a write's condition, then applies it, with nothing in between
+    to stop a concurrent write: two conditional puts of one key can both succeed (measured here: about
+    1 race in 300). Real DynamoDB evaluates the condition and writes atomically, so a lock around
+    the write calls restores exactly that and nothing more: reads, polls and publishes still overlap,
+    and which run or sender wins is still decided by the conditions.
+    """
+
+    _WRITES = frozenset(
+        {"put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item"}
+    )
+
+    def __init__(self, client: DynamoDBClient) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if name not in self._WRITES:
+            return attribute
+
+        def write(**kwargs: Any) -> Any:
+            with _WRITE_LOCK:
+                return attribute(**kwargs)
+
+        return write
+
+
+def _dynamodb(session: Any) -> DynamoDBClient:
+    return cast("DynamoDBClient", _AtomicWrites(session.client("dynamodb", config=_CLIENT_CONFIG)))
+
+
 @dataclass
 class _Container:
     """What one warm Lambda container holds: its own boto3 session, clients and secret cache."""
@@ -870,7 +912,7 @@ class _Container:
     def create(cls) -> _Container:
         session = boto3.session.Session()
         return cls(
-            dynamodb=session.client("dynamodb", config=_CLIENT_CONFIG),
+            dynamodb=_dynamodb(session),
             sns=session.client("sns", config=_CLIENT_CONFIG),
             secrets=SecretResolver(session.client("secretsmanager", config=_CLIENT_CONFIG)),
         )
@@ -1155,7 +1197,7 @@ class _Round:
         self.containers = (_Container.create(), _Container.create())
         session = boto3.session.Session()
         self.sqs: SQSClient = session.client("sqs", config=_CLIENT_CONFIG)
-        self.reader = JobStore(session.client("dynamodb", config=_CLIENT_CONFIG), self.settings.table)
+        self.reader = JobStore(_dynamodb(session), self.settings.table)
         self.http = httpx.Client(timeout=httpx.Timeout(5.0, connect=3.0), follow_redirects=False)
         self.http2 = httpx.Client(timeout=httpx.Timeout(5.0, connect=3.0), follow_redirects=False)
         self.queue_visibility_s = float(
