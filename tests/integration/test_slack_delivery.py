@@ -70,6 +70,14 @@ def _depth(queue_url: str) -> tuple[int, int]:
     )
 
 
+def _delayed(queue_url: str) -> int:
+    """Messages sent with DelaySeconds that are not visible yet (the sender's deferred copies)."""
+    attributes = aws.sqs().get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessagesDelayed"])
+
+
 def _peek(queue_url: str) -> list[dict[str, Any]]:
     """The visible messages as Lambda records, left visible (receive with a zero visibility timeout)."""
     messages = (
@@ -171,10 +179,11 @@ def test_a_claim_held_by_another_worker_defers_the_post_until_its_lease_ends(
     deps = service.delivery_deps()
 
     # Another sender is posting this transition right now (live lease): do not post it a second time.
+    # The record is deferred (a delayed copy; the original is acknowledged), spending no receive.
     assert store.claim_delivery("slack", transition.transition_id, 120) == "claimed"
     report = deliver_batch({"Records": [record]}, deps, queue_url=queue)
-    assert _counts(report) == (0, 0, 1, 0, 1)
-    assert report.failures == [record["messageId"]]
+    assert _counts(report) == (0, 0, 0, 0, 0) and report.deferred == 1
+    assert _delayed(queue) == 1
     assert sink.messages() == [] and sink.rejected() == []
     assert _claim_state(transition.transition_id) == "IN_PROGRESS"  # still the other sender's
 
@@ -195,7 +204,7 @@ def test_a_claim_held_by_another_worker_defers_the_post_until_its_lease_ends(
 # -- retryable answers -----------------------------------------------------------------------------------
 
 
-def test_rate_limited_post_goes_back_to_the_queue_and_is_posted_after_retry_after(
+def test_rate_limited_post_is_deferred_and_posted_after_retry_after(
     deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink
 ) -> None:
     transition = _transition(deployment, sim, sim_url, "exp-rate-limited")
@@ -203,11 +212,13 @@ def test_rate_limited_post_goes_back_to_the_queue_and_is_posted_after_retry_afte
     sink.script(["rate_limited"])  # 429, Retry-After: 1
 
     report = deployment.deliver()
-    assert _counts(report) == (0, 0, 1, 0, 1)  # one batch item failure
+    # Deferred: a copy delayed by Retry-After, so a throttled message spends no SQS receive (and
+    # cannot be redriven to the DLQ untried); the original is acknowledged.
+    assert _counts(report) == (0, 0, 0, 0, 0) and report.deferred == 1
     assert [(m.status, m.response) for m in sink.rejected()] == [(429, "rate_limited")]
     assert sink.messages() == []
     assert _claim_state(transition.transition_id) is None  # released, so the retry can post
-    assert _depth(queue) == (0, 1)  # kept, invisible for Retry-After
+    assert _depth(queue) == (0, 0) and _delayed(queue) == 1
     assert _depth(deployment.settings.slack_dlq_url) == (0, 0)
 
     report, waited = _deliver_until_posted(deployment)
@@ -218,6 +229,38 @@ def test_rate_limited_post_goes_back_to_the_queue_and_is_posted_after_retry_afte
     assert _claim_state(transition.transition_id) == "DELIVERED"
     assert _depth(queue) == (0, 0)
     assert len(sink.rejected()) == 1
+
+
+def test_a_rate_limit_after_a_post_never_shows_that_post_twice(
+    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink
+) -> None:
+    """Slack takes the first message of a batch, then answers 429: whatever SQS hands back (the
+    deferred copy, or the whole batch again after a crashed invocation) posts the first one never again."""
+    first = _transition(deployment, sim, sim_url, "exp-before-429")
+    second = _transition(deployment, sim, sim_url, "exp-after-429")
+    queue = deployment.settings.slack_queue_url
+    records = sorted(_peek(queue), key=lambda r: transition_from_sqs_body(r["body"]).job_id)
+    assert [transition_from_sqs_body(r["body"]).job_id for r in records] == [
+        "exp-after-429",
+        "exp-before-429",
+    ]
+    records.reverse()  # exp-before-429 first
+    sink.script(["ok", "rate_limited"])
+    deps = service.delivery_deps()
+
+    report = deliver_batch({"Records": records}, deps, queue_url=queue)
+    assert (report.delivered, report.deferred, report.failures) == (1, 1, [])
+    # The invocation dies before Lambda deletes anything: the whole batch comes again.
+    report = deliver_batch({"Records": records}, deps, queue_url=queue)
+    assert (report.delivered, report.duplicates) == (1, 1)
+    assert _counts(deployment.deliver())[:2] == (0, 2)  # the originals and the deferred copy: no post
+    time.sleep(1.1)
+    assert _counts(deployment.deliver())[:2] == (0, 1)
+
+    shown = [json.dumps(m.payload) for m in sink.messages()]
+    assert len(shown) == 2
+    assert sum(f"`{first.transition_id}`" in text for text in shown) == 1
+    assert sum(f"`{second.transition_id}`" in text for text in shown) == 1
 
 
 def test_a_short_retry_after_is_waited_out_in_process(

@@ -1,27 +1,78 @@
-"""Per-job order at the Slack edge: within an SQS batch it is restored; across batches it is not
-(a standard queue; see the closing note and test_fault_injection's xfail)."""
+"""Per-job order at the Slack edge, with a standard SQS queue that may hand messages over in any order.
+
+Within a batch the sender sorts a job's records; across batches a transition waits (as delayed copies
+that spend no receive) until the one it names as `previousTransitionId` has been posted, refused for
+good, or is known never to have left the outbox, for at most `slack_order_wait_s`.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
 from jobwatch import service
 from jobwatch.adapters import aws
-from jobwatch.delivery import deliver_batch
+from jobwatch.delivery import (
+    DEFERRALS_ATTRIBUTE,
+    MAX_DEFERRALS,
+    WAITING_SINCE_ATTRIBUTE,
+    deliver_batch,
+    record_from_message,
+)
 from jobwatch.messages import transition_from_sqs_body
+from jobwatch.model import Event, Transition
+from jobwatch.poller import PollerDeps, run_cycle
 from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.simulator import UpstreamSimulator, state
 from jobwatch_devkit.slack_sink import SlackSink
 
+pytestmark = pytest.mark.integration
 
-def _records(queue_url: str) -> list[dict[str, str]]:
-    messages: list[dict[str, str]] = []
+EXPORT = "weaviate-export"
+
+
+def _records(queue_url: str) -> list[dict[str, Any]]:
+    """Take every visible message off the queue, as Lambda records (with message attributes)."""
+    messages: list[dict[str, Any]] = []
     while True:
-        batch = aws.sqs().receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+        batch = aws.sqs().receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0, MessageAttributeNames=["All"]
+        )
         received = batch.get("Messages", [])
         if not received:
             return messages
         for message in received:
-            messages.append({"messageId": message["MessageId"], "body": message["Body"]})
+            messages.append(record_from_message(dict(message)))
             aws.sqs().delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def _two_transitions(
+    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, job_id: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(STARTED, SUCCEEDED) records of one job, taken off the Slack queue."""
+    sim.add_job(EXPORT, job_id, [state("STARTED"), state("SUCCESS")], backend="s3")
+    deployment.track(source=EXPORT, endpoint=sim_url, job_id=job_id, backend="s3")
+    deployment.poll()
+    deployment.poll()
+    by_event = {
+        transition_from_sqs_body(r["body"]).event: r for r in _records(deployment.settings.slack_queue_url)
+    }
+    return by_event[Event.STARTED], by_event[Event.SUCCEEDED]
+
+
+def _posted_events(sink: SlackSink) -> list[str]:
+    return [next(e for e in ("STARTED", "SUCCEEDED") if e in json.dumps(m.payload)) for m in sink.messages()]
+
+
+def _with_attributes(record: dict[str, Any], **numbers: float) -> dict[str, Any]:
+    attributes = {name: {"stringValue": str(value), "dataType": "Number"} for name, value in numbers.items()}
+    return {**record, "messageAttributes": attributes}
 
 
 def test_each_transition_names_its_predecessor_and_a_batch_is_posted_in_job_order(
@@ -43,3 +94,179 @@ def test_each_transition_names_its_predecessor_and_a_batch_is_posted_in_job_orde
     assert (report.delivered, report.failures) == (2, [])
     posted = [m.raw for m in sink.messages()]
     assert "STARTED" in posted[0] and "SUCCEEDED" in posted[1]
+
+
+def test_a_transition_that_arrives_before_its_predecessor_waits_for_it_across_batches(
+    make_deployment: Callable[..., LocalDeployment], sim: UpstreamSimulator, sim_url: str, sink: SlackSink
+) -> None:
+    deployment = make_deployment({"JOBWATCH_SLACK_ORDER_RETRY_S": "1"})
+    started, succeeded = _two_transitions(deployment, sim, sim_url, "exp-cross-batch")
+    queue = deployment.settings.slack_queue_url
+    deps = service.delivery_deps()
+
+    # SUCCEEDED comes first, alone in its batch: it is deferred, not posted and not failed.
+    report = deliver_batch({"Records": [succeeded]}, deps, queue_url=queue)
+    assert (report.delivered, report.deferred, report.failures) == (0, 1, [])
+    assert sink.messages() == []
+    time.sleep(1.1)
+    (copy,) = _records(queue)  # the delayed copy, carrying how long it has waited
+    assert copy["body"] == succeeded["body"]
+    assert copy["messageAttributes"][DEFERRALS_ATTRIBUTE]["stringValue"] == "1"
+    waiting_since = float(copy["messageAttributes"][WAITING_SINCE_ATTRIBUTE]["stringValue"])
+    assert time.time() - 5 < waiting_since <= time.time()
+
+    # Offered again before STARTED is in Slack, it waits again, keeping its first waiting time.
+    report = deliver_batch({"Records": [copy]}, deps, queue_url=queue)
+    assert (report.delivered, report.deferred) == (0, 1)
+    assert deliver_batch({"Records": [started]}, deps, queue_url=queue).delivered == 1
+    time.sleep(2.1)
+    (second_copy,) = _records(queue)
+    assert second_copy["messageAttributes"][DEFERRALS_ATTRIBUTE]["stringValue"] == "2"
+    assert float(second_copy["messageAttributes"][WAITING_SINCE_ATTRIBUTE]["stringValue"]) == waiting_since
+    report = deliver_batch({"Records": [second_copy]}, deps, queue_url=queue)
+    assert (report.delivered, report.deferred) == (1, 0)
+    assert _posted_events(sink) == ["STARTED", "SUCCEEDED"]
+
+
+def test_a_predecessor_refused_for_good_does_not_hold_its_successor(
+    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink
+) -> None:
+    started, succeeded = _two_transitions(deployment, sim, sim_url, "exp-refused-first")
+    store = service.job_store(deployment.settings)
+    first = transition_from_sqs_body(started["body"]).transition_id
+    assert store.claim_delivery("slack", first, 120) == "claimed"
+    store.finish_delivery("slack", first, "FAILED_PERMANENT", "HTTP 400: invalid_blocks")
+
+    report = deliver_batch({"Records": [succeeded]}, service.delivery_deps(), queue_url=None)
+    assert (report.delivered, report.deferred) == (1, 0)
+    assert _posted_events(sink) == ["SUCCEEDED"]
+
+
+class _FailingPublisher:
+    def publish(self, transition: Transition) -> str:
+        raise ClientError({"Error": {"Code": "InternalError", "Message": "SNS unavailable"}}, "Publish")
+
+
+def test_transition_standing_follows_a_transition_from_outbox_to_history(
+    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str
+) -> None:
+    settings = deployment.settings
+    store = service.job_store(settings)
+    sim.add_job(EXPORT, "exp-standing", [state("STARTED")], backend="s3")
+    deployment.track(source=EXPORT, endpoint=sim_url, job_id="exp-standing", backend="s3")
+    deps = PollerDeps(
+        settings=settings, store=store, publisher=_FailingPublisher(), secrets=service.secret_resolver()
+    )
+    asyncio.run(run_cycle(deps))
+    (owed,) = store.pending_transitions()
+    tid = owed.transition.transition_id
+    assert store.transition_standing(tid) == "OWED"
+    store.mark_dead_lettered(owed.transition, "SNS unavailable 8 times", time.time())
+    assert store.transition_standing(tid) == "DEAD_LETTERED"
+    store.mark_published(owed.transition, "m-1", time.time())  # a late settle never rewrites history
+    assert store.transition_standing(tid) == "DEAD_LETTERED"
+    assert store.transition_standing(tid.rsplit("#", 1)[0] + "#99") is None  # never recorded
+    assert store.transition_standing(tid.rsplit("#", 1)[0] + "#test-1") is None  # a TEST notification
+
+
+def test_a_predecessor_that_never_left_the_outbox_does_not_hold_its_successor(
+    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink
+) -> None:
+    started, succeeded = _two_transitions(deployment, sim, sim_url, "exp-outbox-gave-up")
+    first = transition_from_sqs_body(started["body"])
+    # As the outbox records a transition it gave up on after its retry cap (SNS never carried it).
+    key = {"pk": {"S": f"JOB#{first.job_key}"}, "sk": {"S": "TR#0000000001"}}
+    aws.dynamodb().update_item(
+        TableName=deployment.settings.table,
+        Key=key,
+        UpdateExpression="SET delivery = :dead",
+        ExpressionAttributeValues={":dead": {"S": "DEAD_LETTERED"}},
+    )
+    assert service.job_store(deployment.settings).transition_standing(first.transition_id) == "DEAD_LETTERED"
+
+    report = deliver_batch({"Records": [succeeded]}, service.delivery_deps(), queue_url=None)
+    assert (report.delivered, report.deferred) == (1, 0)
+
+
+def test_a_transition_posts_out_of_order_once_it_has_waited_the_longest_allowed(
+    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink
+) -> None:
+    _, succeeded = _two_transitions(deployment, sim, sim_url, "exp-waited-too-long")
+    wait = deployment.settings.slack_order_wait_s
+    queue = deployment.settings.slack_queue_url
+    deps = service.delivery_deps()
+
+    fresh = _with_attributes(succeeded, jobwatchWaitingSince=time.time() - wait + 60, jobwatchDeferrals=30)
+    report = deliver_batch({"Records": [fresh]}, deps, queue_url=queue)
+    assert (report.delivered, report.deferred, report.order_waits_expired) == (0, 1, 0)
+
+    stale = _with_attributes(succeeded, jobwatchWaitingSince=time.time() - wait - 1, jobwatchDeferrals=31)
+    report = deliver_batch({"Records": [stale]}, deps, queue_url=queue)
+    assert (report.delivered, report.deferred, report.order_waits_expired) == (1, 0, 1)
+    assert _posted_events(sink) == ["SUCCEEDED"]
+
+
+def test_a_message_deferred_too_often_goes_back_to_sqs_where_the_redrive_policy_bounds_it(
+    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink
+) -> None:
+    _, succeeded = _two_transitions(deployment, sim, sim_url, "exp-deferred-too-often")
+    worn = _with_attributes(succeeded, jobwatchWaitingSince=time.time(), jobwatchDeferrals=MAX_DEFERRALS)
+    report = deliver_batch({"Records": [worn]}, service.delivery_deps(), queue_url=None)
+    assert (report.delivered, report.deferred, report.failures) == (0, 0, [succeeded["messageId"]])
+
+    garbled = {**succeeded, "messageAttributes": {DEFERRALS_ATTRIBUTE: {"stringValue": "nan"}}}
+    report = deliver_batch(
+        {"Records": [garbled]}, service.delivery_deps(), queue_url=deployment.settings.slack_queue_url
+    )
+    assert (report.deferred, report.failures) == (1, [])  # an unreadable count counts as none
+    assert sink.messages() == []
+
+
+def test_a_rate_limit_defers_the_rest_of_the_batch_without_spending_receives(
+    make_deployment: Callable[..., LocalDeployment], sim: UpstreamSimulator, sim_url: str, sink: SlackSink
+) -> None:
+    deployment = make_deployment({"JOBWATCH_SLACK_MAX_RETRY_AFTER_S": "0"})
+    for job_id in ("exp-throttled-a", "exp-throttled-b", "exp-throttled-c"):
+        sim.add_job(EXPORT, job_id, [state("STARTED")], backend="s3")
+        deployment.track(source=EXPORT, endpoint=sim_url, job_id=job_id, backend="s3")
+    deployment.poll()
+    queue = deployment.settings.slack_queue_url
+    records = _records(queue)
+    assert len(records) == 3
+    sink.script(["rate_limited"])  # 429 with Retry-After: 1 on the first post
+
+    report = deliver_batch({"Records": records}, service.delivery_deps(), queue_url=queue)
+    assert (report.delivered, report.deferred, report.retried, report.failures) == (0, 3, 0, [])
+    assert len(sink.rejected()) == 1  # one post tried; the others were not sent into the limit
+    time.sleep(1.1)
+    copies = _records(queue)
+    assert sorted(r["body"] for r in copies) == sorted(r["body"] for r in records)
+    assert deliver_batch({"Records": copies}, service.delivery_deps(), queue_url=queue).delivered == 3
+
+
+def test_duplicates_of_a_waiting_message_collapse_into_one_waiting_copy(
+    make_deployment: Callable[..., LocalDeployment], sim: UpstreamSimulator, sim_url: str, sink: SlackSink
+) -> None:
+    """SQS delivers at least once: without a single standing copy, every duplicate of a waiting
+    message would spawn copies of its own, and they would multiply with every look."""
+    deployment = make_deployment({"JOBWATCH_SLACK_ORDER_RETRY_S": "1"})
+    started, succeeded = _two_transitions(deployment, sim, sim_url, "exp-collapse")
+    queue = deployment.settings.slack_queue_url
+    deps = service.delivery_deps()
+
+    # The same message handed over twice (one batch, then another): one copy waits, one is dropped.
+    first = deliver_batch({"Records": [succeeded]}, deps, queue_url=queue)
+    second = deliver_batch({"Records": [succeeded]}, deps, queue_url=queue)
+    assert (first.deferred, first.collapsed, second.deferred, second.collapsed) == (1, 0, 0, 1)
+    time.sleep(1.1)
+    (copy,) = _records(queue)
+
+    # The standing copy comes back (twice, as SQS may): it waits again once; its duplicate is dropped.
+    again = deliver_batch({"Records": [copy, copy]}, deps, queue_url=queue)
+    assert (again.deferred, again.collapsed, again.failures) == (1, 1, [])
+    assert deliver_batch({"Records": [started]}, deps, queue_url=queue).delivered == 1
+    time.sleep(2.1)
+    (last,) = _records(queue)
+    assert deliver_batch({"Records": [last]}, deps, queue_url=queue).delivered == 1
+    assert _posted_events(sink) == ["STARTED", "SUCCEEDED"]
+    assert _records(queue) == []

@@ -66,10 +66,14 @@ Faults besides upstream ones (per cycle, from the seed)
     Time is one fake clock (`PollerDeps.clock` / `now_iso`): 120 s per poll cycle, so outbox backoff
     progresses without sleeping (adaptive polling is off), and the Slack sender runs between cycles,
     one batch per second. SQS visibility is kept in that time too: a record the sender reported as
-    failed comes back when the visibility it asked for (`change_message_visibility`: Retry-After, a
-    busy claim, an order hold) or else the queue's own timeout (365 s in the template) has passed.
+    failed comes back when the visibility it asked for or else the queue's own timeout (365 s in the
+    template) has passed, and a copy the sender deferred (SendMessage with DelaySeconds: an order
+    hold, Slack's Retry-After, a busy claim) is sent when its delay has passed in fake time.
     Every offer is a real SQS receive, so the redrive policy (maxReceiveCount 5) applies as in AWS;
-    `slack_dead_lettered` counts what reached the DLQ (lost, unless another copy was shown). Sometimes
+    `slack_dead_lettered` counts what reached the DLQ (lost, unless another copy was shown);
+    `slack_deferred` / `slack_collapsed` / `order_waits_expired` count deferred copies, duplicate
+    waiting copies dropped, and transitions posted out of order because their predecessor did not
+    arrive within `slack_order_wait_s`. Sometimes
     the sender lags (handles only 0-2 batches before the next cycle). In-process Retry-After sleeps
     cost no time. Once every script is told, a few more cycles run with publish faults, then none,
     until the outbox and the Slack queue are empty (settling).
@@ -137,7 +141,7 @@ from botocore.config import Config
 from jobwatch.adapters.publisher import SnsPublisher
 from jobwatch.adapters.secrets import SecretResolver
 from jobwatch.adapters.store import JobStore, PendingTransition
-from jobwatch.delivery import DeliveryDeps, deliver_batch
+from jobwatch.delivery import DeliveryDeps, deliver_batch, record_from_message
 from jobwatch.errors import PollErrorKind
 from jobwatch.messages import transition_from_sqs_body
 from jobwatch.model import (
@@ -821,7 +825,7 @@ class _VisibilitySpy:
     """
 
     def __init__(
-        self, sqs: SQSClient, now: Callable[[], float], delayed: list[tuple[float, str, str]]
+        self, sqs: SQSClient, now: Callable[[], float], delayed: list[tuple[float, dict[str, Any]]]
     ) -> None:
         self._sqs = sqs
         self._now = now
@@ -835,11 +839,11 @@ class _VisibilitySpy:
         return {}
 
     def send_message(self, **kwargs: Any) -> Any:
-        delay = float(kwargs.get("DelaySeconds") or 0)
+        delay = float(kwargs.pop("DelaySeconds", 0) or 0)
         if not delay:
             return self._sqs.send_message(**kwargs)
         with self._lock:
-            self._delayed.append((self._now() + delay, str(kwargs["QueueUrl"]), str(kwargs["MessageBody"])))
+            self._delayed.append((self._now() + delay, kwargs))
         return {"MessageId": f"delayed-{len(self._delayed)}"}
 
     def __getattr__(self, name: str) -> Any:
@@ -1021,6 +1025,9 @@ class RoundResult:
     sns_redeliveries: int = 0
     ambiguous_reposts: int = 0
     slack_refused: int = 0
+    slack_deferred: int = 0
+    slack_collapsed: int = 0
+    order_waits_expired: int = 0
     cycles: int = 0
     crashes: int = 0
     aborted_cycles: int = 0
@@ -1081,6 +1088,9 @@ class RoundResult:
                 "stuck_jobs": self.stuck_jobs,
                 "spurious_poll_errors": self.spurious_poll_errors,
                 "slack_refused": self.slack_refused,
+                "slack_deferred": self.slack_deferred,
+                "slack_collapsed": self.slack_collapsed,
+                "order_waits_expired": self.order_waits_expired,
                 "cycles": self.cycles,
                 "aborted_cycles": self.aborted_cycles,
                 "conflicts": self.conflicts,
@@ -1182,8 +1192,8 @@ class _Round:
         self.outage_left = 0
         self.hidden: dict[str, float] = {}
         """Receipt handle -> fake time a failed Slack record becomes visible again."""
-        self.delayed: list[tuple[float, str, str]] = []
-        """(fake send time, queue URL, body) of messages the sender sent with DelaySeconds."""
+        self.delayed: list[tuple[float, dict[str, Any]]] = []
+        """(fake time due, SendMessage arguments) of messages the sender sent with DelaySeconds."""
 
     # -- set-up ---------------------------------------------------------------------------------------
 
@@ -1466,6 +1476,7 @@ class _Round:
             sqs=cast("SQSClient", spy),
             http=http,
             sleep=self.sleeps.append,  # in-process Retry-After waits cost no wall time
+            clock=self.clock.clock,  # waits for a predecessor and their leases are in fake time too
         )
 
     def _release_due(self) -> None:
@@ -1479,10 +1490,10 @@ class _Round:
         ready = [entry for entry in self.delayed if entry[0] <= self.clock.now]
         for entry in ready:
             self.delayed.remove(entry)
-            self.sqs.send_message(QueueUrl=entry[1], MessageBody=entry[2])
+            self.sqs.send_message(**entry[1])
 
     def _next_release(self) -> float | None:
-        times = list(self.hidden.values()) + [at for at, _, _ in self.delayed]
+        times = list(self.hidden.values()) + [at for at, _ in self.delayed]
         return min(times) if times else None
 
     def _drain(self, *, until: float | None, faults: bool, max_batches: int | None = None) -> None:
@@ -1500,7 +1511,11 @@ class _Round:
         for _ in range(20_000):
             self._release_due()
             messages = self.sqs.receive_message(
-                QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=0, AttributeNames=["All"]
+                QueueUrl=queue,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=0,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
             ).get("Messages", [])
             if not messages:
                 next_at = self._next_release()
@@ -1508,17 +1523,7 @@ class _Round:
                     break
                 self.clock.now = max(self.clock.now, next_at)
                 continue
-            records = [
-                {
-                    "messageId": m["MessageId"],
-                    "receiptHandle": m["ReceiptHandle"],
-                    "body": m["Body"],
-                    "attributes": m.get("Attributes", {}),
-                    "messageAttributes": {},
-                    "eventSource": "aws:sqs",
-                }
-                for m in messages
-            ]
+            records = [record_from_message(dict(m)) for m in messages]
             mode = "once"
             if faults:
                 if rng.random() < config.p_sink_script:
@@ -1553,6 +1558,9 @@ class _Round:
                         pool.submit(deliver_batch, event, other, queue_url=queue),
                     ]
                     reports = [f.result(timeout=120) for f in futures]
+            self.result.slack_deferred += sum(r.deferred for r in reports)
+            self.result.slack_collapsed += sum(r.collapsed for r in reports)
+            self.result.order_waits_expired += sum(r.order_waits_expired for r in reports)
             failed = set.intersection(*(set(r.failures) for r in reports))
             done = [m for m in messages if m["MessageId"] not in failed]
             if done:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from jobwatch.local_stack import load_template
+from jobwatch.settings import Settings
 
 pytestmark = pytest.mark.template
 
@@ -167,6 +168,30 @@ def test_slack_sender_consumes_the_queue_with_partial_batch_failures(resources: 
     queue = _props(resources, "SlackQueue")
     assert queue["VisibilityTimeout"] >= 6 * sender["Timeout"] + props["MaximumBatchingWindowInSeconds"]
     assert queue["SqsManagedSseEnabled"] is True
+
+
+def test_slack_sender_waits_for_a_predecessor_until_it_could_have_been_redriven(
+    resources: dict[str, Any],
+) -> None:
+    """A deferred transition waits for its job's previous one longer than that one can stay on the
+    queue (every receive retried after the visibility timeout), and may send its delayed copy."""
+    sender = _props(resources, "SlackSenderFunction")
+    queue = _props(resources, "SlackQueue")
+    wait = float(sender["Environment"]["Variables"]["JOBWATCH_SLACK_ORDER_WAIT_S"])
+    assert wait > queue["VisibilityTimeout"] * queue["RedrivePolicy"]["maxReceiveCount"]
+    assert wait == Settings().slack_order_wait_s  # the template and the code's default agree
+    statements = [
+        statement
+        for policy in sender["Policies"]
+        if isinstance(policy, dict) and "Statement" in policy
+        for statement in policy["Statement"]
+    ]
+    assert {
+        "Sid": "DeferWithDelayedCopy",
+        "Effect": "Allow",
+        "Action": ["sqs:SendMessage"],
+        "Resource": {"Fn::GetAtt": ["SlackQueue", "Arn"]},
+    } in statements
 
 
 def test_slack_queue_redrives_to_an_alarmed_dead_letter_queue(resources: dict[str, Any]) -> None:

@@ -2,14 +2,23 @@
 
 Delivery never touches the poll cycle. Each transition is claimed in DynamoDB before posting
 (dedupe by transitionId), so an SQS redelivery or a duplicated publish never shows twice.
-429 is honoured (short waits in process, longer ones through SQS visibility); 400/403/404/410
-are permanent: dead-lettered once with the reason, never retried in a storm.
+429 is honoured (short waits in process, longer ones by deferring); 400/403/404/410 are
+permanent: dead-lettered once with the reason, never retried in a storm.
+
+Per-job order: a transition is posted only after the one it names as `previousTransitionId` has
+been posted (or refused for good, or never left the outbox). Until then it is *deferred*: a copy
+goes back on the queue with DelaySeconds and the original is acknowledged, so waiting spends none
+of the receives the redrive policy counts. The wait is bounded (`slack_order_wait_s`, longer than a
+predecessor can stay on the queue before redrive), so a predecessor lost in the dead-letter queue
+holds its job back for that long at most.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -20,15 +29,27 @@ from jobwatch.adapters.secrets import SecretUnavailableError
 from jobwatch.adapters.store import JobStore
 from jobwatch.channels.slack import SlackChannel, validate_payload
 from jobwatch.messages import transition_from_sqs_body
+from jobwatch.model import Transition
 from jobwatch.observability import MetricUnit, logger, metrics
 from jobwatch.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef
 
 CHANNEL = "slack"
 PERMANENT_STATUSES = frozenset({400, 403, 404, 410})
 CLAIM_LEASE_S = 120.0
+SETTLED_CLAIMS = frozenset({"DELIVERED", "FAILED_PERMANENT"})
+DEFERRALS_ATTRIBUTE = "jobwatchDeferrals"
+WAITING_SINCE_ATTRIBUTE = "jobwatchWaitingSince"
+COPY_TOKEN_ATTRIBUTE = "jobwatchCopy"
+WAIT_LEASE_MARGIN_S = 300.0
+"""How long after its delay a deferred copy still stands for its transition if it has not come back."""
+MAX_DEFERRALS = 200
+"""A message deferred this often is handed back to SQS instead, where maxReceiveCount bounds it."""
+MAX_ORDER_HOLD_S = 60
+SQS_MAX_DELAY_S = 900
 
 
 class Secrets(Protocol):
@@ -67,6 +88,8 @@ class DeliveryDeps:
     http: httpx.Client
     sleep: Callable[[float], None] = time.sleep
     monotonic: Callable[[], float] = time.monotonic
+    clock: Callable[[], float] = time.time
+    """Wall-clock seconds; bounds how long a transition waits for its predecessor."""
 
 
 @dataclass
@@ -75,7 +98,18 @@ class BatchReport:
     duplicates: int = 0
     retried: int = 0
     dead_lettered: int = 0
+    deferred: int = 0
+    collapsed: int = 0
+    """Duplicate waiting copies dropped because another copy stands for the transition."""
+    order_waits_expired: int = 0
     failures: list[str] = field(default_factory=list)
+
+    def add(self, other: BatchReport) -> None:
+        """Fold another batch's counts into this one (local drains run several batches)."""
+        for counter in dataclasses.fields(self):
+            if counter.type in (int, "int"):
+                setattr(self, counter.name, getattr(self, counter.name) + getattr(other, counter.name))
+        self.failures.extend(other.failures)
 
     def response(self) -> dict[str, Any]:
         """The partial-batch-failure answer Lambda's SQS integration expects."""
@@ -93,8 +127,12 @@ class _Batch:
         self.last_post_at: float | None = None
         self.throttled = False
         self.held_jobs: set[str] = set()
+        """Jobs with a transition in this batch that did not go out: their later ones wait."""
+        self.settled: set[str] = set()
+        """Transition ids delivered (or found already delivered) in this batch."""
         self.job_of: dict[str, str] = {}
         """messageId -> jobKey of the records in this batch."""
+        self.throttle_delay_s = 1.0
 
     def dead_letter(self, body: str, reason: str) -> None:
         self.report.dead_lettered += 1
@@ -122,6 +160,94 @@ class _Batch:
                 VisibilityTimeout=min(43200, max(1, math.ceil(delay_s))),
             )
 
+    def defer(
+        self,
+        record: dict[str, Any],
+        transition: Transition,
+        delay_s: float,
+        *,
+        waiting_since: float | None = None,
+    ) -> None:
+        """Put a copy back on the queue for later and let the original be deleted.
+
+        Unlike a batch-item failure this spends no receive, so waiting (for order, for Slack's rate
+        limit, for another worker's claim) can never push a message into the dead-letter queue.
+        One copy stands for the transition at a time (a lease in the store, written only after its
+        copy was sent): a duplicate of the message, or a surplus copy, is dropped instead of being
+        deferred again, so SQS's at-least-once delivery cannot multiply the waiting copies.
+        """
+        self.held_jobs.add(transition.job_key)
+        tid = transition.transition_id
+        deferrals = _number_attribute(record, DEFERRALS_ATTRIBUTE) or 0
+        if not self.queue_url or deferrals >= MAX_DEFERRALS:
+            self.retry_later(record, None, delay_s)
+            return
+        now = self.deps.clock()
+        mine = _string_attribute(record, COPY_TOKEN_ATTRIBUTE)
+        standing = self.deps.store.waiting_copy(CHANNEL, tid, now)
+        if standing is not None and standing != mine:
+            self.report.collapsed += 1
+            logger.info(
+                "another copy of this transition is waiting already; dropped", extra={"transitionId": tid}
+            )
+            return
+        token = uuid.uuid4().hex
+        delay = min(SQS_MAX_DELAY_S, max(1, math.ceil(delay_s)))
+        attributes: dict[str, MessageAttributeValueTypeDef] = {
+            DEFERRALS_ATTRIBUTE: {"DataType": "Number", "StringValue": str(int(deferrals) + 1)},
+            COPY_TOKEN_ATTRIBUTE: {"DataType": "String", "StringValue": token},
+        }
+        if waiting_since is not None:
+            attributes[WAITING_SINCE_ATTRIBUTE] = {
+                "DataType": "Number",
+                "StringValue": f"{waiting_since:.3f}",
+            }
+        try:
+            self.deps.sqs.send_message(
+                QueueUrl=self.queue_url,
+                MessageBody=record.get("body", ""),
+                DelaySeconds=delay,
+                MessageAttributes=attributes,
+            )
+        except Exception as exc:  # SQS refused the copy: fall back to visibility, nothing is lost
+            logger.warning("could not defer; retrying through visibility", extra={"error": str(exc)})
+            self.retry_later(record, None, delay_s)
+            return
+        # Written only now that the copy exists: whoever sees this lease may drop its own copy.
+        self.deps.store.hand_wait_to(CHANNEL, tid, token, mine, now, delay + WAIT_LEASE_MARGIN_S)
+        self.report.deferred += 1
+        metrics.add_metric(name="SlackDeferred", unit=MetricUnit.Count, value=1)
+
+    def waits_for_predecessor(self, record: dict[str, Any], transition: Transition) -> bool:
+        """True when the job's previous transition may still reach Slack: this one is deferred."""
+        previous = transition.previous_transition_id
+        settings = self.deps.settings
+        if previous is None or previous in self.settled or settings.slack_order_wait_s <= 0:
+            return False
+        fields = {
+            "jobKey": transition.job_key,
+            "transitionId": transition.transition_id,
+            "waitingFor": previous,
+        }
+        if transition.job_key not in self.held_jobs:
+            claim = self.deps.store.delivery_state(CHANNEL, previous)
+            if claim in SETTLED_CLAIMS:
+                return False
+            if claim is None and self.deps.store.transition_standing(previous) in (None, "DEAD_LETTERED"):
+                return False  # it never went to SNS (dead-lettered at the outbox) or is unknown
+        now = self.deps.clock()
+        since = _number_attribute(record, WAITING_SINCE_ATTRIBUTE) or now
+        if now - since >= settings.slack_order_wait_s:
+            self.report.order_waits_expired += 1
+            metrics.add_metric(name="SlackOrderWaitExpired", unit=MetricUnit.Count, value=1)
+            logger.warning("predecessor still not in Slack; posting out of order", extra=fields)
+            return False
+        holds = int(_number_attribute(record, DEFERRALS_ATTRIBUTE) or 0)
+        delay = min(MAX_ORDER_HOLD_S, settings.slack_order_retry_s * 2 ** min(holds, 10))
+        logger.info("waiting for the job's previous transition", extra={**fields, "delayS": delay})
+        self.defer(record, transition, delay, waiting_since=since)
+        return True
+
     def pace(self) -> None:
         interval = self.deps.settings.slack_min_interval_s
         if self.last_post_at is not None and interval > 0:
@@ -130,9 +256,6 @@ class _Batch:
                 self.deps.sleep(wait)
 
     def handle(self, record: dict[str, Any]) -> None:
-        if self.throttled or self.remaining_s() < 5:
-            self.retry_later(record, None, None)
-            return
         body = record.get("body", "")
         try:
             transition = transition_from_sqs_body(body)
@@ -143,20 +266,25 @@ class _Batch:
             )
             self.dead_letter(body, f"unreadable: {exc}")
             return
+        if self.throttled:
+            self.defer(record, transition, self.throttle_delay_s)
+            return
+        if self.remaining_s() < 5:
+            self.defer(record, transition, 1)
+            return
         tid = transition.transition_id
         fields = {"jobKey": transition.job_key, "jobId": transition.job_id, "transitionId": tid}
-        if transition.job_key in self.held_jobs:
-            logger.info("an earlier transition of this job is being retried; waiting", extra=fields)
-            self.retry_later(record, None, None)
+        if self.waits_for_predecessor(record, transition):
             return
         claim = self.deps.store.claim_delivery(CHANNEL, tid, CLAIM_LEASE_S)
         if claim == "done":
+            self.settled.add(tid)
             self.report.duplicates += 1
             metrics.add_metric(name="SlackDuplicatesSkipped", unit=MetricUnit.Count, value=1)
             logger.info("already delivered; duplicate skipped", extra=fields)
             return
         if claim == "busy":
-            self.retry_later(record, None, 30)
+            self.defer(record, transition, 30)  # another worker is posting it: look again later
             return
         payload = self.channel.render(transition)
         problems = validate_payload(payload)
@@ -171,13 +299,15 @@ class _Batch:
             logger.error("Slack webhook secret unavailable", extra={**fields, "error": str(exc)})
             self.retry_later(record, tid, 60)
             self.throttled = True
+            self.throttle_delay_s = 60.0
             return
         self.webhook = webhook
-        self.post(record, body, payload, fields)
+        self.post(record, transition, payload, fields)
 
     def post(
-        self, record: dict[str, Any], body: str, payload: dict[str, Any], fields: dict[str, str]
+        self, record: dict[str, Any], transition: Transition, payload: dict[str, Any], fields: dict[str, str]
     ) -> None:
+        body = record.get("body", "")
         tid = fields["transitionId"]
         for attempt in range(2):
             self.pace()
@@ -185,6 +315,7 @@ class _Batch:
             self.last_post_at = self.deps.monotonic()
             if result.status is not None and 200 <= result.status < 300:
                 self.deps.store.finish_delivery(CHANNEL, tid, "DELIVERED")
+                self.settled.add(tid)
                 self.report.delivered += 1
                 metrics.add_metric(name="SlackDelivered", unit=MetricUnit.Count, value=1)
                 logger.info("posted to Slack", extra=fields)
@@ -199,10 +330,12 @@ class _Batch:
                     self.deps.sleep(wait)
                     continue
                 logger.warning(
-                    "Slack rate limit; retrying through the queue", extra={**fields, "retryAfterS": wait}
+                    "Slack rate limit; deferring the rest of the batch", extra={**fields, "retryAfterS": wait}
                 )
                 self.throttled = True
-                self.retry_later(record, tid, wait)
+                self.throttle_delay_s = max(1.0, wait)
+                self.deps.store.release_delivery(CHANNEL, tid)
+                self.defer(record, transition, self.throttle_delay_s)
                 return
             if result.status in PERMANENT_STATUSES:
                 reason = f"HTTP {result.status}: {result.body}"
@@ -210,6 +343,7 @@ class _Batch:
                     "Slack refused the message permanently; dead-lettered", extra={**fields, "reason": reason}
                 )
                 self.deps.store.finish_delivery(CHANNEL, tid, "FAILED_PERMANENT", reason)
+                self.settled.add(tid)
                 self.dead_letter(body, reason)
                 return
             status = "no answer" if result.status is None else f"HTTP {result.status}"
@@ -218,6 +352,36 @@ class _Batch:
             )
             self.retry_later(record, tid, None)
             return
+
+
+def _number_attribute(record: dict[str, Any], name: str) -> float | None:
+    """A numeric SQS message attribute as the Lambda event carries it; None when absent or garbled."""
+    attribute = (record.get("messageAttributes") or {}).get(name) or {}
+    try:
+        value = float(str(attribute.get("stringValue")))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _string_attribute(record: dict[str, Any], name: str) -> str | None:
+    value = ((record.get("messageAttributes") or {}).get(name) or {}).get("stringValue")
+    return value if isinstance(value, str) and value else None
+
+
+def record_from_message(message: dict[str, Any]) -> dict[str, Any]:
+    """A message from boto3's ReceiveMessage in the shape of a Lambda SQS event record."""
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": {
+            name: {"stringValue": value.get("StringValue"), "dataType": value.get("DataType")}
+            for name, value in message.get("MessageAttributes", {}).items()
+        },
+        "eventSource": "aws:sqs",
+    }
 
 
 def _in_job_order(records: list[dict[str, Any]], job_of: dict[str, str]) -> list[dict[str, Any]]:

@@ -104,7 +104,7 @@ def drain_slack_queue(max_batches: int = 100) -> BatchReport:
 
     Mirrors the SQS event source mapping: records are deleted only when not reported as failures.
     """
-    from jobwatch.delivery import BatchReport, deliver_batch
+    from jobwatch.delivery import BatchReport, deliver_batch, record_from_message
 
     deps = delivery_deps()
     queue_url = deps.settings.slack_queue_url
@@ -115,32 +115,22 @@ def drain_slack_queue(max_batches: int = 100) -> BatchReport:
     total = BatchReport()
     for _ in range(max_batches):
         received = deps.sqs.receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, AttributeNames=["All"]
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=0,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
         )
         messages = received.get("Messages", [])
         if not messages:
             break
-        records = [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": m.get("Attributes", {}),
-                "messageAttributes": {},
-                "eventSource": "aws:sqs",
-            }
-            for m in messages
-        ]
+        records = [record_from_message(dict(m)) for m in messages]
         report = deliver_batch({"Records": records}, deps, queue_url=queue_url)
         failed = set(report.failures)
         for m in messages:
             if m["MessageId"] not in failed:
                 deps.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
-        total.delivered += report.delivered
-        total.duplicates += report.duplicates
-        total.retried += report.retried
-        total.dead_lettered += report.dead_lettered
-        total.failures.extend(report.failures)
+        total.add(report)
         if failed:
             break  # failed messages stay invisible until their visibility timeout, as in Lambda
     return total

@@ -44,7 +44,13 @@ class Settings(BaseModel):
     slack_min_interval_s: float = Field(default=1.0, ge=0)
     """Slack allows about one message per second per webhook."""
     slack_max_retry_after_s: float = Field(default=5.0, ge=0)
-    """A 429 asking to wait longer than this is retried through SQS visibility, not by sleeping."""
+    """A 429 asking to wait longer than this is deferred through the queue, not slept through."""
+    slack_order_wait_s: float = Field(default=1900.0, ge=0)
+    """Longest a transition waits for its job's previous one to reach Slack (0: never wait). Must
+    exceed the Slack queue's VisibilityTimeout x maxReceiveCount (365 s x 5), how long a retried
+    predecessor can stay on the queue before redrive."""
+    slack_order_retry_s: float = Field(default=5.0, ge=1)
+    """First re-check of a waiting transition; it doubles up to 60 s."""
     secret_cache_s: float = Field(default=300.0, ge=0)
     endpoint_concurrency: int = Field(default=16, ge=1, le=256)
     """Polls in flight against one endpoint (scheme://host:port), whatever the fleet size."""

@@ -5,6 +5,8 @@ One table, three item kinds sharing `pk`/`sk`:
                                           non-terminal), outbox {transitionId: entry}, outboxShard
 - history     pk=JOB#<key>   sk=TR#<ver>  doc (event JSON), delivery (PUBLISHED / DEAD_LETTERED)
 - claim       pk=DELIVERY#<channel>#<transitionId>  sk=CLAIM  state, leaseUntil
+- wait        pk=DELIVERY#<channel>#<transitionId>  sk=WAIT   token, leaseUntil (the deferred copy
+                                                            that currently stands for the transition)
 
 The job's document is one JSON string attribute: the poller reads thousands of jobs per cycle and
 botocore's per-attribute parsing would otherwise dominate its CPU time.
@@ -302,7 +304,26 @@ class JobStore:
         return pending
 
     def _settle(self, transition: Transition, state: str, now_s: float, detail: str) -> None:
-        """Take a transition out of the outbox and keep it in the job's history."""
+        """Keep a transition in the job's history, then take it out of the outbox.
+
+        History first: a transition is always findable in one of the two (the Slack sender asks
+        `transition_standing` whether to wait for it). The first settle's history entry stands; a
+        crash between the two writes only means the outbox entry is published once more.
+        """
+        with contextlib.suppress(self._db.exceptions.ConditionalCheckFailedException):
+            self._db.put_item(
+                TableName=self._table,
+                Item={
+                    "pk": {"S": _job_pk(transition.job_key)},
+                    "sk": {"S": _history_sk(transition.transition_id)},
+                    "doc": {"S": _compact(transition.to_wire())},
+                    "delivery": {"S": state},
+                    "detail": {"S": detail[:500]},
+                    "settledAt": {"N": f"{now_s:.3f}"},
+                    "expiresAt": {"N": str(int(now_s) + self._retention_s)},
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
         key = {"pk": {"S": _job_pk(transition.job_key)}, "sk": {"S": _JOB_SK}}
         try:
             response = self._db.update_item(
@@ -324,18 +345,6 @@ class JobStore:
                     ConditionExpression="size(outbox) = :zero",
                     ExpressionAttributeValues={":zero": {"N": "0"}},
                 )
-        self._db.put_item(
-            TableName=self._table,
-            Item={
-                "pk": {"S": _job_pk(transition.job_key)},
-                "sk": {"S": _history_sk(transition.transition_id)},
-                "doc": {"S": _compact(transition.to_wire())},
-                "delivery": {"S": state},
-                "detail": {"S": detail[:500]},
-                "settledAt": {"N": f"{now_s:.3f}"},
-                "expiresAt": {"N": str(int(now_s) + self._retention_s)},
-            },
-        )
 
     def mark_published(self, transition: Transition, message_id: str, now_s: float) -> None:
         self._settle(transition, "PUBLISHED", now_s, message_id)
@@ -343,6 +352,31 @@ class JobStore:
     def mark_dead_lettered(self, transition: Transition, reason: str, now_s: float) -> None:
         """Give up on a transition after the retry cap; the operator alarm watches this metric."""
         self._settle(transition, "DEAD_LETTERED", now_s, reason)
+
+    def transition_standing(self, transition_id: str) -> str | None:
+        """PUBLISHED or DEAD_LETTERED once settled, OWED while still in the outbox, None when unknown
+        (the job was untracked or its history expired)."""
+        job_key, _, _ = transition_id.rpartition("#")
+        try:
+            history_sk = _history_sk(transition_id)
+        except ValueError:
+            return None  # not a numbered transition (a TEST notification): never in the outbox
+        settled = self._db.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": _job_pk(job_key)}, "sk": {"S": history_sk}},
+            ConsistentRead=True,
+            ProjectionExpression="delivery",
+        ).get("Item")
+        if settled is not None:
+            return str(settled["delivery"]["S"])
+        job = self._db.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": _job_pk(job_key)}, "sk": {"S": _JOB_SK}},
+            ConsistentRead=True,
+            ProjectionExpression="outbox.#t",
+            ExpressionAttributeNames={"#t": transition_id},
+        ).get("Item")
+        return "OWED" if job is not None and job.get("outbox", {}).get("M") else None
 
     def note_publish_failure(self, transition: Transition) -> None:
         with contextlib.suppress(self._db.exceptions.ConditionalCheckFailedException):
@@ -418,6 +452,48 @@ class JobStore:
             ConsistentRead=True,
         ).get("Item")
         return None if item is None else str(item["state"]["S"])
+
+    def waiting_copy(self, channel: str, transition_id: str, now_s: float) -> str | None:
+        """Token of the deferred copy that stands for this transition, while its lease is live."""
+        item = self._db.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": f"DELIVERY#{channel}#{transition_id}"}, "sk": {"S": "WAIT"}},
+            ConsistentRead=True,
+        ).get("Item")
+        if item is None or float(item["leaseUntil"]["N"]) < now_s:
+            return None
+        return str(item["token"]["S"])
+
+    def hand_wait_to(
+        self, channel: str, transition_id: str, token: str, previous: str | None, now_s: float, lease_s: float
+    ) -> bool:
+        """Make the copy `token` (already sent) the one that stands for the transition.
+
+        Allowed when nobody holds a live lease or when `previous` (the copy being handled) does.
+        False means another copy won: the one just sent is surplus and is dropped when it returns.
+        """
+        condition = "attribute_not_exists(pk) OR leaseUntil < :now OR #tok = :previous"
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={
+                    "pk": {"S": f"DELIVERY#{channel}#{transition_id}"},
+                    "sk": {"S": "WAIT"},
+                    "token": {"S": token},
+                    "leaseUntil": {"N": f"{now_s + lease_s:.3f}"},
+                    "expiresAt": {"N": str(int(now_s) + self._retention_s)},
+                },
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#tok": "token"},
+                ExpressionAttributeValues={
+                    ":now": {"N": f"{now_s:.3f}"},
+                    # An original message has no token; "-" never matches a stored one (hex).
+                    ":previous": {"S": previous or "-"},
+                },
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def release_delivery(self, channel: str, transition_id: str) -> None:
         """Give the claim back after a retryable failure so the redelivered message can post."""
