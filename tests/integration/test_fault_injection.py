@@ -97,10 +97,14 @@ def _slack_transition_ids(sink: SlackSink) -> list[str]:
 def test_a_failed_slack_post_does_not_let_the_jobs_next_transition_overtake_it(
     make_deployment: Callable[..., LocalDeployment], sim: UpstreamSimulator, sim_url: str, sink: SlackSink
 ) -> None:
-    deployment = make_deployment({"JOBWATCH_ADAPTIVE_POLLING": "false", "JOBWATCH_SLACK_ORDER_RETRY_S": "1"})
-    queue = deployment.settings.slack_queue_url
-    # SQS hands a failed record back after its visibility timeout (365 s in the template); 1 s here.
-    aws.sqs().set_queue_attributes(QueueUrl=queue, Attributes={"VisibilityTimeout": "1"})
+    # A failed post is retried after JOBWATCH_SLACK_RETRY_BASE_S (30 s in production); 1 s here.
+    deployment = make_deployment(
+        {
+            "JOBWATCH_ADAPTIVE_POLLING": "false",
+            "JOBWATCH_SLACK_ORDER_RETRY_S": "1",
+            "JOBWATCH_SLACK_RETRY_BASE_S": "1",
+        }
+    )
     sim.add_job(EXPORT, "exp-ordered", [state("STARTED"), state("SUCCESS")], backend="s3")
     deployment.track(source=EXPORT, endpoint=sim_url, job_id="exp-ordered", backend="s3")
     deployment.poll()
@@ -128,19 +132,24 @@ def test_a_transition_waiting_for_its_predecessor_is_not_dead_lettered(
 ) -> None:
     """One Slack 500 on a job's first message must cost the job neither its order nor its next one.
 
-    The first message comes back after the queue's visibility timeout (365 s in the template, 6 s
-    here); its successor waits for it as delayed copies (1 s, 2 s, 4 s, ... here), which spend none
-    of the receives the redrive policy (maxReceiveCount 5, as in the template) counts.
+    The first message is retried after JOBWATCH_SLACK_RETRY_BASE_S (30 s in production, 6 s here);
+    its successor looks again every 1 s, 2 s, 4 s, ... (5 s, 10 s, ... in production). Each look is a
+    delayed copy, not a batch-item failure, so none of them counts towards the redrive policy's
+    maxReceiveCount (5, as in the template) that once sent such a successor to the dead-letter queue.
     """
-    deployment = make_deployment({"JOBWATCH_ADAPTIVE_POLLING": "false", "JOBWATCH_SLACK_ORDER_RETRY_S": "1"})
-    queue = deployment.settings.slack_queue_url
-    aws.sqs().set_queue_attributes(QueueUrl=queue, Attributes={"VisibilityTimeout": "6"})
+    deployment = make_deployment(
+        {
+            "JOBWATCH_ADAPTIVE_POLLING": "false",
+            "JOBWATCH_SLACK_ORDER_RETRY_S": "1",
+            "JOBWATCH_SLACK_RETRY_BASE_S": "6",
+        }
+    )
     sim.add_job(EXPORT, "exp-waiting", [state("STARTED"), state("SUCCESS")], backend="s3")
     deployment.track(source=EXPORT, endpoint=sim_url, job_id="exp-waiting", backend="s3")
 
     deployment.poll()  # STARTED on the Slack queue
     sink.script(["server_error"])
-    first = deployment.deliver()  # Slack answers 500: STARTED comes back after the visibility timeout
+    first = deployment.deliver()  # Slack answers 500: STARTED is tried again in 6 s
     assert (first.delivered, first.retried) == (0, 1)
     deployment.poll()  # SUCCEEDED on the Slack queue, waiting for STARTED
     published = [t.transition_id for t in deployment.published()]
@@ -156,7 +165,7 @@ def test_a_transition_waiting_for_its_predecessor_is_not_dead_lettered(
         QueueUrl=deployment.settings.slack_dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]
     assert dlq["ApproximateNumberOfMessages"] == "0"
-    assert deferred >= 3  # SUCCEEDED really waited (1 s + 2 s + 4 s before STARTED was back at 6 s)
+    assert deferred >= 3  # SUCCEEDED really waited (1 s + 2 s + 4 s) while STARTED was retried at 6 s
     assert _slack_transition_ids(sink) == published
 
 

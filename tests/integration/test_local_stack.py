@@ -167,7 +167,7 @@ def test_creates_the_template_resources_idempotently(endpoint: str) -> None:
     assert "JOBWATCH_ALLOW_HTTP_LOOPBACK" not in second
     assert set(second.functions) == {"PollerFunction", "SlackSenderFunction", "ApiFunction"}
     # Each function's environment is the Globals plus its own; the export is their union.
-    assert second["JOBWATCH_SLACK_ORDER_WAIT_S"] == "1900"  # the Slack sender's own variable
+    assert second["JOBWATCH_SLACK_ORDER_WAIT_S"] == "3600"  # the Slack sender's own variable
     assert second.functions["SlackSenderFunction"] == dict(second)
     shared = {k: v for k, v in second.items() if k != "JOBWATCH_SLACK_ORDER_WAIT_S"}
     assert second.functions["PollerFunction"] == shared == second.functions["ApiFunction"]

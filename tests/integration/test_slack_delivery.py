@@ -19,7 +19,7 @@ import pytest
 from jobwatch import service
 from jobwatch.adapters import aws
 from jobwatch.adapters.publisher import SnsPublisher
-from jobwatch.delivery import BatchReport, deliver_batch
+from jobwatch.delivery import BatchReport, deliver_batch, record_from_message
 from jobwatch.messages import transition_from_sqs_body
 from jobwatch.model import Transition
 from jobwatch.settings import get_settings
@@ -78,6 +78,50 @@ def _delayed(queue_url: str) -> int:
     return int(attributes["ApproximateNumberOfMessagesDelayed"])
 
 
+def _deliver_until(
+    deployment: LocalDeployment, done: Callable[[BatchReport], bool], timeout: float = 6.0
+) -> tuple[BatchReport, float]:
+    """Drain repeatedly until a drain's report satisfies `done` (delayed copies come back later)."""
+    started = time.monotonic()
+    while True:
+        report = deployment.deliver()
+        if done(report) or time.monotonic() - started > timeout:
+            return report, time.monotonic() - started
+        time.sleep(0.2)
+
+
+def _peek_later(queue_url: str, timeout: float = 6.0) -> list[dict[str, Any]]:
+    """The visible messages once a delayed one has become visible."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        found = _peek(queue_url)
+        if found:
+            return found
+        time.sleep(0.2)
+    return []
+
+
+def _take(queue_url: str, timeout: float = 6.0) -> dict[str, Any]:
+    """Receive and delete the next message (waiting for a delayed one), as a Lambda record."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        messages = (
+            aws.sqs()
+            .receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=1,
+                MessageAttributeNames=["All"],
+                AttributeNames=["All"],
+            )
+            .get("Messages", [])
+        )
+        if messages:
+            aws.sqs().delete_message(QueueUrl=queue_url, ReceiptHandle=messages[0]["ReceiptHandle"])
+            return record_from_message(dict(messages[0]))
+        time.sleep(0.2)
+    raise AssertionError("no message came")
+
+
 def _peek(queue_url: str) -> list[dict[str, Any]]:
     """The visible messages as Lambda records, left visible (receive with a zero visibility timeout)."""
     messages = (
@@ -117,13 +161,8 @@ def _counts(report: BatchReport) -> tuple[int, int, int, int, int]:
 
 
 def _deliver_until_posted(deployment: LocalDeployment, timeout: float = 6.0) -> tuple[BatchReport, float]:
-    """Drain repeatedly until something is posted (a record comes back after its visibility delay)."""
-    started = time.monotonic()
-    while True:
-        report = deployment.deliver()
-        if report.delivered or time.monotonic() - started > timeout:
-            return report, time.monotonic() - started
-        time.sleep(0.2)
+    """Drain repeatedly until something is posted (a deferred copy comes back after its delay)."""
+    return _deliver_until(deployment, lambda report: report.delivered > 0, timeout)
 
 
 # -- duplicates ------------------------------------------------------------------------------------------
@@ -280,31 +319,60 @@ def test_a_short_retry_after_is_waited_out_in_process(
     assert _depth(deployment.settings.slack_queue_url) == (0, 0)
 
 
-def test_server_error_is_retried_later_then_posted(
-    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink
+def test_server_error_is_retried_with_backoff_then_posted(
+    make_deployment: Callable[..., LocalDeployment], sim: UpstreamSimulator, sim_url: str, sink: SlackSink
 ) -> None:
+    # The first retry waits JOBWATCH_SLACK_RETRY_BASE_S (30 s in production), doubling after each
+    # failure; one second here. Retries are delayed copies, so they spend no SQS receive.
+    deployment = make_deployment({"JOBWATCH_SLACK_RETRY_BASE_S": "1"})
     queue = deployment.settings.slack_queue_url
-    # SQS hands a failed record back once its visibility timeout ends (365 s in the template);
-    # one second here stands for that wait.
-    aws.sqs().set_queue_attributes(QueueUrl=queue, Attributes={"VisibilityTimeout": "1"})
     transition = _transition(deployment, sim, sim_url, "exp-slack-500")
     sink.script(["server_error", "drop"])  # 500, then a connection closed without an answer
 
-    for expected in ((500, "internal_error"), (0, "")):
-        report = deployment.deliver()
-        assert _counts(report) == (0, 0, 1, 0, 1)
+    for attempt, expected in enumerate(((500, "internal_error"), (0, "")), start=1):
+        report, _ = _deliver_until(deployment, lambda r: r.retried > 0)
+        failed_at = time.monotonic()
+        assert _counts(report) == (0, 0, 1, 0, 0) and report.deferred == 1
         assert (sink.rejected()[-1].status, sink.rejected()[-1].response) == expected
         assert _claim_state(transition.transition_id) is None
-        assert _depth(queue) == (0, 1)
+        assert _depth(queue) == (0, 0) and _delayed(queue) == 1
+        (copy,) = _peek_later(queue)
+        assert copy["messageAttributes"]["jobwatchAttempts"]["StringValue"] == str(attempt)
         assert sink.messages() == []
-        time.sleep(1.1)
 
     report, _ = _deliver_until_posted(deployment)
     assert _counts(report) == (1, 0, 0, 0, 0)
+    assert time.monotonic() - failed_at >= 1.5  # the second retry waited twice the base (2 s)
     assert len(sink.messages()) == 1 and len(sink.rejected()) == 2
     assert _claim_state(transition.transition_id) == "DELIVERED"
     assert _depth(queue) == (0, 0)
     assert _depth(deployment.settings.slack_dlq_url) == (0, 0)
+
+
+def test_a_post_that_keeps_failing_is_dead_lettered_after_the_attempt_cap(
+    make_deployment: Callable[..., LocalDeployment], sim: UpstreamSimulator, sim_url: str, sink: SlackSink
+) -> None:
+    deployment = make_deployment({"JOBWATCH_SLACK_MAX_ATTEMPTS": "3", "JOBWATCH_SLACK_RETRY_BASE_S": "1"})
+    queue, dlq = deployment.settings.slack_queue_url, deployment.settings.slack_dlq_url
+    transition = _transition(deployment, sim, sim_url, "exp-slack-down")
+    sink.script(["server_error", "service_unavailable", "server_error"])
+    deps = service.delivery_deps()
+
+    outcomes = []
+    for _ in range(3):  # the original, then each deferred copy as it comes back
+        record = _take(queue)
+        report = deliver_batch({"Records": [record]}, deps, queue_url=queue)
+        outcomes.append((report.retried, report.deferred, report.dead_lettered, report.failures))
+    assert outcomes == [(1, 1, 0, []), (1, 1, 0, []), (0, 0, 1, [])]
+    assert _claim_state(transition.transition_id) == "FAILED_PERMANENT"
+    (dead,) = _peek(dlq)
+    assert dead["messageAttributes"]["reason"]["StringValue"] == (
+        "gave up after 3 attempts; last: HTTP 500: internal_error"
+    )
+    # A duplicate still in flight never posts, and the job's next transition does not wait for it.
+    assert _counts(deliver_batch({"Records": [record]}, deps, queue_url=queue))[:2] == (0, 1)
+    assert sink.messages() == [] and len(sink.rejected()) == 3
+    assert _depth(queue) == (0, 0) and _delayed(queue) == 0
 
 
 # -- permanent answers -----------------------------------------------------------------------------------

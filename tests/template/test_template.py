@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from jobwatch.delivery import WAIT_LEASE_MARGIN_S, retry_window_s
 from jobwatch.local_stack import load_template
 from jobwatch.settings import Settings
 
@@ -173,12 +174,13 @@ def test_slack_sender_consumes_the_queue_with_partial_batch_failures(resources: 
 def test_slack_sender_waits_for_a_predecessor_until_it_could_have_been_redriven(
     resources: dict[str, Any],
 ) -> None:
-    """A deferred transition waits for its job's previous one longer than that one can stay on the
-    queue (every receive retried after the visibility timeout), and may send its delayed copy."""
+    """A deferred transition waits for its job's previous one longer than that one can still be
+    retried (by the sender, or by SQS after crashed invocations), and may send its delayed copy."""
     sender = _props(resources, "SlackSenderFunction")
     queue = _props(resources, "SlackQueue")
     wait = float(sender["Environment"]["Variables"]["JOBWATCH_SLACK_ORDER_WAIT_S"])
     assert wait > queue["VisibilityTimeout"] * queue["RedrivePolicy"]["maxReceiveCount"]
+    assert wait > retry_window_s(Settings()) + WAIT_LEASE_MARGIN_S
     assert wait == Settings().slack_order_wait_s  # the template and the code's default agree
     statements = [
         statement

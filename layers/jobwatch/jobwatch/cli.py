@@ -333,6 +333,7 @@ def _deliver_once(as_json: bool) -> dict[str, Any]:
         "delivered": report.delivered,
         "duplicates": report.duplicates,
         "retried": report.retried,
+        "deferred": report.deferred,
         "deadLettered": report.dead_lettered,
     }
     print(

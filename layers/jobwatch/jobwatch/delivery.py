@@ -2,8 +2,9 @@
 
 Delivery never touches the poll cycle. Each transition is claimed in DynamoDB before posting
 (dedupe by transitionId), so an SQS redelivery or a duplicated publish never shows twice.
-429 is honoured (short waits in process, longer ones by deferring); 400/403/404/410 are
-permanent: dead-lettered once with the reason, never retried in a storm.
+429 is honoured (short waits in process, longer ones by deferring); 5xx, timeouts and lost answers
+are retried with exponential backoff up to `slack_max_attempts`, then dead-lettered with the reason;
+400/403/404/410 are permanent: dead-lettered once with the reason, never retried in a storm.
 
 Per-job order: a transition is posted only after the one it names as `previousTransitionId` has
 been posted (or refused for good, or never left the outbox). Until then it is *deferred*: a copy
@@ -44,6 +45,7 @@ SETTLED_CLAIMS = frozenset({"DELIVERED", "FAILED_PERMANENT"})
 DEFERRALS_ATTRIBUTE = "jobwatchDeferrals"
 WAITING_SINCE_ATTRIBUTE = "jobwatchWaitingSince"
 COPY_TOKEN_ATTRIBUTE = "jobwatchCopy"
+ATTEMPTS_ATTRIBUTE = "jobwatchAttempts"
 WAIT_LEASE_MARGIN_S = 300.0
 """How long after its delay a deferred copy still stands for its transition if it has not come back."""
 MAX_DEFERRALS = 200
@@ -97,6 +99,7 @@ class BatchReport:
     delivered: int = 0
     duplicates: int = 0
     retried: int = 0
+    """Failed posts that will be tried again (after a delay)."""
     dead_lettered: int = 0
     deferred: int = 0
     collapsed: int = 0
@@ -146,7 +149,7 @@ class _Batch:
             )
 
     def retry_later(self, record: dict[str, Any], transition_id: str | None, delay_s: float | None) -> None:
-        self.report.retried += 1
+        """Hand the record back to SQS (a batch-item failure): it spends one of its receives."""
         self.report.failures.append(record["messageId"])
         job_key = self.job_of.get(record.get("messageId", ""))
         if job_key is not None:
@@ -167,6 +170,7 @@ class _Batch:
         delay_s: float,
         *,
         waiting_since: float | None = None,
+        attempts: int | None = None,
     ) -> None:
         """Put a copy back on the queue for later and let the original be deleted.
 
@@ -197,6 +201,9 @@ class _Batch:
             DEFERRALS_ATTRIBUTE: {"DataType": "Number", "StringValue": str(int(deferrals) + 1)},
             COPY_TOKEN_ATTRIBUTE: {"DataType": "String", "StringValue": token},
         }
+        attempts = int(_number_attribute(record, ATTEMPTS_ATTRIBUTE) or 0) if attempts is None else attempts
+        if attempts:
+            attributes[ATTEMPTS_ATTRIBUTE] = {"DataType": "Number", "StringValue": str(attempts)}
         if waiting_since is not None:
             attributes[WAITING_SINCE_ATTRIBUTE] = {
                 "DataType": "Number",
@@ -297,9 +304,9 @@ class _Batch:
             webhook = self.webhook or self.deps.secrets.get(self.deps.settings.slack_webhook_secret)
         except SecretUnavailableError as exc:
             logger.error("Slack webhook secret unavailable", extra={**fields, "error": str(exc)})
-            self.retry_later(record, tid, 60)
             self.throttled = True
             self.throttle_delay_s = 60.0
+            self.failed_attempt(record, transition, f"webhook secret unavailable: {exc}")
             return
         self.webhook = webhook
         self.post(record, transition, payload, fields)
@@ -347,11 +354,44 @@ class _Batch:
                 self.dead_letter(body, reason)
                 return
             status = "no answer" if result.status is None else f"HTTP {result.status}"
-            logger.warning(
-                "Slack post failed; will retry", extra={**fields, "reason": f"{status}: {result.body}"}
-            )
-            self.retry_later(record, tid, None)
+            self.failed_attempt(record, transition, f"{status}: {result.body}")
             return
+
+    def failed_attempt(self, record: dict[str, Any], transition: Transition, reason: str) -> None:
+        """A post that may succeed later: try again after a growing delay, up to the attempt cap.
+
+        Retries are deferred copies rather than batch-item failures, so they are counted here
+        (`jobwatchAttempts`) and not by the queue's maxReceiveCount, which stays a backstop for
+        invocations that crash.
+        """
+        tid = transition.transition_id
+        fields = {"jobKey": transition.job_key, "transitionId": tid, "reason": reason}
+        settings = self.deps.settings
+        attempts = int(_number_attribute(record, ATTEMPTS_ATTRIBUTE) or 0) + 1
+        if attempts >= settings.slack_max_attempts:
+            reason = f"gave up after {attempts} attempts; last: {reason}"
+            logger.error("Slack post failed for good; dead-lettered", extra={**fields, "reason": reason})
+            self.deps.store.finish_delivery(CHANNEL, tid, "FAILED_PERMANENT", reason)
+            self.settled.add(tid)
+            self.dead_letter(record.get("body", ""), reason)
+            return
+        delay = retry_delay_s(attempts, settings.slack_retry_base_s)
+        logger.warning(
+            "Slack post failed; will retry", extra={**fields, "attempt": attempts, "delayS": delay}
+        )
+        self.report.retried += 1
+        self.deps.store.release_delivery(CHANNEL, tid)
+        self.defer(record, transition, delay, attempts=attempts)
+
+
+def retry_delay_s(attempt: int, base_s: float) -> float:
+    """Delay after the `attempt`-th failed post: base, doubling, capped at SQS's 900 s."""
+    return float(min(SQS_MAX_DELAY_S, base_s * 2 ** min(attempt - 1, 20)))
+
+
+def retry_window_s(settings: Settings) -> float:
+    """How long a message can keep being retried before it is dead-lettered."""
+    return sum(retry_delay_s(a, settings.slack_retry_base_s) for a in range(1, settings.slack_max_attempts))
 
 
 def _number_attribute(record: dict[str, Any], name: str) -> float | None:

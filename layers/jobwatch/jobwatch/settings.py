@@ -45,10 +45,14 @@ class Settings(BaseModel):
     """Slack allows about one message per second per webhook."""
     slack_max_retry_after_s: float = Field(default=5.0, ge=0)
     """A 429 asking to wait longer than this is deferred through the queue, not slept through."""
-    slack_order_wait_s: float = Field(default=1900.0, ge=0)
+    slack_max_attempts: int = Field(default=8, ge=1)
+    """Posts tried (5xx, timeouts, no answer) before a message is dead-lettered as failed for good."""
+    slack_retry_base_s: float = Field(default=30.0, ge=1)
+    """Delay before the second attempt; it doubles per attempt up to 900 s (SQS's longest delay)."""
+    slack_order_wait_s: float = Field(default=3600.0, ge=0)
     """Longest a transition waits for its job's previous one to reach Slack (0: never wait). Must
-    exceed the Slack queue's VisibilityTimeout x maxReceiveCount (365 s x 5), how long a retried
-    predecessor can stay on the queue before redrive."""
+    exceed how long the predecessor can still be retried: the sender's retry window (2,730 s with
+    the defaults) and the queue's VisibilityTimeout x maxReceiveCount (365 s x 5)."""
     slack_order_retry_s: float = Field(default=5.0, ge=1)
     """First re-check of a waiting transition; it doubles up to 60 s."""
     secret_cache_s: float = Field(default=300.0, ge=0)
