@@ -253,7 +253,13 @@ def test_track_twice_keeps_one_item_and_list_shows_its_phase_after_poll(
 
     code, out, err = _run(capsys, "deliver", "--json")
     assert (code, err) == (0, "")
-    assert _one_json_object(out) == {"deadLettered": 0, "deferred": 0, "delivered": 1, "duplicates": 0, "retried": 0}
+    assert _one_json_object(out) == {
+        "deadLettered": 0,
+        "deferred": 0,
+        "delivered": 1,
+        "duplicates": 0,
+        "retried": 0,
+    }
     assert len(sink.messages()) == 1
 
     code, out, err = _run(capsys, "poll", "--json")
@@ -261,7 +267,13 @@ def test_track_twice_keeps_one_item_and_list_shows_its_phase_after_poll(
     report = _one_json_object(out)
     assert (report["polled"], report["unchanged"], report["transitions"], report["events"]) == (1, 1, 0, [])
     code, out, err = _run(capsys, "deliver", "--json")
-    assert _one_json_object(out) == {"deadLettered": 0, "deferred": 0, "delivered": 0, "duplicates": 0, "retried": 0}
+    assert _one_json_object(out) == {
+        "deadLettered": 0,
+        "deferred": 0,
+        "delivered": 0,
+        "duplicates": 0,
+        "retried": 0,
+    }
 
 
 def test_poll_text_output_names_each_event_and_each_poll_error(
