@@ -270,3 +270,43 @@ def test_duplicates_of_a_waiting_message_collapse_into_one_waiting_copy(
     assert deliver_batch({"Records": [last]}, deps, queue_url=queue).delivered == 1
     assert _posted_events(sink) == ["STARTED", "SUCCEEDED"]
     assert _records(queue) == []
+
+
+def test_a_predecessor_still_in_hand_is_waited_for_however_long_its_retries_take(
+    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink
+) -> None:
+    """The order-wait bound counts only the time a predecessor is out of sight: one that is being
+    retried (a standing deferred copy) or posted (a live claim) keeps its successors waiting."""
+    started, succeeded = _two_transitions(deployment, sim, sim_url, "exp-in-hand")
+    store = service.job_store(deployment.settings)
+    first = transition_from_sqs_body(started["body"]).transition_id
+    queue = deployment.settings.slack_queue_url
+    deps = service.delivery_deps()
+    long_ago = time.time() - deployment.settings.slack_order_wait_s - 600
+
+    # STARTED has a standing deferred copy (as after a failed post): SUCCEEDED waits, its clock reset.
+    assert store.hand_wait_to("slack", first, "c0ffee", None, time.time(), 900)
+    stale = _with_attributes(succeeded, jobwatchWaitingSince=long_ago, jobwatchDeferrals=40)
+    report = deliver_batch({"Records": [stale]}, deps, queue_url=queue)
+    assert (report.delivered, report.deferred, report.order_waits_expired) == (0, 1, 0)
+
+    # Or a sender is posting it right now (live claim): the same.
+    assert store.claim_delivery("slack", first, 120) == "claimed"
+    report = deliver_batch({"Records": [stale]}, deps, queue_url=queue)
+    assert (report.delivered, report.order_waits_expired) == (0, 0)
+
+    # A claim whose worker died (lease run out) and no standing copy: out of sight, the bound applies.
+    aws.dynamodb().update_item(
+        TableName=deployment.settings.table,
+        Key={"pk": {"S": f"DELIVERY#slack#{first}"}, "sk": {"S": "CLAIM"}},
+        UpdateExpression="SET leaseUntil = :past",
+        ExpressionAttributeValues={":past": {"N": f"{time.time() - 1:.3f}"}},
+    )
+    aws.dynamodb().delete_item(
+        TableName=deployment.settings.table,
+        Key={"pk": {"S": f"DELIVERY#slack#{first}"}, "sk": {"S": "WAIT"}},
+    )
+    assert store.delivery_state("slack", first, time.time()) == "STALE"
+    report = deliver_batch({"Records": [stale]}, deps, queue_url=queue)
+    assert (report.delivered, report.order_waits_expired) == (1, 1)
+    assert _posted_events(sink) == ["SUCCEEDED"]

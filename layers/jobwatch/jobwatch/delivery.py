@@ -48,7 +48,7 @@ COPY_TOKEN_ATTRIBUTE = "jobwatchCopy"
 ATTEMPTS_ATTRIBUTE = "jobwatchAttempts"
 WAIT_LEASE_MARGIN_S = 300.0
 """How long after its delay a deferred copy still stands for its transition if it has not come back."""
-MAX_DEFERRALS = 200
+MAX_DEFERRALS = 500
 """A message deferred this often is handed back to SQS instead, where maxReceiveCount bounds it."""
 MAX_ORDER_HOLD_S = 60
 SQS_MAX_DELAY_S = 900
@@ -226,7 +226,14 @@ class _Batch:
         metrics.add_metric(name="SlackDeferred", unit=MetricUnit.Count, value=1)
 
     def waits_for_predecessor(self, record: dict[str, Any], transition: Transition) -> bool:
-        """True when the job's previous transition may still reach Slack: this one is deferred."""
+        """True when the job's previous transition may still reach Slack: this one is deferred.
+
+        The wait is unbounded while the predecessor is visibly in hand (a live claim, a standing
+        deferred copy, or still owed by the outbox), however long its own retries or waits take;
+        `slack_order_wait_s` bounds only the time it has been out of sight (an original not yet
+        received, or retried by SQS after a crash), so a predecessor lost there cannot hold its
+        job forever.
+        """
         previous = transition.previous_transition_id
         settings = self.deps.settings
         if previous is None or previous in self.settled or settings.slack_order_wait_s <= 0:
@@ -236,18 +243,28 @@ class _Batch:
             "transitionId": transition.transition_id,
             "waitingFor": previous,
         }
-        if transition.job_key not in self.held_jobs:
-            claim = self.deps.store.delivery_state(CHANNEL, previous)
+        now = self.deps.clock()
+        store = self.deps.store
+        in_hand = transition.job_key in self.held_jobs  # deferred a moment ago in this very batch
+        if not in_hand:
+            claim = store.delivery_state(CHANNEL, previous, now)
             if claim in SETTLED_CLAIMS:
                 return False
-            if claim is None and self.deps.store.transition_standing(previous) in (None, "DEAD_LETTERED"):
-                return False  # it never went to SNS (dead-lettered at the outbox) or is unknown
-        now = self.deps.clock()
-        since = _number_attribute(record, WAITING_SINCE_ATTRIBUTE) or now
+            standing = None
+            if claim is None:
+                standing = store.transition_standing(previous)
+                if standing in (None, "DEAD_LETTERED"):
+                    return False  # it never went to SNS (dead-lettered at the outbox) or is unknown
+            in_hand = (
+                claim == "IN_PROGRESS"
+                or standing == "OWED"
+                or store.waiting_copy(CHANNEL, previous, now) is not None
+            )
+        since = now if in_hand else (_number_attribute(record, WAITING_SINCE_ATTRIBUTE) or now)
         if now - since >= settings.slack_order_wait_s:
             self.report.order_waits_expired += 1
             metrics.add_metric(name="SlackOrderWaitExpired", unit=MetricUnit.Count, value=1)
-            logger.warning("predecessor still not in Slack; posting out of order", extra=fields)
+            logger.warning("predecessor out of sight too long; posting out of order", extra=fields)
             return False
         holds = int(_number_attribute(record, DEFERRALS_ATTRIBUTE) or 0)
         delay = min(MAX_ORDER_HOLD_S, settings.slack_order_retry_s * 2 ** min(holds, 10))

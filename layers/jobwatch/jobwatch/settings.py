@@ -50,9 +50,9 @@ class Settings(BaseModel):
     slack_retry_base_s: float = Field(default=30.0, ge=1)
     """Delay before the second attempt; it doubles per attempt up to 900 s (SQS's longest delay)."""
     slack_order_wait_s: float = Field(default=3600.0, ge=0)
-    """Longest a transition waits for its job's previous one to reach Slack (0: never wait). Must
-    exceed how long the predecessor can still be retried: the sender's retry window (2,730 s with
-    the defaults) and the queue's VisibilityTimeout x maxReceiveCount (365 s x 5)."""
+    """Longest a transition waits for its job's previous one while that one is out of sight (no live
+    claim, no standing deferred copy, not owed by the outbox); 0: never wait. Must exceed the queue's
+    VisibilityTimeout x maxReceiveCount (365 s x 5) and the sender's retry window (2,730 s)."""
     slack_order_retry_s: float = Field(default=5.0, ge=1)
     """First re-check of a waiting transition; it doubles up to 60 s."""
     secret_cache_s: float = Field(default=300.0, ge=0)

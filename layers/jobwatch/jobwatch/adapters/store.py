@@ -444,14 +444,22 @@ class JobStore:
             },
         )
 
-    def delivery_state(self, channel: str, transition_id: str) -> str | None:
-        """IN_PROGRESS, DELIVERED or FAILED_PERMANENT; None when that transition never reached here."""
+    def delivery_state(self, channel: str, transition_id: str, now_s: float | None = None) -> str | None:
+        """IN_PROGRESS, DELIVERED or FAILED_PERMANENT; None when that transition never reached here.
+
+        Given `now_s`, an IN_PROGRESS claim whose lease has run out (its worker died) is STALE.
+        """
         item = self._db.get_item(
             TableName=self._table,
             Key={"pk": {"S": f"DELIVERY#{channel}#{transition_id}"}, "sk": {"S": "CLAIM"}},
             ConsistentRead=True,
         ).get("Item")
-        return None if item is None else str(item["state"]["S"])
+        if item is None:
+            return None
+        state = str(item["state"]["S"])
+        if state == "IN_PROGRESS" and now_s is not None and float(item["leaseUntil"]["N"]) < now_s:
+            return "STALE"
+        return state
 
     def waiting_copy(self, channel: str, transition_id: str, now_s: float) -> str | None:
         """Token of the deferred copy that stands for this transition, while its lease is live."""
