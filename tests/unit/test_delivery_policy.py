@@ -1,0 +1,67 @@
+"""Pure parts of the Slack sender's retry and deferral policy (no sockets)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobwatch.delivery import (
+    SQS_MAX_DELAY_S,
+    BatchReport,
+    _number_attribute,
+    _string_attribute,
+    record_from_message,
+    retry_delay_s,
+    retry_window_s,
+)
+from jobwatch.settings import Settings
+
+
+def test_retry_delays_double_from_the_base_and_stop_at_sqs_longest_delay() -> None:
+    assert [retry_delay_s(a, 30) for a in range(1, 9)] == [30, 60, 120, 240, 480, 900, 900, 900]
+    assert retry_delay_s(10_000, 30) == SQS_MAX_DELAY_S  # no overflow for absurd attempt numbers
+
+
+def test_the_retry_window_sums_the_delays_between_attempts() -> None:
+    assert retry_window_s(Settings()) == 30 + 60 + 120 + 240 + 480 + 900 + 900  # 8 attempts, 7 waits
+    assert retry_window_s(Settings(slack_max_attempts=1)) == 0
+
+
+def _record(**attributes: Any) -> dict[str, Any]:
+    return {"messageAttributes": {k: {"stringValue": v, "dataType": "Number"} for k, v in attributes.items()}}
+
+
+def test_message_attributes_that_are_missing_or_garbled_read_as_absent() -> None:
+    assert _number_attribute(_record(jobwatchDeferrals="3"), "jobwatchDeferrals") == 3.0
+    for garbled in ("", "nan", "inf", "three", None):
+        assert _number_attribute(_record(jobwatchDeferrals=garbled), "jobwatchDeferrals") is None
+    assert _number_attribute({}, "jobwatchDeferrals") is None
+    assert _number_attribute({"messageAttributes": None}, "jobwatchDeferrals") is None
+    assert _string_attribute(_record(jobwatchCopy="ab12"), "jobwatchCopy") == "ab12"
+    assert _string_attribute(_record(jobwatchCopy=""), "jobwatchCopy") is None
+
+
+def test_a_received_message_becomes_a_lambda_record_with_its_attributes() -> None:
+    message = {
+        "MessageId": "m-1",
+        "ReceiptHandle": "r-1",
+        "Body": "{}",
+        "Attributes": {"ApproximateReceiveCount": "2"},
+        "MessageAttributes": {"jobwatchAttempts": {"StringValue": "2", "DataType": "Number"}},
+    }
+    record = record_from_message(message)
+    assert record["messageId"] == "m-1" and record["receiptHandle"] == "r-1" and record["body"] == "{}"
+    assert record["messageAttributes"] == {"jobwatchAttempts": {"stringValue": "2", "dataType": "Number"}}
+    assert _number_attribute(record, "jobwatchAttempts") == 2.0
+
+
+def test_batch_reports_add_up_every_counter() -> None:
+    total = BatchReport(delivered=1, deferred=2, failures=["a"])
+    total.add(BatchReport(delivered=2, collapsed=1, order_waits_expired=1, retried=3, failures=["b"]))
+    assert (total.delivered, total.deferred, total.collapsed, total.order_waits_expired, total.retried) == (
+        3,
+        2,
+        1,
+        1,
+        3,
+    )
+    assert total.failures == ["a", "b"]
