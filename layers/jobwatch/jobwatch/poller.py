@@ -114,9 +114,13 @@ def _tls_context() -> ssl.SSLContext:
 
 
 def make_http_client(settings: Settings, concurrency: int) -> httpx.AsyncClient:
-    """An httpx client with bounded pool, timeouts and keep-alive; no redirects (endpoints are vetted)."""
+    """An httpx client with bounded pool, timeouts and keep-alive; no redirects, and the endpoint
+    rules applied again to every address it connects to (registration checked them once)."""
+    from jobwatch.registration import EndpointPolicy  # not on the cold-start import path
+
+    guard = EndpointPolicy.from_settings(settings).refusal
     return httpx.AsyncClient(
-        transport=asyncio_transport(ssl_context=_tls_context(), max_connections=concurrency),
+        transport=asyncio_transport(ssl_context=_tls_context(), max_connections=concurrency, guard=guard),
         timeout=httpx.Timeout(
             connect=settings.connect_timeout_s,
             read=settings.read_timeout_s,

@@ -4,12 +4,18 @@ httpcore's default backend goes through anyio, whose per-call attribute lookups 
 idle connection `is_readable` on each request) were the largest CPU cost of a quiet poll cycle.
 This backend talks to asyncio streams directly; TLS, timeouts and errors keep httpcore's contract
 (httpcore maps its own exceptions to httpx's), so the rest of the stack is unchanged.
+
+It is also where the SSRF rules are applied at request time: the host is resolved here, every
+address is put to the guard, and the connection goes to an address that was checked, so a name
+re-pointed at an internal address after registration (DNS rebinding) is refused before any byte
+of a request is sent. TLS still verifies the host name (httpcore passes it to start_tls).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import select
 import socket
 import ssl
@@ -19,6 +25,19 @@ import httpcore
 import httpx
 
 _READ_ERRORS = (OSError, asyncio.IncompleteReadError, ssl.SSLError)
+
+ConnectGuard = typing.Callable[[str, "ipaddress.IPv4Address | ipaddress.IPv6Address"], "str | None"]
+"""(host, address) -> why the host may not be called at that address, or None."""
+
+
+async def _system_addresses(host: str, port: int) -> list[str]:
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+CONNECT_RESOLVER: typing.Callable[[str, int], typing.Awaitable[list[str]]] = _system_addresses
+"""How the backend resolves a host when a guard is set (tests replace it: no DNS leaves the box)."""
 
 
 def _socket_is_readable(sock: socket.socket | None) -> bool:
@@ -91,6 +110,28 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
 
 
 class AsyncioBackend(httpcore.AsyncNetworkBackend):
+    def __init__(self, guard: ConnectGuard | None = None) -> None:
+        self._guard = guard
+
+    async def _checked_address(self, guard: ConnectGuard, host: str, port: int) -> str:
+        """An address of `host` to connect to, once every address it has passed the guard."""
+        try:
+            literal = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            addresses = await CONNECT_RESOLVER(host, port)
+        else:
+            addresses = [str(literal)]
+        if not addresses:
+            raise httpcore.ConnectError(f"{host} has no address")
+        for text in addresses:
+            ip = ipaddress.ip_address(text.split("%", 1)[0])
+            reason = guard(host, ip)
+            if reason is not None:
+                raise httpcore.ConnectError(
+                    f"refused by the endpoint rules: {host} now resolves to {ip}, a {reason} address"
+                )
+        return addresses[0]
+
     async def connect_tcp(
         self,
         host: str,
@@ -101,8 +142,10 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
     ) -> httpcore.AsyncNetworkStream:
         try:
             async with asyncio.timeout(timeout):
+                guard = self._guard
+                target = host if guard is None else await self._checked_address(guard, host, port)
                 reader, writer = await asyncio.open_connection(
-                    host, port, local_addr=(local_address, 0) if local_address else None
+                    target, port, local_addr=(local_address, 0) if local_address else None
                 )
         except TimeoutError:
             raise httpcore.ConnectTimeout(f"connect to {host}:{port} timed out") from None
@@ -128,7 +171,11 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
 
 
 def asyncio_transport(
-    *, ssl_context: ssl.SSLContext, max_connections: int, keepalive_expiry: float = 5.0
+    *,
+    ssl_context: ssl.SSLContext,
+    max_connections: int,
+    keepalive_expiry: float = 5.0,
+    guard: ConnectGuard | None = None,
 ) -> httpx.AsyncHTTPTransport:
     """httpx's own transport (request/exception mapping intact) over the asyncio backend.
 
@@ -143,6 +190,6 @@ def asyncio_transport(
         keepalive_expiry=keepalive_expiry,
         http1=True,
         http2=False,
-        network_backend=AsyncioBackend(),
+        network_backend=AsyncioBackend(guard),
     )
     return transport
