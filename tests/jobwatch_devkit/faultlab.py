@@ -11,12 +11,13 @@ Schedules (`make_schedule`)
     milvus-import, pinecone-import) and a script of simulator steps: a random walk of upstream states
     (progress moving inside a phase, phases going back and forth, ending in a terminal state or not, or
     in a run of "not found" that must end as LOST), with *gaps* of upstream faults between states (HTTP
-    5xx, 429 with and without Retry-After, HTML pages, truncated JSON, arrays, schema drift, API error
-    codes in HTTP 200, hangs and slow answers around the read timeout, resets, disconnects, 401/403 and
-    vendor auth codes, 404 / "job does not exist"), undocumented statuses sprinkled anywhere, and slow
-    but successful answers. A few jobs carry a `notify.events` filter (a random subset of events).
-    Jobs are spread over several simulators (endpoints), because Zilliz's documented 20 requests/s
-    apply per endpoint and would otherwise pace a whole round.
+    5xx, 429 with and without Retry-After (1 s is waited out, 30 s rests the endpoint for the rest of
+    the cycle, 300 s also holds the job past the next cycles), HTML pages, truncated JSON, arrays,
+    schema drift, API error codes in HTTP 200, hangs and slow answers around the read timeout, resets,
+    disconnects, 401/403 and vendor auth codes, 404 / "job does not exist"), undocumented statuses
+    sprinkled anywhere, and slow but successful answers. A few jobs carry a `notify.events` filter (a
+    random subset of events). Jobs are spread over several simulators (endpoints), because Zilliz's
+    documented 20 requests/s apply per endpoint and would otherwise pace a whole round.
 
     Every step is *held*: the simulator serves it to every request until the engine advances the job.
     The engine advances a job after a cycle in which it was polled and its result was recorded, so an
@@ -472,7 +473,7 @@ def _other_fault(rng: random.Random, kit: _Kit, read_timeout_s: float) -> Planne
     if label == "html":
         return PlannedStep(fault_html(rng.choice([502, 503])), "html", fault_class="other")
     if label == "rate-limit":
-        return PlannedStep(fault_rate_limit(rng.choice([1, 30, None])), "http-429", fault_class="other")
+        return PlannedStep(fault_rate_limit(rng.choice([1, 30, 300, None])), "http-429", fault_class="other")
     if label == "malformed":
         return PlannedStep(fault_malformed(), "malformed", fault_class="other")
     if label == "array":
@@ -1391,12 +1392,15 @@ class _Round:
             plan = self._plan(clean, cycle)
             results, polled = self._cycle(cycle, plan, points_hint)
             dead = any(r.crashed or r.aborted for r in results)
+            # A run that left polls for later (an upstream Retry-After resting an endpoint) did not
+            # poll every pollable job, so "not polled" no longer means "terminal in the store".
+            throttled = any(r.report is not None and r.report.throttled for r in results)
             failed = set().union(*(r.faults.failed_keys for r in results)) | self._spurious_errors(results)
             for schedule in self.schedules:
                 if schedule.settled:
                     continue
                 if schedule.key not in polled:
-                    if plan.deadline_after is None and not dead:
+                    if plan.deadline_after is None and not dead and not throttled:
                         schedule.settled = True  # not pollable any more: terminal in the store
                     continue
                 if dead or schedule.key in failed:

@@ -149,7 +149,11 @@ def test_poller_schedule_passes_scheduler_placeholders(resources: dict[str, Any]
     schedule = poller["Events"]["Schedule"]
     assert schedule["Type"] == "ScheduleV2"
     props = schedule["Properties"]
-    assert props["ScheduleExpression"] == {"Ref": "PollSchedule"}
+    assert props["ScheduleExpression"] == {
+        "Fn::If": ["PollsEveryMinute", "rate(1 minute)", {"Fn::Sub": "rate(${PollPeriodMinutes} minutes)"}]
+    }
+    # The poller counts adaptive intervals and Retry-After holds in periods of this same schedule.
+    assert poller["Environment"]["Variables"]["JOBWATCH_POLL_PERIOD_MINUTES"] == {"Ref": "PollPeriodMinutes"}
     assert props["FlexibleTimeWindow"] == {"Mode": "OFF"}
     assert props["RetryPolicy"] == {"MaximumRetryAttempts": 0}
     assert json.loads(props["Input"]) == SCHEDULE_INPUT

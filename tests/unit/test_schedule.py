@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from jobwatch.model import Health, JobSpec, Phase, Snapshot, TrackedJob
-from jobwatch.schedule import every_nth_period, is_due
+from jobwatch.schedule import every_nth_period, held_by_upstream, is_due
 
 NOW_S = datetime(2026, 11, 22, 12, 0, tzinfo=UTC).timestamp()
 
@@ -42,3 +42,13 @@ def test_slow_jobs_are_spread_over_periods_and_each_polled_once_per_interval() -
     per_slot = [sum(is_due(j, NOW_S + slot * 60, 60) for j in jobs) for slot in range(5)]
     assert sum(per_slot) == 200  # every job exactly once in its 5-period interval
     assert max(per_slot) < 80  # and not all in the same period
+
+
+def test_a_stored_retry_after_hold_keeps_the_job_unpolled_until_it_passes() -> None:
+    until = datetime.fromtimestamp(NOW_S + 120, tz=UTC).isoformat()
+    held = job(retry_not_before=until, consecutive_errors=1)
+    assert held_by_upstream(held, NOW_S)
+    assert held_by_upstream(held, NOW_S + 119.9)
+    assert not held_by_upstream(held, NOW_S + 120)
+    assert not held_by_upstream(job(), NOW_S)
+    assert not held_by_upstream(job(retry_not_before="not a time"), NOW_S)  # never blocks on bad data

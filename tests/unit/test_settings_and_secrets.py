@@ -22,6 +22,16 @@ def test_settings_from_env() -> None:
     assert Settings.from_env({}).poll_concurrency == 64
 
 
+def test_the_schedule_period_comes_in_minutes_from_the_template() -> None:
+    assert Settings.from_env({"JOBWATCH_POLL_PERIOD_MINUTES": "5"}).poll_period_s == 300.0
+    assert Settings.from_env({"JOBWATCH_POLL_PERIOD_S": "90"}).poll_period_s == 90.0
+    assert Settings.from_env({}).poll_period_s == 60.0
+    both = {"JOBWATCH_POLL_PERIOD_MINUTES": "1", "JOBWATCH_POLL_PERIOD_S": "4"}
+    assert Settings.from_env(both).poll_period_s == 4.0  # explicit seconds win (compressed time)
+    with pytest.raises(ValidationError, match="not a number of minutes"):
+        Settings.from_env({"JOBWATCH_POLL_PERIOD_MINUTES": "five"})
+
+
 def test_bad_setting_is_a_clear_error() -> None:
     with pytest.raises(ValidationError, match="poll_concurrency"):
         Settings.from_env({"JOBWATCH_POLL_CONCURRENCY": "0"})

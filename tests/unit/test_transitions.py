@@ -237,3 +237,56 @@ def test_overdue_uses_observed_start_when_upstream_gives_none() -> None:
     running = snap(Phase.RUNNING, "T", 50.0)
     health = Health(observed_since="2026-11-22T08:00:00.000Z")
     assert events(decide(job(running, changed_at=NOW, health=health), running, NOW, POLICY)) == ["OVERDUE"]
+
+
+# -- 429 Retry-After: the next poll waits for the time upstream asked for -----------------------------
+
+RATE_POLICY = Policy(unreachable_after=3, lost_after=2, poll_period_s=60, retry_after_max_s=3600)
+
+
+def test_retry_after_beyond_the_next_scheduled_poll_is_stored_as_a_hold() -> None:
+    decision = decide_error(
+        job(snap(Phase.RUNNING)), PollErrorKind.RATE_LIMITED, "429", NOW, RATE_POLICY, retry_after_s=300
+    )
+    assert (decision.outcome, decision.transitions) == (Outcome.WRITE, ())
+    assert decision.health is not None
+    assert decision.health.retry_not_before == "2026-11-22T12:05:30.000Z"  # NOW + 300 s
+    assert decision.snapshot == snap(Phase.RUNNING)  # the phase never moves on a 429
+
+
+@pytest.mark.parametrize("retry_after", [None, 0.0, 30.0, 60.0])
+def test_retry_after_within_the_schedule_period_stores_nothing_extra(retry_after: float | None) -> None:
+    decision = decide_error(
+        job(snap(Phase.RUNNING)), PollErrorKind.RATE_LIMITED, "429", NOW, RATE_POLICY, retry_after
+    )
+    assert decision.health is not None
+    assert decision.health.retry_not_before is None
+    assert decision.health.consecutive_errors == 1  # still an error of the streak
+
+
+def test_retry_after_is_capped_so_a_server_cannot_silence_a_job_for_days() -> None:
+    decision = decide_error(
+        job(snap(Phase.RUNNING)), PollErrorKind.RATE_LIMITED, "429", NOW, RATE_POLICY, 10 * 86400
+    )
+    assert decision.health is not None
+    assert decision.health.retry_not_before == "2026-11-22T13:00:30.000Z"  # NOW + 3600 s
+
+
+def test_retry_after_is_stored_even_when_the_alert_is_open_and_counters_are_capped() -> None:
+    capped = Health(consecutive_errors=3, alert="UNREACHABLE", last_error_kind="RATE_LIMITED")
+    start = job(snap(Phase.RUNNING), health=capped)
+    quiet = decide_error(start, PollErrorKind.RATE_LIMITED, "429", NOW, RATE_POLICY, retry_after_s=5)
+    assert quiet.outcome is Outcome.UNCHANGED  # bounded writes stay bounded
+    held = decide_error(start, PollErrorKind.RATE_LIMITED, "429", NOW, RATE_POLICY, retry_after_s=600)
+    assert (held.outcome, held.transitions) == (Outcome.WRITE, ())
+    assert held.health is not None and held.health.retry_not_before == "2026-11-22T12:10:30.000Z"
+    assert held.health.alert == "UNREACHABLE"
+
+
+def test_a_successful_poll_clears_the_hold() -> None:
+    running = snap(Phase.RUNNING, "T", 10.0)
+    held = job(running, health=Health(consecutive_errors=1, retry_not_before="2026-11-22T12:00:10.000Z"))
+    decision = decide(held, running, NOW, RATE_POLICY)
+    assert (decision.outcome, decision.transitions) == (Outcome.WRITE, ())
+    assert decision.health is not None
+    assert (decision.health.retry_not_before, decision.health.consecutive_errors) == (None, 0)

@@ -145,6 +145,9 @@ class Health(WireModel):
     overdue: bool = False
     observed_since: str | None = None
     """First successful observation: the start of the job for OVERDUE when upstream gives none."""
+    retry_not_before: str | None = None
+    """Upstream answered 429 with a `Retry-After` reaching past the next scheduled poll: no poll of
+    this job is sent before this time. Cleared by the next successful poll."""
 
 
 class TrackedJob(WireModel):

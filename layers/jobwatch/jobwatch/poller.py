@@ -18,6 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
@@ -29,7 +30,7 @@ from jobwatch.adapters.store import ConflictError, JobStore
 from jobwatch.errors import PollError, PollErrorKind
 from jobwatch.model import JobSpec, Snapshot, TrackedJob, Transition, bounded
 from jobwatch.observability import MetricUnit, job_fields, logger, metrics
-from jobwatch.schedule import is_due
+from jobwatch.schedule import held_by_upstream, is_due
 from jobwatch.settings import Settings
 from jobwatch.sources import UnknownSourceError, get_source
 from jobwatch.sources.base import HttpRequest, HttpResponse
@@ -42,6 +43,8 @@ USER_AGENT = "jobwatch/0.1 (+status poller)"
 OUTBOX_GRACE_S = 60.0
 """A transition younger than this may still be in the hands of the run that recorded it."""
 OUTBOX_MAX_ATTEMPTS = 8
+RATE_LIMIT_PAUSE_S = 1.0
+"""How long an endpoint rests within a cycle after a rate-limit answer that names no Retry-After."""
 
 
 class Publisher(Protocol):
@@ -86,11 +89,14 @@ class CycleReport:
     conflicts: int = 0
     deferred: int = 0
     skipped: int = 0
+    """Not due this period (adaptive polling)."""
+    throttled: int = 0
+    """Not polled because upstream asked to wait (429 Retry-After): the job's stored hold, or its
+    endpoint resting for longer than `upstream_retry_wait_s` within this cycle."""
     health_writes: int = 0
+    """Poll-error counters recorded (phase, snapshot and version untouched)."""
     discovered: int = 0
     """New jobs tracked through watches this cycle."""
-    """Poll-error counters recorded (phase, snapshot and version untouched)."""
-    """Not due this period (adaptive polling)."""
     duration_s: float = 0.0
     events: list[dict[str, str]] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
@@ -145,8 +151,22 @@ async def fetch(client: httpx.AsyncClient, request: HttpRequest) -> HttpResponse
     headers = {"content-type": response.headers.get("content-type", "")}
     retry_after = response.headers.get("retry-after")
     if retry_after is not None:
-        headers["retry-after"] = retry_after
+        headers["retry-after"] = retry_after_in_seconds(retry_after, response.headers.get("date"))
     return HttpResponse(status_code=response.status_code, body=response.content, headers=headers)
+
+
+def retry_after_in_seconds(value: str, server_date: str | None) -> str:
+    """`Retry-After` may be an HTTP date; sources see seconds. The server's own `Date` is the
+    reference when it sent one, so a skewed clock on either side does not stretch the wait."""
+    value = value.strip()
+    if value.isdigit():
+        return value
+    try:
+        until = parsedate_to_datetime(value)
+        reference = parsedate_to_datetime(server_date) if server_date else datetime.now(UTC)
+        return str(max(0, math.ceil((until - reference).total_seconds())))
+    except (TypeError, ValueError, OverflowError):
+        return value  # not a date either: the source reports it as unknown
 
 
 async def poll_spec(client: httpx.AsyncClient, spec: JobSpec, api_key: str | None) -> Snapshot:
@@ -190,10 +210,19 @@ class EndpointGate:
     def __init__(self, stack: contextlib.AsyncExitStack, settings: Settings, rps: float | None) -> None:
         self.slots = asyncio.Semaphore(settings.endpoint_concurrency)
         self.rate = RateLimiter(rps)
+        self._resting_until = 0.0
         self._stack = stack
         self._settings = settings
         self._lanes: list[httpx.AsyncClient] = []
         self._next = 0
+
+    def rest(self, seconds: float) -> None:
+        """Upstream rate-limited us: send nothing more to this endpoint for `seconds`."""
+        until = asyncio.get_running_loop().time() + seconds
+        self._resting_until = max(self._resting_until, until)
+
+    def resting_for(self) -> float:
+        return max(0.0, self._resting_until - asyncio.get_running_loop().time())
 
     async def client(self) -> httpx.AsyncClient:
         lanes_wanted = math.ceil(self._settings.endpoint_concurrency / CONNECTIONS_PER_LANE)
@@ -238,6 +267,8 @@ class _Cycle:
             lost_after=self.settings.lost_after,
             stall_after_s=self.settings.stall_after_s,
             max_duration_s=self.settings.max_duration_s,
+            poll_period_s=self.settings.poll_period_s,
+            retry_after_max_s=self.settings.upstream_retry_after_max_s,
         )
 
     async def in_thread(self, fn: Callable[[], Any]) -> Any:
@@ -274,25 +305,26 @@ class _Cycle:
 
     async def _poll_one(self, job: TrackedJob) -> None:
         gate = self.gate_for(job.spec)
-        async with gate.slots, self.slots:
-            if self.remaining_s() < self.settings.deadline_margin_s:
-                self.report.deferred += 1
-                return
-            await gate.rate.wait()
-            self.report.polled += 1
-            client = await gate.client()
-            try:
-                seen = await poll_spec(client, job.spec, self.api_key_for(job.spec))
-            except PollError as exc:
-                self.report.poll_errors += 1
-                self.report.errors.append({"jobKey": job.key, "jobId": job.spec.job_id, "error": str(exc)})
-                logger.warning(
-                    "poll failed; job phase unchanged",
-                    extra=job_fields(job.spec, error=str(exc), errorKind=exc.kind.value),
+        async with gate.slots:
+            if not await self.endpoint_ready(gate):
+                self.report.throttled += 1
+                logger.info(
+                    "endpoint rate-limited us; poll left for a later cycle",
+                    extra=job_fields(job.spec, restingForS=round(gate.resting_for(), 3)),
                 )
-                decision = decide_error(job, exc.kind, str(exc), self.deps.now_iso(), self.policy)
-                await self.apply(job, decision)
                 return
+            async with self.slots:
+                if self.remaining_s() < self.settings.deadline_margin_s:
+                    self.report.deferred += 1
+                    return
+                await gate.rate.wait()
+                self.report.polled += 1
+                client = await gate.client()
+                try:
+                    seen = await poll_spec(client, job.spec, self.api_key_for(job.spec))
+                except PollError as exc:
+                    await self.poll_failed(job, gate, exc)
+                    return
         now = self.deps.now_iso()
         decision = decide(job, seen, now, self.policy)
         if decision.outcome is Outcome.IGNORED:
@@ -303,6 +335,30 @@ class _Cycle:
                 extra=job_fields(job.spec, reason=decision.reason, status=seen.status),
             )
             return
+        await self.apply(job, decision)
+
+    async def endpoint_ready(self, gate: EndpointGate) -> bool:
+        """Wait out a short rest of a rate-limited endpoint; False when the rest is too long."""
+        while (wait := gate.resting_for()) > 0:
+            too_long = wait > self.settings.upstream_retry_wait_s
+            if too_long or self.remaining_s() - wait < self.settings.deadline_margin_s:
+                return False
+            await asyncio.sleep(wait)
+        return True
+
+    async def poll_failed(self, job: TrackedJob, gate: EndpointGate, exc: PollError) -> None:
+        self.report.poll_errors += 1
+        self.report.errors.append({"jobKey": job.key, "jobId": job.spec.job_id, "error": str(exc)})
+        fields = job_fields(job.spec, error=str(exc), errorKind=exc.kind.value)
+        if exc.retry_after_s is not None:
+            fields["retryAfterS"] = exc.retry_after_s
+        logger.warning("poll failed; job phase unchanged", extra=fields)
+        if exc.kind is PollErrorKind.RATE_LIMITED:
+            asked = RATE_LIMIT_PAUSE_S if exc.retry_after_s is None else exc.retry_after_s
+            gate.rest(min(asked, self.settings.upstream_retry_after_max_s))
+        decision = decide_error(
+            job, exc.kind, str(exc), self.deps.now_iso(), self.policy, retry_after_s=exc.retry_after_s
+        )
         await self.apply(job, decision)
 
     async def apply(self, job: TrackedJob, decision: Decision) -> None:
@@ -459,7 +515,9 @@ class _Cycle:
                     break
                 self.report.jobs += len(page)
                 for job in page:
-                    if self.due(job):
+                    if held_by_upstream(job, self.deps.clock()):
+                        self.report.throttled += 1
+                    elif self.due(job):
                         tasks.append(asyncio.create_task(self.poll_one(job)))
                     else:
                         self.report.skipped += 1
@@ -484,6 +542,7 @@ async def run_cycle(deps: PollerDeps, remaining_s: Callable[[], float] = lambda:
         ("WriteConflicts", report.conflicts),
         ("Deferred", report.deferred),
         ("NotDue", report.skipped),
+        ("ThrottledPolls", report.throttled),
         ("IgnoredResults", report.ignored),
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

@@ -44,6 +44,14 @@ def every_nth_period(job: TrackedJob, now_s: float) -> int:
     return 5
 
 
+def held_by_upstream(job: TrackedJob, now_s: float) -> bool:
+    """Upstream's Retry-After (stored by the last rate-limited poll) has not passed yet.
+
+    Honoured whether or not adaptive polling is on: it is the server's request, not our tuning."""
+    until = job.health.retry_not_before
+    return until is not None and _age_s(until, now_s) < 0
+
+
 def _offset(key: str, modulo: int) -> int:
     return int(hashlib.blake2b(key.encode(), digest_size=4).hexdigest(), 16) % modulo
 

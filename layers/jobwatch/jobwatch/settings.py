@@ -10,8 +10,9 @@ import os
 import re
 from collections.abc import Mapping
 from functools import cache
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ENV_PREFIX = "JOBWATCH_"
 _HOSTNAME = re.compile(
@@ -60,8 +61,14 @@ class Settings(BaseModel):
     """Polls in flight against one endpoint (scheme://host:port), whatever the fleet size."""
     endpoint_max_rps: float | None = Field(default=None, gt=0)
     """Requests per second per endpoint; a source's documented limit (Zilliz: 20/s) applies anyway."""
+    upstream_retry_after_max_s: float = Field(default=3600.0, ge=0)
+    """Longest upstream `Retry-After` honoured: a misconfigured server cannot silence a job for days."""
+    upstream_retry_wait_s: float = Field(default=5.0, ge=0)
+    """A rate-limited endpoint's pause up to this long is waited out within the cycle; polls that
+    would have to wait longer are skipped until a later cycle (nothing written, nothing counted)."""
     poll_period_s: float = Field(default=60.0, ge=0)
-    """The schedule's period; adaptive polling spaces slow jobs by multiples of it."""
+    """The schedule's period; adaptive polling spaces slow jobs by multiples of it. The template sets
+    it as `JOBWATCH_POLL_PERIOD_MINUTES` from the same parameter as the schedule expression."""
     adaptive_polling: bool = True
     unreachable_after: int = Field(default=3, ge=1)
     """Consecutive poll errors before one UNREACHABLE (or AUTH_FAILED) notification."""
@@ -91,6 +98,21 @@ class Settings(BaseModel):
                 if not _HOSTNAME.match(entry):
                     raise ValueError(f"allow-list entry {entry!r} is neither a CIDR nor a hostname") from None
         return entries
+
+    @model_validator(mode="before")
+    @classmethod
+    def _period_in_minutes(cls, values: Any) -> Any:
+        """The schedule is set in whole minutes; the code counts seconds (an explicit
+        `JOBWATCH_POLL_PERIOD_S` wins, so a test or demo can compress time)."""
+        if isinstance(values, dict) and values.get("poll_period_minutes") not in (None, ""):
+            minutes = values.pop("poll_period_minutes")
+            if values.get("poll_period_s") not in (None, ""):
+                return values
+            try:
+                values["poll_period_s"] = float(minutes) * 60
+            except (TypeError, ValueError):
+                raise ValueError(f"poll period {minutes!r} is not a number of minutes") from None
+        return values
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -13,7 +13,7 @@ moves again, OVERDUE past the maximum duration, LOST (a terminal phase) after N 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from jobwatch.errors import PollErrorKind
@@ -41,6 +41,9 @@ class Policy:
     lost_after: int = 3
     stall_after_s: float = 1800.0
     max_duration_s: float = 86400.0
+    poll_period_s: float = 60.0
+    """The schedule's period: a `Retry-After` shorter than this is honoured by the schedule itself."""
+    retry_after_max_s: float = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +174,21 @@ def _stall_note(seen: Snapshot, still_for: float) -> str:
     return note
 
 
+def _retry_hold(now_iso: str, retry_after_s: float | None, policy: Policy) -> str | None:
+    """When upstream may be asked again, if that is later than the schedule would ask anyway."""
+    if retry_after_s is None:
+        return None
+    wait = min(retry_after_s, policy.retry_after_max_s)
+    if wait <= policy.poll_period_s:
+        return None
+    try:
+        now = datetime.fromisoformat(now_iso.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    until = now + timedelta(seconds=wait)
+    return until.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 _PLACEHOLDER = Snapshot(phase=Phase.PENDING, status="(not observed yet)", status_known=False)
 
 
@@ -180,13 +198,19 @@ def decide_error(
     error: str,
     now_iso: str,
     policy: Policy | None = None,
+    retry_after_s: float | None = None,
 ) -> Decision:
-    """A failed poll: the phase never moves, except to LOST after repeated "no such job"."""
+    """A failed poll: the phase never moves, except to LOST after repeated "no such job".
+
+    `retry_after_s` is upstream's `Retry-After`; when it reaches past the next scheduled poll, the
+    time is stored so that no poll is sent before it (the schedule alone would ask too early).
+    """
     policy = policy or Policy()
     previous = job.snapshot
     if previous is not None and previous.phase.terminal:
         return Decision(Outcome.IGNORED, reason=f"job already {previous.phase.value}")
     old = job.health
+    hold = _retry_hold(now_iso, retry_after_s, policy)
     cap = max(policy.unreachable_after, policy.lost_after)
     errors = min(old.consecutive_errors + 1, cap)
     not_found = min(old.not_found_streak + 1, policy.lost_after) if kind is PollErrorKind.NOT_FOUND else 0
@@ -196,9 +220,11 @@ def decide_error(
             "not_found_streak": not_found,
             "last_error": error[:500],
             "last_error_kind": kind.value,
+            "retry_not_before": hold,
         }
     )
-    if old.consecutive_errors >= cap and old.alert is not None and kind is not PollErrorKind.NOT_FOUND:
+    at_cap = old.consecutive_errors >= cap and old.alert is not None
+    if at_cap and kind is not PollErrorKind.NOT_FOUND and hold is None:
         return Decision(Outcome.UNCHANGED, reason="alert already open; counters at their cap")
     out = _Builder(job, now_iso)
     current = previous or _PLACEHOLDER
