@@ -258,6 +258,7 @@ def test_track_twice_keeps_one_item_and_list_shows_its_phase_after_poll(
         "deferred": 0,
         "delivered": 1,
         "duplicates": 0,
+        "emailed": 0,
         "retried": 0,
     }
     assert len(sink.messages()) == 1
@@ -272,6 +273,7 @@ def test_track_twice_keeps_one_item_and_list_shows_its_phase_after_poll(
         "deferred": 0,
         "delivered": 0,
         "duplicates": 0,
+        "emailed": 0,
         "retried": 0,
     }
 

@@ -70,6 +70,9 @@ def test_random_schedules_under_faults_lose_double_and_invent_nothing(
     assert summary["out_of_order_sns"] == 0, why
     assert summary["out_of_order_slack"] == 0, why
     assert summary["slack_deferred"] >= 1  # some transitions really waited for their predecessor
+    # E-mail: every routed transition (FAILED, CANCELED) once; repeats only after a lost answer.
+    assert (summary["email_lost"], summary["email_duplicated"], summary["email_false"]) == (0, 0, 0), why
+    assert summary["emailed"] == summary["emails_expected"] >= 10
 
     # The run really went through the faults it is meant to survive.
     injected = summary["faults_injected"]
@@ -78,6 +81,10 @@ def test_random_schedules_under_faults_lose_double_and_invent_nothing(
     assert injected.get("publish-error-after", 0) >= 1 and injected.get("publish-error-before", 0) >= 1
     assert sum(n for kind, n in injected.items() if kind.startswith("upstream:")) > summary["schedules"]
     assert sum(n for kind, n in injected.items() if kind.startswith("slack:")) >= 5
+    assert (
+        injected.get("email:publish-error-before", 0) >= 1
+        and injected.get("email:publish-error-after", 0) >= 1
+    )
     assert sum(n for kind, n in injected.items() if kind.startswith("sqs:")) >= 3
     for event in ("STARTED", "SUCCEEDED", "FAILED", "LOST", "UNREACHABLE", "AUTH_FAILED", "RECOVERED"):
         assert summary["events"].get(event, 0) >= 1, event

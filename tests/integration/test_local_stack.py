@@ -96,6 +96,10 @@ def test_creates_the_template_resources_idempotently(endpoint: str) -> None:
         "SlackQueueSubscription",
         "SlackWebhookSecret",
         "OperatorTopic",
+        "AlertEmailTopic",
+        "EmailDeadLetterQueue",
+        "EmailQueue",
+        "EmailQueueSubscription",
     }
 
     dynamodb = _client("dynamodb")
@@ -127,13 +131,15 @@ def test_creates_the_template_resources_idempotently(endpoint: str) -> None:
 
     sns = _client("sns")
     topics = sorted(topic["TopicArn"] for topic in sns.list_topics()["Topics"])
-    assert topics == sorted([ids["TransitionsTopic"], ids["OperatorTopic"]])
+    assert topics == sorted([ids["TransitionsTopic"], ids["OperatorTopic"], ids["AlertEmailTopic"]])
     assert ids["TransitionsTopic"].endswith(":jobwatch-TransitionsTopic")
     topic_attributes = sns.get_topic_attributes(TopicArn=ids["TransitionsTopic"])["Attributes"]
     assert topic_attributes["KmsMasterKeyId"] == "alias/aws/sns"
 
     sqs = _client("sqs")
-    assert sorted(sqs.list_queues()["QueueUrls"]) == sorted([ids["SlackQueue"], ids["SlackDeadLetterQueue"]])
+    assert sorted(sqs.list_queues()["QueueUrls"]) == sorted(
+        [ids["SlackQueue"], ids["SlackDeadLetterQueue"], ids["EmailQueue"], ids["EmailDeadLetterQueue"]]
+    )
     dlq = sqs.get_queue_attributes(QueueUrl=ids["SlackDeadLetterQueue"], AttributeNames=["All"])["Attributes"]
     assert dlq["MessageRetentionPeriod"] == "1209600"
     queue = sqs.get_queue_attributes(QueueUrl=ids["SlackQueue"], AttributeNames=["All"])["Attributes"]
@@ -143,11 +149,17 @@ def test_creates_the_template_resources_idempotently(endpoint: str) -> None:
     assert redrive["deadLetterTargetArn"] == dlq["QueueArn"]
     assert int(redrive["maxReceiveCount"]) == 5
 
+    email_queue = sqs.get_queue_attributes(QueueUrl=ids["EmailQueue"], AttributeNames=["All"])["Attributes"]
     subscriptions = sns.list_subscriptions_by_topic(TopicArn=ids["TransitionsTopic"])["Subscriptions"]
-    assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions] == [("sqs", queue["QueueArn"])]
-    assert subscriptions[0]["SubscriptionArn"] == ids["SlackQueueSubscription"]
+    assert {(s["Protocol"], s["Endpoint"], s["SubscriptionArn"]) for s in subscriptions} == {
+        ("sqs", queue["QueueArn"], ids["SlackQueueSubscription"]),
+        ("sqs", email_queue["QueueArn"], ids["EmailQueueSubscription"]),
+    }
     subscription = sns.get_subscription_attributes(SubscriptionArn=ids["SlackQueueSubscription"])
     assert subscription["Attributes"]["RawMessageDelivery"] == "false"
+    email_feed = sns.get_subscription_attributes(SubscriptionArn=ids["EmailQueueSubscription"])["Attributes"]
+    assert json.loads(email_feed["FilterPolicy"]) == {"event": ["FAILED", "CANCELED", "TEST"]}
+    assert sns.list_subscriptions_by_topic(TopicArn=ids["AlertEmailTopic"])["Subscriptions"] == []
     assert sns.list_subscriptions_by_topic(TopicArn=ids["OperatorTopic"])["Subscriptions"] == []
 
     secrets = _client("secretsmanager")
@@ -165,12 +177,25 @@ def test_creates_the_template_resources_idempotently(endpoint: str) -> None:
     # Declared for `sam local` overrides only: the caller's own values must stay in force after eval.
     assert "AWS_ENDPOINT_URL" not in second
     assert "JOBWATCH_ALLOW_HTTP_LOOPBACK" not in second
-    assert set(second.functions) == {"PollerFunction", "SlackSenderFunction", "ApiFunction"}
+    assert second["JOBWATCH_EMAIL_TOPIC_ARN"] == ids["AlertEmailTopic"]
+    assert second["JOBWATCH_EMAIL_QUEUE_URL"] == ids["EmailQueue"]
+    assert set(second.functions) == {
+        "PollerFunction",
+        "SlackSenderFunction",
+        "EmailSenderFunction",
+        "ApiFunction",
+    }
     # Each function's environment is the Globals plus its own; the export is their union.
-    assert second["JOBWATCH_SLACK_ORDER_WAIT_S"] == "3600"  # the Slack sender's own variable
-    assert second.functions["SlackSenderFunction"] == dict(second)
-    shared = {k: v for k, v in second.items() if k != "JOBWATCH_SLACK_ORDER_WAIT_S"}
-    assert second.functions["PollerFunction"] == shared == second.functions["ApiFunction"]
+    own = {
+        "JOBWATCH_SLACK_ORDER_WAIT_S": "SlackSenderFunction",
+        "JOBWATCH_POLL_PERIOD_MINUTES": "PollerFunction",
+    }
+    assert (second["JOBWATCH_SLACK_ORDER_WAIT_S"], second["JOBWATCH_POLL_PERIOD_MINUTES"]) == ("3600", "1")
+    shared = {k: v for k, v in second.items() if k not in own}
+    for function, environment in second.functions.items():
+        assert environment == shared | {k: second[k] for k, owner in own.items() if owner == function}, (
+            function
+        )
     for skipped in (
         "PollerFunction",
         "SlackDeadLetterAlarm",

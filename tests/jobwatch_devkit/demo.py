@@ -4,9 +4,11 @@ moto server (its own process) stands in for DynamoDB, SNS, SQS and Secrets Manag
 simulator and the Slack sink listen on real loopback sockets. Jobs are registered through the CLI
 code path, then the real handler code runs cycle after cycle while the simulator walks each scripted
 job through its statuses. The timeline shows every transition with the Slack message (as the sink
-received it) and the email (as SNS sends it to email subscribers). The demo checks itself: it exits 1
-if any expected transition is missing, duplicated or unexpected, or if a job's last message lacks
-what it must show (size, rows of total, failure reason...).
+received it) and, for the events routed to e-mail (FAILED, CANCELED by default), the e-mail as the
+alert e-mail topic sends it to its addresses. The demo checks itself: it exits 1 if any expected
+transition is missing, duplicated or unexpected, if a routed event is not e-mailed exactly once (or an
+unrouted one is), or if a job's last message lacks what it must show (size, rows of total, failure
+reason...).
 
 Every source walks a full life: Weaviate export, backup and restore; Zilliz Cloud imports through the
 v1 controller and the v2 control plane; a self-hosted Milvus import; a Pinecone import. Upstream status
@@ -20,6 +22,7 @@ import os
 import sys
 import textwrap
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,12 +33,14 @@ from jobwatch.api_server import ApiServer
 from jobwatch.messages import email_body, email_subject, format_progress
 from jobwatch.model import TrackedJob, Transition
 from jobwatch.sources import get_source
-from jobwatch_devkit.harness import LocalDeployment
+from jobwatch_devkit.harness import Email, LocalDeployment
 from jobwatch_devkit.processes import moto_process
 from jobwatch_devkit.simulator import Step, UpstreamSimulator, fault_api_error, fault_http, hold, state
 from jobwatch_devkit.slack_sink import SinkMessage, SlackSink
 
 WIDTH = 100
+EMAILED_EVENTS = frozenset({"FAILED", "CANCELED"})
+"""The template's AlertEmailEvents default: what the e-mail queue's filter lets through."""
 CYCLES = 12
 
 
@@ -461,13 +466,19 @@ def register(api_url: str, sim_url: str, sim: UpstreamSimulator) -> None:
             raise SystemExit(f"demo: POST /watches answered {answer.status_code}: {answer.text}")
 
 
-def print_transition(t: Transition, slack: SinkMessage | None) -> None:
+def print_transition(t: Transition, slack: SinkMessage | None, emails: list[Email]) -> None:
     previous = t.previous.phase.value if t.previous else "∅"
     print(rule(f"{t.event} · {t.source} {t.job_id} ({previous} → {t.current.phase.value})"))
     print("  Slack message:")
     print(indent(slack_as_text(slack)) if slack else "    (no Slack message received!)")
-    print("  Email:")
-    print(indent(f"Subject: {email_subject(t)}\n\n{email_body(t)}"))
+    mine = [e for e in emails if e.transition_id == t.transition_id]
+    if t.event not in EMAILED_EVENTS:
+        print(f"  E-mail: not routed ({t.event} is not in AlertEmailEvents)" + (" but SENT!" if mine else ""))
+    for email in mine:
+        print("  E-mail (alert e-mail topic):")
+        print(indent(f"Subject: {email.subject}\n\n{email.body}"))
+    if t.event in EMAILED_EVENTS and not mine:
+        print("  E-mail: (none received!)")
 
 
 Seen = dict[str, tuple[str, float | None]]
@@ -546,6 +557,7 @@ def run_demo() -> int:
                     sim.advance(job.job_id, source=job.source)  # release a held step
             report = deployment.poll()
             delivery = deployment.deliver()
+            emailed = deployment.deliver_email()
             published = deployment.published()
             new = published[len(seen) :]
             seen = published
@@ -553,7 +565,7 @@ def run_demo() -> int:
                 rule(
                     f"cycle {cycle}: polled {report.polled}, transitions {report.transitions}, "
                     f"unchanged {report.unchanged + report.updated}, poll errors {report.poll_errors}, "
-                    f"Slack posts {delivery.delivered}"
+                    f"Slack posts {delivery.delivered}, e-mails {emailed.delivered}"
                     + (f", discovered by the watch {report.discovered}" if report.discovered else ""),
                     "═",
                 )
@@ -563,9 +575,10 @@ def run_demo() -> int:
                 print(f"  poll error (logged, job unchanged, nobody notified): {cause}")
             print_quiet_changes(deployment.jobs(), statuses, {t.job_key for t in new})
             messages = sink.messages()
+            emails = deployment.emails()
             for t in sorted(new, key=lambda t: job_index(t.source, t.job_id)):
-                print_transition(t, slack_for(t, messages))
-        return verify(seen, sink.messages())
+                print_transition(t, slack_for(t, messages), emails)
+        return verify(seen, sink.messages(), deployment.emails())
     finally:
         sink.stop()
         sim.stop()
@@ -576,8 +589,19 @@ def slack_for(t: Transition, messages: list[SinkMessage]) -> SinkMessage | None:
     return next((m for m in messages if t.transition_id in m.raw), None)
 
 
-def verify(published: list[Transition], slack: list[SinkMessage]) -> int:
+def verify(published: list[Transition], slack: list[SinkMessage], emails: list[Email]) -> int:
     problems: list[str] = []
+    emailed = Counter(e.transition_id for e in emails)
+    routed = {t.transition_id for t in published if t.event in EMAILED_EVENTS}
+    for t in published:
+        want = 1 if t.transition_id in routed else 0
+        if emailed[t.transition_id] != want:
+            problems.append(
+                f"{t.event} {t.transition_id} e-mailed {emailed[t.transition_id]} times, expected {want}"
+            )
+    unknown = set(emailed) - {t.transition_id for t in published}
+    if unknown:
+        problems.append(f"e-mails for transitions nobody published: {sorted(unknown)}")
     for job in JOBS:
         transitions = [t for t in published if (t.source, t.job_id) == (job.source, job.job_id)]
         events = [t.event for t in transitions]
@@ -604,7 +628,8 @@ def verify(published: list[Transition], slack: list[SinkMessage]) -> int:
     print(rule("summary", "═"))
     print(
         f"{len(JOBS)} jobs of {len({job.source for job in JOBS})} sources: "
-        f"{len(published)} transitions, {len(published)} SNS messages, {len(slack)} Slack messages; "
+        f"{len(published)} transitions, {len(published)} SNS messages, {len(slack)} Slack messages, "
+        f"{len(emails)} e-mails ({', '.join(sorted(EMAILED_EVENTS))}); "
         f"expected {sum(len(j.expected) for j in JOBS)}"
     )
     for problem in problems:

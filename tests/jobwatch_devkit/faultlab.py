@@ -62,6 +62,9 @@ Faults besides upstream ones (per cycle, from the seed)
     - Slack sink scripted answers before batches: `rate_limited` (429 + Retry-After, rejected),
       `server_error`, `service_unavailable`, `drop` (rejected), and `accept_then_429`,
       `accept_then_500`, `accept_then_drop` (posted, but the client saw a failure).
+    - E-mail: the e-mail queue (the transitions topic's FAILED and CANCELED events) drained through the
+      e-mail sender after each Slack drain, with publishes to the e-mail topic failing before or after
+      SNS took them, and batches processed twice or by two senders at once.
     - SQS: the SNS envelope of an earlier message re-sent to the Slack queue; a received batch processed
       twice before deletion; a batch processed by two senders concurrently (live-lease path).
     Time is one fake clock (`PollerDeps.clock` / `now_iso`): 120 s per poll cycle, so outbox backoff
@@ -85,6 +88,9 @@ Invariants (`RoundResult`, checked at the end of each round)
     - duplicated: extra *clean* Slack posts per transitionId (the id is in the message's context block).
       SNS duplicates are allowed (at-least-once) and reported as `sns_redeliveries`.
     - false_alerts: distinct transitions seen on SNS or in Slack that match no expected event.
+    - emails_expected / emailed / email_lost / email_false / email_duplicated: routed transitions, those
+      that reached the e-mail topic, those that did not, e-mails for anything else, and extra copies
+      beyond the ones explained by a publish whose answer was lost (`email_ambiguous`).
     - out_of_order_sns / out_of_order_slack: jobs whose transitions reached SNS / Slack (first copy of
       each) in another order than they were recorded in (transition ids carry the order).
     - state_mismatches: jobs whose stored phase/status (`JobStore.get_job`) differs from the last
@@ -139,10 +145,11 @@ import boto3
 import httpx
 from botocore.config import Config
 
-from jobwatch.adapters.publisher import SnsPublisher
+from jobwatch.adapters.publisher import SnsEmailPublisher, SnsPublisher
 from jobwatch.adapters.secrets import SecretResolver
 from jobwatch.adapters.store import JobStore, PendingTransition
-from jobwatch.delivery import DeliveryDeps, deliver_batch, record_from_message
+from jobwatch.delivery import BatchReport, DeliveryDeps, deliver_batch, record_from_message
+from jobwatch.email_delivery import EmailDeps, deliver_email_batch
 from jobwatch.errors import PollErrorKind
 from jobwatch.messages import transition_from_sqs_body
 from jobwatch.model import (
@@ -993,6 +1000,54 @@ class LabConfig:
     progress: Callable[[str], None] | None = None
 
 
+EMAILED_EVENTS = frozenset({"FAILED", "CANCELED"})
+"""The template's AlertEmailEvents default: what the e-mail queue's subscription lets through."""
+P_EMAIL_PUBLISH_BEFORE = 0.08
+P_EMAIL_PUBLISH_AFTER = 0.08
+
+
+class _EmailTopic:
+    """The alert e-mail topic as the e-mail sender sees it: with faults on, a publish fails before
+    reaching SNS, or after SNS took it (the sender cannot tell the two apart and tries again)."""
+
+    def __init__(self, real: SnsEmailPublisher, rng: random.Random) -> None:
+        self.real = real
+        self.rng = rng
+        self.faults = False
+        self.lock = threading.Lock()
+        self.ambiguous: Counter[str] = Counter()
+        self.injected: Counter[str] = Counter()
+
+    def publish_email(self, transition: Transition) -> str:
+        with self.lock:
+            roll = self.rng.random() if self.faults else 1.0
+        if roll < P_EMAIL_PUBLISH_BEFORE:
+            with self.lock:
+                self.injected["email:publish-error-before"] += 1
+            raise RuntimeError("SNS unavailable (injected)")
+        message_id = self.real.publish_email(transition)
+        if roll < P_EMAIL_PUBLISH_BEFORE + P_EMAIL_PUBLISH_AFTER:
+            with self.lock:
+                self.injected["email:publish-error-after"] += 1
+                self.ambiguous[transition.transition_id] += 1
+            raise RuntimeError("answer lost after SNS accepted the publish (injected)")
+        return message_id
+
+
+class _InstantRetry:
+    """SQS for the e-mail sender: its visibility backoff is not waited for in fake time; the lab
+    makes a failed record visible again at once (each offer is still a real receive)."""
+
+    def __init__(self, sqs: SQSClient) -> None:
+        self._sqs = sqs
+
+    def change_message_visibility(self, **_: Any) -> None:
+        return None
+
+    def send_message(self, **kwargs: Any) -> Any:
+        return self._sqs.send_message(**kwargs)
+
+
 SINK_FAULTS: dict[str, float] = {
     "rate_limited": 3,
     "server_error": 2,
@@ -1029,6 +1084,14 @@ class RoundResult:
     slack_deferred: int = 0
     slack_collapsed: int = 0
     order_waits_expired: int = 0
+    emails_expected: int = 0
+    emailed: int = 0
+    email_lost: int = 0
+    email_duplicated: int = 0
+    email_false: int = 0
+    email_ambiguous: int = 0
+    """E-mails published twice because the topic took a publish whose answer the sender never saw."""
+    email_dead_lettered: int = 0
     cycles: int = 0
     crashes: int = 0
     aborted_cycles: int = 0
@@ -1052,6 +1115,9 @@ class RoundResult:
             or self.slack_queue_left
             or self.stuck_jobs
             or self.slack_refused
+            or self.email_lost
+            or self.email_duplicated
+            or self.email_false
         )
 
     def add(self, other: RoundResult) -> None:
@@ -1092,6 +1158,13 @@ class RoundResult:
                 "slack_deferred": self.slack_deferred,
                 "slack_collapsed": self.slack_collapsed,
                 "order_waits_expired": self.order_waits_expired,
+                "emails_expected": self.emails_expected,
+                "emailed": self.emailed,
+                "email_lost": self.email_lost,
+                "email_duplicated": self.email_duplicated,
+                "email_false": self.email_false,
+                "email_ambiguous": self.email_ambiguous,
+                "email_dead_lettered": self.email_dead_lettered,
                 "cycles": self.cycles,
                 "aborted_cycles": self.aborted_cycles,
                 "conflicts": self.conflicts,
@@ -1195,6 +1268,7 @@ class _Round:
         """Receipt handle -> fake time a failed Slack record becomes visible again."""
         self.delayed: list[tuple[float, dict[str, Any]]] = []
         """(fake time due, SendMessage arguments) of messages the sender sent with DelaySeconds."""
+        self.email_rng = random.Random(f"{self.config.seed}:email:{number}")
 
     # -- set-up ---------------------------------------------------------------------------------------
 
@@ -1209,6 +1283,10 @@ class _Round:
         session = boto3.session.Session()
         self.sqs: SQSClient = session.client("sqs", config=_CLIENT_CONFIG)
         self.reader = JobStore(_dynamodb(session), self.settings.table)
+        self.email_topic = _EmailTopic(
+            SnsEmailPublisher(session.client("sns", config=_CLIENT_CONFIG), self.settings.email_topic_arn),
+            self.email_rng,
+        )
         self.http = httpx.Client(timeout=httpx.Timeout(5.0, connect=3.0), follow_redirects=False)
         self.http2 = httpx.Client(timeout=httpx.Timeout(5.0, connect=3.0), follow_redirects=False)
         self.queue_visibility_s = float(
@@ -1514,13 +1592,7 @@ class _Round:
         batches = 0
         for _ in range(20_000):
             self._release_due()
-            messages = self.sqs.receive_message(
-                QueueUrl=queue,
-                MaxNumberOfMessages=10,
-                WaitTimeSeconds=0,
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            ).get("Messages", [])
+            messages = self._receive(queue)
             if not messages:
                 next_at = self._next_release()
                 if next_at is None or (until is not None and next_at > until):
@@ -1567,11 +1639,7 @@ class _Round:
             self.result.order_waits_expired += sum(r.order_waits_expired for r in reports)
             failed = set.intersection(*(set(r.failures) for r in reports))
             done = [m for m in messages if m["MessageId"] not in failed]
-            if done:
-                self.sqs.delete_message_batch(
-                    QueueUrl=queue,
-                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
-                )
+            self._delete(queue, done)
             for m in messages:
                 if m["MessageId"] in failed:  # hidden until its visibility timeout passes (fake time)
                     receipt = m["ReceiptHandle"]
@@ -1589,7 +1657,68 @@ class _Round:
                 break
         else:
             self.result.problems.append(f"round {self.number}: Slack drain did not end")
+        self._drain_email(faults)
         self._capture()
+
+    def _receive(self, queue: str) -> list[dict[str, Any]]:
+        return [
+            dict(m)
+            for m in self.sqs.receive_message(
+                QueueUrl=queue,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=0,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+        ]
+
+    def _delete(self, queue: str, messages: list[dict[str, Any]]) -> None:
+        if messages:
+            self.sqs.delete_message_batch(
+                QueueUrl=queue,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
+
+    def _drain_email(self, faults: bool) -> None:
+        """Feed the e-mail queue through the e-mail sender until it is empty: publishes that fail
+        before or after SNS took them, batches processed twice or by two senders at once."""
+        queue = self.settings.email_queue_url
+        self.email_topic.faults = faults
+        deps = EmailDeps(
+            store=self.reader,
+            publisher=self.email_topic,
+            sqs=cast("SQSClient", _InstantRetry(self.sqs)),
+            dlq_url=self.settings.email_dlq_url,
+        )
+        for _ in range(5_000):
+            messages = self._receive(queue)
+            if not messages:
+                break
+            event = {"Records": [record_from_message(dict(m)) for m in messages]}
+            roll = self.email_rng.random() if faults else 1.0
+            reports: list[BatchReport]
+            if roll < self.config.p_twice:
+                self.result.faults_injected["email:batch-processed-twice"] += 1
+                deliver_email_batch(event, deps, queue)
+                reports = [deliver_email_batch(event, deps, queue)]
+            elif roll < self.config.p_twice + self.config.p_concurrent:
+                self.result.faults_injected["email:batch-processed-concurrently"] += 1
+                with ThreadPoolExecutor(max_workers=2, thread_name_prefix="faultlab-email") as pool:
+                    futures = [pool.submit(deliver_email_batch, event, deps, queue) for _ in range(2)]
+                    reports = [f.result(timeout=120) for f in futures]
+            else:
+                reports = [deliver_email_batch(event, deps, queue)]
+            failed = set.intersection(*(set(r.failures) for r in reports))
+            done = [m for m in messages if m["MessageId"] not in failed]
+            self._delete(queue, done)
+            for m in messages:
+                if m["MessageId"] in failed:
+                    self.sqs.change_message_visibility(
+                        QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
+                    )
+            metrics.clear_metrics()
+        else:
+            self.result.problems.append(f"round {self.number}: e-mail drain did not end")
 
     # -- invariants -------------------------------------------------------------------------------------
 
@@ -1692,6 +1821,32 @@ class _Round:
         for tid in sorted(unexpected)[:20]:
             event = first_seen[tid].event if tid in first_seen else "?"
             result.problems.append(f"false alert {tid} ({event})")
+        self._check_emails({tid for tid in matched_tids if first_seen[tid].event in EMAILED_EVENTS})
+
+    def _check_emails(self, routed: set[str]) -> None:
+        """Each routed transition e-mailed once; repeats only where a publish's answer was lost."""
+        result = self.result
+        sent = Counter(email.transition_id for email in self.deployment.emails())
+        ambiguous = self.email_topic.ambiguous
+        result.faults_injected.update(self.email_topic.injected)
+        result.emails_expected = len(routed)
+        result.emailed = len(routed & set(sent))
+        result.email_lost = len(routed - set(sent))
+        result.email_false = len(set(sent) - routed)
+        result.email_ambiguous = sum(ambiguous.values())
+        result.email_duplicated = sum(max(0, n - 1 - ambiguous[tid]) for tid, n in sent.items())
+        result.email_dead_lettered = int(
+            self.sqs.get_queue_attributes(
+                QueueUrl=self.settings.email_dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
+            )["Attributes"]["ApproximateNumberOfMessages"]
+        )
+        for tid in sorted(routed - set(sent))[:20]:
+            result.problems.append(f"e-mail missing for {tid}")
+        for tid in sorted(set(sent) - routed)[:20]:
+            result.problems.append(f"e-mail for {tid}, which was not routed to e-mail")
+        for tid, n in sorted(sent.items()):
+            if n - 1 > ambiguous[tid]:
+                result.problems.append(f"{tid} e-mailed {n} times ({ambiguous[tid]} after a lost answer)")
 
     def _read_dlq(self, url: str) -> list[tuple[str, str]]:
         """(transition id, why) of each message on the Slack dead-letter queue (drains it)."""

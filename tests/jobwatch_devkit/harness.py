@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,32 @@ def clear_process_caches() -> None:
         cached.cache_clear()
 
 
+@dataclass(frozen=True)
+class Email:
+    subject: str
+    body: str
+    event: str
+    transition_id: str
+    """From the body's `Transition` line: what a reader would quote."""
+
+
+_TRANSITION_LINE = re.compile(r"^Transition:\s+(\S+)$", re.MULTILINE)
+
+
+def _drain(queue_url: str) -> Iterator[dict[str, Any]]:
+    """The SNS envelopes waiting on a capture queue, deleted as they are read."""
+    sqs = aws.sqs()
+    while True:
+        batch = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, MessageAttributeNames=["All"]
+        ).get("Messages", [])
+        if not batch:
+            return
+        for message in batch:
+            yield json.loads(message["Body"])
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
 class LocalDeployment:
     def __init__(
         self,
@@ -72,14 +100,18 @@ class LocalDeployment:
                 set_var(name, value)
         clear_process_caches()
         self.settings = get_settings()
-        self.capture_queue_url = self._subscribe_capture_queue()
+        self.capture_queue_url = self._subscribe_capture_queue(self.settings.topic_arn, "jobwatch-capture")
+        self.email_capture_url = self._subscribe_capture_queue(
+            self.settings.email_topic_arn, "jobwatch-email-capture"
+        )
         self._published: list[Transition] = []
+        self._emails: list[Email] = []
 
-    def _subscribe_capture_queue(self) -> str:
+    def _subscribe_capture_queue(self, topic_arn: str, name: str) -> str:
         sqs = aws.sqs()
-        url = sqs.create_queue(QueueName="jobwatch-capture")["QueueUrl"]
+        url = sqs.create_queue(QueueName=name)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        aws.sns().subscribe(TopicArn=self.settings.topic_arn, Protocol="sqs", Endpoint=arn)
+        aws.sns().subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
         return url
 
     # -- driving the system -----------------------------------------------------------------------
@@ -94,6 +126,11 @@ class LocalDeployment:
     def deliver(self) -> BatchReport:
         return service.drain_slack_queue()
 
+    def deliver_email(self) -> BatchReport:
+        report = service.drain_email_queue()
+        assert report is not None, "the stack from template.yaml always has an e-mail queue"
+        return report
+
     def jobs(self) -> list[TrackedJob]:
         return service.list_jobs()
 
@@ -101,21 +138,25 @@ class LocalDeployment:
 
     def published(self) -> list[Transition]:
         """Every transition event any SNS subscriber received so far (drains the capture queue)."""
-        sqs = aws.sqs()
-        while True:
-            batch = sqs.receive_message(
-                QueueUrl=self.capture_queue_url,
-                MaxNumberOfMessages=10,
-                WaitTimeSeconds=0,
-                MessageAttributeNames=["All"],
-            ).get("Messages", [])
-            if not batch:
-                break
-            for message in batch:
-                envelope = json.loads(message["Body"])
-                self._published.append(Transition.model_validate_json(envelope["Message"]))
-                sqs.delete_message(QueueUrl=self.capture_queue_url, ReceiptHandle=message["ReceiptHandle"])
+        for envelope in _drain(self.capture_queue_url):
+            self._published.append(Transition.model_validate_json(envelope["Message"]))
         return list(self._published)
+
+    def emails(self) -> list[Email]:
+        """Every message an address subscribed to the alert e-mail topic received so far."""
+        for envelope in _drain(self.email_capture_url):
+            attributes = envelope.get("MessageAttributes") or {}
+            body = envelope["Message"]
+            found = _TRANSITION_LINE.search(body)
+            self._emails.append(
+                Email(
+                    subject=envelope.get("Subject") or "",
+                    body=body,
+                    event=(attributes.get("event") or {}).get("Value", ""),
+                    transition_id=found.group(1) if found else "",
+                )
+            )
+        return list(self._emails)
 
     def raw_envelopes(self) -> Iterable[dict[str, Any]]:
         """Undeleted envelopes on the capture queue, for attribute checks (does not consume)."""

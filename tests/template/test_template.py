@@ -76,7 +76,7 @@ def test_every_function_is_python313_on_arm64_with_the_layer(
 ) -> None:
     defaults = template["Globals"]["Function"]
     functions = _functions(resources)
-    assert set(functions) == {"PollerFunction", "SlackSenderFunction", "ApiFunction"}
+    assert set(functions) == {"PollerFunction", "SlackSenderFunction", "EmailSenderFunction", "ApiFunction"}
     for logical_id, props in functions.items():
         assert props.get("Runtime", defaults.get("Runtime")) == "python3.13", logical_id
         assert props.get("Architectures", defaults.get("Architectures")) == ["arm64"], logical_id
@@ -102,6 +102,9 @@ def test_environment_points_at_the_stack_resources(template: dict[str, Any]) -> 
     assert variables["JOBWATCH_SLACK_WEBHOOK_SECRET"] == {"Ref": "SlackWebhookSecret"}
     assert variables["JOBWATCH_SLACK_QUEUE_URL"] == {"Ref": "SlackQueue"}
     assert variables["JOBWATCH_SLACK_DLQ_URL"] == {"Ref": "SlackDeadLetterQueue"}
+    assert variables["JOBWATCH_EMAIL_TOPIC_ARN"] == {"Ref": "AlertEmailTopic"}
+    assert variables["JOBWATCH_EMAIL_QUEUE_URL"] == {"Ref": "EmailQueue"}
+    assert variables["JOBWATCH_EMAIL_DLQ_URL"] == {"Ref": "EmailDeadLetterQueue"}
     assert variables["JOBWATCH_RETENTION_DAYS"] == {"Ref": "RetentionDays"}
     assert variables["JOBWATCH_POLL_CONCURRENCY"] == {"Ref": "PollConcurrency"}
     assert variables["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
@@ -175,16 +178,37 @@ def test_slack_sender_consumes_the_queue_with_partial_batch_failures(resources: 
     assert queue["SqsManagedSseEnabled"] is True
 
 
+def test_email_sender_consumes_its_queue_and_publishes_only_to_the_email_topic(
+    resources: dict[str, Any],
+) -> None:
+    sender = _props(resources, "EmailSenderFunction")
+    (event,) = sender["Events"].values()
+    props = event["Properties"]
+    assert (event["Type"], props["Queue"]) == ("SQS", {"Fn::GetAtt": ["EmailQueue", "Arn"]})
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    queue = _props(resources, "EmailQueue")
+    assert queue["VisibilityTimeout"] >= 6 * sender["Timeout"] + props["MaximumBatchingWindowInSeconds"]
+    assert queue["SqsManagedSseEnabled"] is True
+    assert {
+        "SNSPublishMessagePolicy": {"TopicName": {"Fn::GetAtt": ["AlertEmailTopic", "TopicName"]}}
+    } in sender["Policies"]
+    assert {
+        "SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["EmailDeadLetterQueue", "QueueName"]}}
+    } in sender["Policies"]
+
+
 def test_slack_sender_waits_for_a_predecessor_until_it_could_have_been_redriven(
     resources: dict[str, Any],
 ) -> None:
-    """A deferred transition waits for its job's previous one longer than that one can still be
-    retried (by the sender, or by SQS after crashed invocations), and may send its delayed copy."""
+    """A deferred transition waits for its job's previous one longer than that one can be out of sight
+    (redelivered by SQS after crashed invocations), and may send its delayed copy. While the sender
+    retries the previous one, a standing copy keeps it in sight however long the retries take."""
     sender = _props(resources, "SlackSenderFunction")
     queue = _props(resources, "SlackQueue")
     wait = float(sender["Environment"]["Variables"]["JOBWATCH_SLACK_ORDER_WAIT_S"])
     assert wait > queue["VisibilityTimeout"] * queue["RedrivePolicy"]["maxReceiveCount"]
-    assert wait > retry_window_s(Settings()) + WAIT_LEASE_MARGIN_S
+    assert wait > queue["VisibilityTimeout"] * queue["RedrivePolicy"]["maxReceiveCount"] + WAIT_LEASE_MARGIN_S
+    assert retry_window_s(Settings()) > 6 * 3600  # failed posts ride out a long Slack incident
     assert wait == Settings().slack_order_wait_s  # the template and the code's default agree
     statements = [
         statement
@@ -200,26 +224,49 @@ def test_slack_sender_waits_for_a_predecessor_until_it_could_have_been_redriven(
     } in statements
 
 
-def test_slack_queue_redrives_to_an_alarmed_dead_letter_queue(resources: dict[str, Any]) -> None:
-    queue = _props(resources, "SlackQueue")
+@pytest.mark.parametrize(("channel", "receives"), [("Slack", 5), ("Email", 10)], ids=["slack", "email"])
+def test_every_channel_queue_redrives_to_an_alarmed_dead_letter_queue(
+    resources: dict[str, Any], channel: str, receives: int
+) -> None:
+    queue = _props(resources, f"{channel}Queue")
     assert queue["RedrivePolicy"] == {
-        "deadLetterTargetArn": {"Fn::GetAtt": ["SlackDeadLetterQueue", "Arn"]},
-        "maxReceiveCount": 5,
+        "deadLetterTargetArn": {"Fn::GetAtt": [f"{channel}DeadLetterQueue", "Arn"]},
+        "maxReceiveCount": receives,
     }
-    dlq = _props(resources, "SlackDeadLetterQueue")
+    dlq = _props(resources, f"{channel}DeadLetterQueue")
     assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
     assert dlq["MessageRetentionPeriod"] > queue["MessageRetentionPeriod"]
-    alarm = _props(resources, "SlackDeadLetterAlarm")
+    alarm = _props(resources, f"{channel}DeadLetterAlarm")
     assert alarm["Namespace"] == "AWS/SQS"
     assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
     assert alarm["Dimensions"] == [
-        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["SlackDeadLetterQueue", "QueueName"]}}
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": [f"{channel}DeadLetterQueue", "QueueName"]}}
     ]
     assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
     assert alarm["AlarmActions"] == [{"Ref": "OperatorTopic"}]
+
+
+def test_every_dead_letter_queue_has_an_alarm(resources: dict[str, Any]) -> None:
+    """ "Messages in any DLQ" alarms: a new queue with a redrive policy cannot slip through."""
+    dead_letter_queues = {
+        queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for queue in resources.values()
+        if queue["Type"] == "AWS::SQS::Queue" and "RedrivePolicy" in queue.get("Properties", {})
+    }
+    alarmed = {
+        alarm["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
+        for alarm in resources.values()
+        if alarm["Type"] == "AWS::CloudWatch::Alarm" and alarm["Properties"].get("Namespace") == "AWS/SQS"
+    }
+    assert dead_letter_queues == {"SlackDeadLetterQueue", "EmailDeadLetterQueue"}
+    assert dead_letter_queues <= alarmed
+
+
+def test_every_function_has_an_errors_alarm(resources: dict[str, Any]) -> None:
     for logical_id, function in (
         ("PollerErrorsAlarm", "PollerFunction"),
         ("SlackSenderErrorsAlarm", "SlackSenderFunction"),
+        ("EmailSenderErrorsAlarm", "EmailSenderFunction"),
     ):
         errors = _props(resources, logical_id)
         assert (errors["Namespace"], errors["MetricName"]) == ("AWS/Lambda", "Errors")
@@ -239,12 +286,29 @@ def test_topic_subscriptions(template: dict[str, Any], resources: dict[str, Any]
     assert policy["Action"] == "sqs:SendMessage"
     assert policy["Condition"]["ArnEquals"]["aws:SourceArn"] == {"Ref": "TransitionsTopic"}
 
+    # E-mail goes through its own queue and sender (dedupe by transitionId) to an e-mail-only topic.
     email = resources["AlertEmailSubscription"]
     assert email["Condition"] == "HasAlertEmail"
+    assert email["Properties"]["TopicArn"] == {"Ref": "AlertEmailTopic"}
     assert email["Properties"]["Protocol"] == "email"
-    assert email["Properties"]["FilterPolicyScope"] == "MessageAttributes"
+    assert "FilterPolicy" not in email["Properties"]  # the sender only publishes routed events
+    assert not [
+        r
+        for r in resources.values()
+        if r["Type"] == "AWS::SNS::Subscription"
+        and r["Properties"]["TopicArn"] == {"Ref": "TransitionsTopic"}
+        and r["Properties"]["Protocol"] == "email"
+    ], "an e-mail subscription of the transitions topic would show republished transitions twice"
+    assert _props(resources, "AlertEmailTopic")["KmsMasterKeyId"] == "alias/aws/sns"
+    feed = _props(resources, "EmailQueueSubscription")
+    assert (feed["TopicArn"], feed["Protocol"]) == ({"Ref": "TransitionsTopic"}, "sqs")
+    assert feed["Endpoint"] == {"Fn::GetAtt": ["EmailQueue", "Arn"]}
+    assert feed["RawMessageDelivery"] is False
+    email_policy = _props(resources, "EmailQueuePolicy")["PolicyDocument"]["Statement"][0]
+    assert email_policy["Condition"]["ArnEquals"]["aws:SourceArn"] == {"Ref": "TransitionsTopic"}
+    assert feed["FilterPolicyScope"] == "MessageAttributes"
     # The configured events, plus TEST so that `POST /jobs/{key}/test` reaches the address too.
-    assert email["Properties"]["FilterPolicy"] == {
+    assert feed["FilterPolicy"] == {
         "event": {
             "Fn::Split": [
                 ",",
@@ -272,7 +336,9 @@ def test_secret_access_is_scoped_to_jobwatch_secrets(resources: dict[str, Any]) 
                 )
                 if any(action.startswith("secretsmanager:") for action in actions):
                     scopes.append(statement["Resource"])
-        assert scopes == [{"Fn::Sub": SECRET_ARN_PATTERN}], logical_id
+        # The e-mail sender reads no secret at all; every other function only jobwatch/* ones.
+        expected = [] if logical_id == "EmailSenderFunction" else [{"Fn::Sub": SECRET_ARN_PATTERN}]
+        assert scopes == expected, logical_id
 
 
 def test_no_real_webhook_in_the_repository_files() -> None:
@@ -294,6 +360,8 @@ def test_outputs(template: dict[str, Any]) -> None:
         "SlackQueueUrl",
         "SlackDeadLetterQueueUrl",
         "SlackWebhookSecretArn",
+        "AlertEmailTopicArn",
+        "EmailDeadLetterQueueUrl",
         "OperatorTopicArn",
         "ApiUrl",
     }

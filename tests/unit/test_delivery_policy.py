@@ -1,4 +1,4 @@
-"""Pure parts of the Slack sender's retry and deferral policy (no sockets)."""
+"""Pure parts of the Slack and e-mail senders' retry and deferral policies (no sockets)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from jobwatch.delivery import (
     retry_delay_s,
     retry_window_s,
 )
+from jobwatch.email_delivery import retry_visibility_s
 from jobwatch.settings import Settings
 
 
@@ -22,7 +23,8 @@ def test_retry_delays_double_from_the_base_and_stop_at_sqs_longest_delay() -> No
 
 
 def test_the_retry_window_sums_the_delays_between_attempts() -> None:
-    assert retry_window_s(Settings()) == 30 + 60 + 120 + 240 + 480 + 900 + 900  # 8 attempts, 7 waits
+    assert retry_window_s(Settings()) == 30 + 60 + 120 + 240 + 480 + 24 * 900  # 30 attempts, 29 waits
+    assert retry_window_s(Settings(slack_max_attempts=8)) == 30 + 60 + 120 + 240 + 480 + 900 + 900
     assert retry_window_s(Settings(slack_max_attempts=1)) == 0
 
 
@@ -65,3 +67,9 @@ def test_batch_reports_add_up_every_counter() -> None:
         3,
     )
     assert total.failures == ["a", "b"]
+
+
+def test_email_retries_back_off_through_visibility_and_are_capped() -> None:
+    assert [retry_visibility_s(n) for n in (1, 2, 3, 6, 10, 40)] == [30, 60, 120, 900, 900, 900]
+    # Ten receives (the e-mail queue's maxReceiveCount) span about 1 h 15 min of SNS trouble.
+    assert sum(retry_visibility_s(n) for n in range(1, 10)) == 4530

@@ -325,9 +325,10 @@ def _poll_once(as_json: bool) -> dict[str, Any]:
 
 def _deliver_once(as_json: bool) -> dict[str, Any]:
     from jobwatch.observability import metrics
-    from jobwatch.service import drain_slack_queue
+    from jobwatch.service import drain_email_queue, drain_slack_queue
 
     report = drain_slack_queue()
+    emails = drain_email_queue()
     metrics.clear_metrics()
     summary = {
         "delivered": report.delivered,
@@ -335,6 +336,7 @@ def _deliver_once(as_json: bool) -> dict[str, Any]:
         "retried": report.retried,
         "deferred": report.deferred,
         "deadLettered": report.dead_lettered,
+        "emailed": emails.delivered if emails else 0,
     }
     print(
         json.dumps(summary, sort_keys=True)
@@ -466,7 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_poll)
 
-    p = sub.add_parser("deliver", help="drain the Slack queue once (the Slack function's code path)")
+    p = sub.add_parser("deliver", help="drain the Slack and e-mail queues once (the senders' code paths)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_deliver)
 

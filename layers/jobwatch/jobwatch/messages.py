@@ -42,6 +42,7 @@ __all__ = [
     "duration_text",
     "ellipsize",
     "email_body",
+    "email_publish_request",
     "email_subject",
     "event_emoji",
     "format_duration",
@@ -708,6 +709,19 @@ def _request_size(subject: str, message: str, attributes: Mapping[str, Mapping[s
     for name, attribute in attributes.items():
         size += _utf8_len(name) + sum(_utf8_len(v) for v in attribute.values())
     return size
+
+
+def email_publish_request(t: Transition) -> dict[str, Any]:
+    """Keyword arguments for publishing one transition's e-mail to the alert e-mail topic.
+
+    The same attributes as on the transitions topic, so addresses subscribed there can filter by
+    event, source, severity or label.
+    """
+    return {
+        "Subject": email_subject(t),
+        "Message": email_body(t),
+        "MessageAttributes": sns_message_attributes(t),
+    }
 
 
 def sns_publish_request(t: Transition) -> dict[str, Any]:

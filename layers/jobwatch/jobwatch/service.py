@@ -25,6 +25,7 @@ from jobwatch.settings import Settings, get_settings
 
 if TYPE_CHECKING:  # the poller's cold start does not pay for the Slack side
     from jobwatch.delivery import BatchReport, DeliveryDeps
+    from jobwatch.email_delivery import EmailDeps
 
 
 class ScheduleInput(BaseModel):
@@ -100,11 +101,8 @@ def handle_slack_batch(event: Mapping[str, Any], context: Any) -> BatchReport:
 
 
 def drain_slack_queue(max_batches: int = 100) -> BatchReport:
-    """Receive from the Slack queue and feed batches through the Lambda code path (local runs).
-
-    Mirrors the SQS event source mapping: records are deleted only when not reported as failures.
-    """
-    from jobwatch.delivery import BatchReport, deliver_batch, record_from_message
+    """Receive from the Slack queue and feed batches through the Lambda code path (local runs)."""
+    from jobwatch.delivery import deliver_batch
 
     deps = delivery_deps()
     queue_url = deps.settings.slack_queue_url
@@ -112,9 +110,53 @@ def drain_slack_queue(max_batches: int = 100) -> BatchReport:
         raise RuntimeError(
             "JOBWATCH_SLACK_QUEUE_URL is not set (run `jobwatch local-stack` and eval its output)"
         )
+    return _drain_queue(queue_url, lambda event: deliver_batch(event, deps, queue_url=queue_url), max_batches)
+
+
+@cache
+def email_deps() -> EmailDeps:
+    from jobwatch.adapters.publisher import SnsEmailPublisher
+    from jobwatch.email_delivery import EmailDeps
+
+    settings = get_settings()
+    return EmailDeps(
+        store=job_store(settings),
+        publisher=SnsEmailPublisher(aws.sns(), settings.email_topic_arn),
+        sqs=aws.sqs(),
+        dlq_url=settings.email_dlq_url,
+    )
+
+
+def handle_email_batch(event: Mapping[str, Any], context: Any) -> BatchReport:
+    """One SQS batch of e-mail events, as run by the e-mail-sender Lambda."""
+    from jobwatch.email_delivery import deliver_email_batch
+
+    queue_url = get_settings().email_queue_url or None
+    return deliver_email_batch(dict(event), email_deps(), queue_url, _remaining(context))
+
+
+def drain_email_queue(max_batches: int = 100) -> BatchReport | None:
+    """The e-mail queue's counterpart of `drain_slack_queue`; None when no e-mail queue is set."""
+    from jobwatch.email_delivery import deliver_email_batch
+
+    queue_url = get_settings().email_queue_url
+    if not queue_url:
+        return None
+    deps = email_deps()
+    return _drain_queue(queue_url, lambda event: deliver_email_batch(event, deps, queue_url), max_batches)
+
+
+def _drain_queue(
+    queue_url: str, deliver: Callable[[dict[str, Any]], BatchReport], max_batches: int
+) -> BatchReport:
+    """Receive batches and feed them to `deliver` as the SQS event source mapping would: records are
+    deleted only when not reported as failures."""
+    from jobwatch.delivery import BatchReport, record_from_message
+
+    sqs = aws.sqs()
     total = BatchReport()
     for _ in range(max_batches):
-        received = deps.sqs.receive_message(
+        received = sqs.receive_message(
             QueueUrl=queue_url,
             MaxNumberOfMessages=10,
             WaitTimeSeconds=0,
@@ -124,12 +166,11 @@ def drain_slack_queue(max_batches: int = 100) -> BatchReport:
         messages = received.get("Messages", [])
         if not messages:
             break
-        records = [record_from_message(dict(m)) for m in messages]
-        report = deliver_batch({"Records": records}, deps, queue_url=queue_url)
+        report = deliver({"Records": [record_from_message(dict(m)) for m in messages]})
         failed = set(report.failures)
         for m in messages:
             if m["MessageId"] not in failed:
-                deps.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
         total.add(report)
         if failed:
             break  # failed messages stay invisible until their visibility timeout, as in Lambda

@@ -33,6 +33,12 @@ class Settings(BaseModel):
     """Queue the Slack sender consumes (used to delay redelivery after a 429, and by `jobwatch deliver`)."""
     slack_dlq_url: str = ""
     """Queue that receives Slack messages that failed permanently (400/403/404/410)."""
+    email_topic_arn: str = ""
+    """Topic of the alert e-mails: the e-mail sender publishes each routed transition to it once."""
+    email_queue_url: str = ""
+    """Queue the e-mail sender consumes (the transitions topic's e-mail events)."""
+    email_dlq_url: str = ""
+    """Queue that receives e-mail events that cannot be read."""
     poll_concurrency: int = Field(default=64, ge=1, le=1024)
     connect_timeout_s: float = Field(default=3.0, gt=0)
     read_timeout_s: float = Field(default=10.0, gt=0)
@@ -46,14 +52,16 @@ class Settings(BaseModel):
     """Slack allows about one message per second per webhook."""
     slack_max_retry_after_s: float = Field(default=5.0, ge=0)
     """A 429 asking to wait longer than this is deferred through the queue, not slept through."""
-    slack_max_attempts: int = Field(default=8, ge=1)
-    """Posts tried (5xx, timeouts, no answer) before a message is dead-lettered as failed for good."""
+    slack_max_attempts: int = Field(default=30, ge=1)
+    """Posts tried (5xx, timeouts, no answer) before a message is dead-lettered as failed for good:
+    30 tries spread over about 6 h 15 min ride out a Slack incident instead of paging an operator."""
     slack_retry_base_s: float = Field(default=30.0, ge=1)
     """Delay before the second attempt; it doubles per attempt up to 900 s (SQS's longest delay)."""
     slack_order_wait_s: float = Field(default=3600.0, ge=0)
     """Longest a transition waits for its job's previous one while that one is out of sight (no live
     claim, no standing deferred copy, not owed by the outbox); 0: never wait. Must exceed the queue's
-    VisibilityTimeout x maxReceiveCount (365 s x 5) and the sender's retry window (2,730 s)."""
+    VisibilityTimeout x maxReceiveCount (365 s x 5): a predecessor the sender is still retrying
+    stands as a deferred copy, so the successor waits for it however long its retries take."""
     slack_order_retry_s: float = Field(default=5.0, ge=1)
     """First re-check of a waiting transition; it doubles up to 60 s."""
     secret_cache_s: float = Field(default=300.0, ge=0)
