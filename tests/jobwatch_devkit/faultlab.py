@@ -1602,7 +1602,10 @@ class _Round:
             records = [record_from_message(dict(m)) for m in messages]
             mode = "once"
             if faults:
-                if rng.random() < config.p_sink_script:
+                # Scripted answers wait for the next posts; while a job's later transitions only wait
+                # for an earlier one (no post), new scripts would pile up and fail every retry of that
+                # earlier one in a row, which no real Slack does. Script only when none is pending.
+                if rng.random() < config.p_sink_script and not self.lab.sink.pending_script():
                     names = rng.choices(
                         list(SINK_FAULTS), weights=list(SINK_FAULTS.values()), k=rng.randint(1, 3)
                     )
