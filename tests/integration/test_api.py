@@ -291,7 +291,7 @@ def test_unknown_keys_routes_and_methods_are_404(call: Call) -> None:
 # -- POST /jobs/{key}/test ----------------------------------------------------------------------------------
 
 
-def test_test_notification_goes_through_sns_to_slack_and_changes_nothing(
+def test_test_notification_goes_through_sns_to_slack_and_email_and_changes_nothing(
     call: Call, deployment: LocalDeployment, sink: SlackSink, sim_url: str, store: JobStore
 ) -> None:
     key = call("POST", "/jobs", _export(sim_url, "exp-test", labels={"team": "search"}))[1]["key"]
@@ -309,6 +309,11 @@ def test_test_notification_goes_through_sns_to_slack_and_changes_nothing(
     assert report.delivered == 1
     (message,) = sink.messages()
     assert "Test notification" in json.dumps(message.payload)
+    # TEST always reaches the alert e-mail address, whatever AlertEmailEvents says.
+    assert deployment.deliver_email().delivered == 1
+    (email,) = deployment.emails()
+    assert (email.event, email.transition_id) == ("TEST", sent["transitionId"])
+    assert "only checks that jobwatch notifications reach you" in email.body
     job = store.get_job(key)
     assert job is not None and (job.version, job.snapshot) == (0, None)
     assert store.recent_transitions(key) == []
