@@ -15,10 +15,10 @@ from jobwatch import service
 from jobwatch.adapters import aws
 from jobwatch.adapters.publisher import SnsEmailPublisher, SnsPublisher
 from jobwatch.adapters.store import JobStore
-from jobwatch.delivery import record_from_message
 from jobwatch.email_delivery import EmailDeps, deliver_email_batch
 from jobwatch.messages import email_body, email_subject
 from jobwatch.model import Transition
+from jobwatch.sqs_batch import record_from_message
 from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.simulator import UpstreamSimulator, state
 

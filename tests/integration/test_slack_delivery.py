@@ -19,10 +19,11 @@ import pytest
 from jobwatch import service
 from jobwatch.adapters import aws
 from jobwatch.adapters.publisher import SnsPublisher
-from jobwatch.delivery import BatchReport, deliver_batch, record_from_message
+from jobwatch.delivery import deliver_batch
 from jobwatch.messages import transition_from_sqs_body
 from jobwatch.model import Transition
 from jobwatch.settings import get_settings
+from jobwatch.sqs_batch import BatchReport, record_from_message
 from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.simulator import UpstreamSimulator, state
 from jobwatch_devkit.slack_sink import SinkResponse, SlackSink

@@ -18,16 +18,11 @@ from botocore.exceptions import ClientError
 
 from jobwatch import service
 from jobwatch.adapters import aws
-from jobwatch.delivery import (
-    DEFERRALS_ATTRIBUTE,
-    MAX_DEFERRALS,
-    WAITING_SINCE_ATTRIBUTE,
-    deliver_batch,
-    record_from_message,
-)
+from jobwatch.delivery import DEFERRALS_ATTRIBUTE, MAX_DEFERRALS, WAITING_SINCE_ATTRIBUTE, deliver_batch
 from jobwatch.messages import transition_from_sqs_body
 from jobwatch.model import Event, Transition
 from jobwatch.poller import PollerDeps, run_cycle
+from jobwatch.sqs_batch import record_from_message
 from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.simulator import UpstreamSimulator, state
 from jobwatch_devkit.slack_sink import SlackSink

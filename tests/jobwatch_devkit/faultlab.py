@@ -148,7 +148,7 @@ from botocore.config import Config
 from jobwatch.adapters.publisher import SnsEmailPublisher, SnsPublisher
 from jobwatch.adapters.secrets import SecretResolver
 from jobwatch.adapters.store import JobStore, PendingTransition
-from jobwatch.delivery import BatchReport, DeliveryDeps, deliver_batch, record_from_message
+from jobwatch.delivery import DeliveryDeps, deliver_batch
 from jobwatch.email_delivery import EmailDeps, deliver_email_batch
 from jobwatch.errors import PollErrorKind
 from jobwatch.messages import transition_from_sqs_body
@@ -164,6 +164,7 @@ from jobwatch.model import (
 )
 from jobwatch.observability import logger, metrics
 from jobwatch.poller import CycleReport, PollerDeps, run_cycle
+from jobwatch.sqs_batch import BatchReport, record_from_message
 
 from .harness import LocalDeployment
 from .simulator import (

@@ -17,11 +17,11 @@ from typing import Any
 
 from jobwatch import service
 from jobwatch.adapters import aws
-from jobwatch.delivery import BatchReport
 from jobwatch.local_stack import create_local_stack
 from jobwatch.model import TrackedJob, Transition
 from jobwatch.poller import CycleReport
 from jobwatch.settings import get_settings
+from jobwatch.sqs_batch import BatchReport
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO_ROOT / "template.yaml"

@@ -6,15 +6,14 @@ from typing import Any
 
 from jobwatch.delivery import (
     SQS_MAX_DELAY_S,
-    BatchReport,
     _number_attribute,
     _string_attribute,
-    record_from_message,
     retry_delay_s,
     retry_window_s,
 )
 from jobwatch.email_delivery import retry_visibility_s
 from jobwatch.settings import Settings
+from jobwatch.sqs_batch import BatchReport, record_from_message
 
 
 def test_retry_delays_double_from_the_base_and_stop_at_sqs_longest_delay() -> None:

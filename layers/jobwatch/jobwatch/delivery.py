@@ -16,12 +16,11 @@ holds its job back for that long at most.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
@@ -33,6 +32,7 @@ from jobwatch.messages import transition_from_sqs_body
 from jobwatch.model import Transition
 from jobwatch.observability import MetricUnit, logger, metrics
 from jobwatch.settings import Settings
+from jobwatch.sqs_batch import BatchReport, send_to_dead_letter_queue
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
@@ -94,31 +94,6 @@ class DeliveryDeps:
     """Wall-clock seconds; bounds how long a transition waits for its predecessor."""
 
 
-@dataclass
-class BatchReport:
-    delivered: int = 0
-    duplicates: int = 0
-    retried: int = 0
-    """Failed posts that will be tried again (after a delay)."""
-    dead_lettered: int = 0
-    deferred: int = 0
-    collapsed: int = 0
-    """Duplicate waiting copies dropped because another copy stands for the transition."""
-    order_waits_expired: int = 0
-    failures: list[str] = field(default_factory=list)
-
-    def add(self, other: BatchReport) -> None:
-        """Fold another batch's counts into this one (local drains run several batches)."""
-        for counter in dataclasses.fields(self):
-            if counter.type in (int, "int"):
-                setattr(self, counter.name, getattr(self, counter.name) + getattr(other, counter.name))
-        self.failures.extend(other.failures)
-
-    def response(self) -> dict[str, Any]:
-        """The partial-batch-failure answer Lambda's SQS integration expects."""
-        return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in self.failures]}
-
-
 class _Batch:
     def __init__(self, deps: DeliveryDeps, remaining_s: Callable[[], float], queue_url: str | None) -> None:
         self.deps = deps
@@ -140,13 +115,7 @@ class _Batch:
     def dead_letter(self, body: str, reason: str) -> None:
         self.report.dead_lettered += 1
         metrics.add_metric(name="SlackPermanentFailures", unit=MetricUnit.Count, value=1)
-        dlq = self.deps.settings.slack_dlq_url
-        if dlq:
-            self.deps.sqs.send_message(
-                QueueUrl=dlq,
-                MessageBody=body,
-                MessageAttributes={"reason": {"DataType": "String", "StringValue": reason[:256]}},
-            )
+        send_to_dead_letter_queue(self.deps.sqs, self.deps.settings.slack_dlq_url, body, reason)
 
     def retry_later(self, record: dict[str, Any], transition_id: str | None, delay_s: float | None) -> None:
         """Hand the record back to SQS (a batch-item failure): it spends one of its receives."""
@@ -424,21 +393,6 @@ def _number_attribute(record: dict[str, Any], name: str) -> float | None:
 def _string_attribute(record: dict[str, Any], name: str) -> str | None:
     value = ((record.get("messageAttributes") or {}).get(name) or {}).get("stringValue")
     return value if isinstance(value, str) and value else None
-
-
-def record_from_message(message: dict[str, Any]) -> dict[str, Any]:
-    """A message from boto3's ReceiveMessage in the shape of a Lambda SQS event record."""
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": message.get("Attributes", {}),
-        "messageAttributes": {
-            name: {"stringValue": value.get("StringValue"), "dataType": value.get("DataType")}
-            for name, value in message.get("MessageAttributes", {}).items()
-        },
-        "eventSource": "aws:sqs",
-    }
 
 
 def _in_job_order(records: list[dict[str, Any]], job_of: dict[str, str]) -> list[dict[str, Any]]:

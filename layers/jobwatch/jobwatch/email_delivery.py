@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from jobwatch.adapters.store import JobStore
-from jobwatch.delivery import BatchReport
 from jobwatch.messages import transition_from_sqs_body
 from jobwatch.model import Transition
 from jobwatch.observability import MetricUnit, logger, metrics
+from jobwatch.sqs_batch import BatchReport, send_to_dead_letter_queue
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
@@ -88,13 +88,7 @@ class _EmailBatch:
         logger.error(
             "e-mail event dead-lettered", extra={"messageId": record.get("messageId"), "reason": reason}
         )
-        if not self.deps.dlq_url:
-            return
-        self.deps.sqs.send_message(
-            QueueUrl=self.deps.dlq_url,
-            MessageBody=record.get("body", ""),
-            MessageAttributes={"reason": {"DataType": "String", "StringValue": reason[:256]}},
-        )
+        send_to_dead_letter_queue(self.deps.sqs, self.deps.dlq_url, record.get("body", ""), reason)
 
     def handle(self, record: dict[str, Any]) -> None:
         try:

@@ -24,8 +24,9 @@ from jobwatch.poller import CycleReport, PollerDeps, make_http_client, poll_spec
 from jobwatch.settings import Settings, get_settings
 
 if TYPE_CHECKING:  # the poller's cold start does not pay for the Slack side
-    from jobwatch.delivery import BatchReport, DeliveryDeps
+    from jobwatch.delivery import DeliveryDeps
     from jobwatch.email_delivery import EmailDeps
+    from jobwatch.sqs_batch import BatchReport
 
 
 class ScheduleInput(BaseModel):
@@ -151,7 +152,7 @@ def _drain_queue(
 ) -> BatchReport:
     """Receive batches and feed them to `deliver` as the SQS event source mapping would: records are
     deleted only when not reported as failures."""
-    from jobwatch.delivery import BatchReport, record_from_message
+    from jobwatch.sqs_batch import BatchReport, record_from_message
 
     sqs = aws.sqs()
     total = BatchReport()
