@@ -1,8 +1,9 @@
 """Contract-test plumbing: find every reference sample and hand it to tests as fixtures/parameters.
 
-The reference material lives beside the repository (`<parent>/shared/reference`, also in CI's fresh
-clone). Samples are discovered here, not listed, so a sample added upstream shows up as a test that
-fails until someone classifies it. Tests get everything through fixtures (never `import conftest`).
+The reference material lives beside the repository (`<parent>/shared/reference`, as in CI's fresh
+clone; `jobwatch_devkit.reference` also finds it from a clone made elsewhere). Samples are discovered
+here, not listed, so a sample added upstream shows up as a test that fails until someone classifies
+it. Tests get everything through fixtures (never `import conftest`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Any
 
 import pytest
 
-REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference"
+from jobwatch_devkit.reference import reference_dir
+
+REFERENCE = reference_dir()
 WEAVIATE_EXAMPLES = REFERENCE / "weaviate" / "examples.constructed.json"
 WEAVIATE_SCHEMAS = REFERENCE / "weaviate" / "export-and-backup-schemas.json"
 MILVUS_SAMPLES = REFERENCE / "milvus" / "samples"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import json
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,8 +20,9 @@ from jobwatch.errors import PollError
 from jobwatch.model import Phase, Snapshot
 from jobwatch.sources import get_source
 from jobwatch.sources.base import HttpResponse, Source
+from jobwatch_devkit.reference import reference_dir
 
-REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference"
+REFERENCE = reference_dir()
 SCHEMAS = REFERENCE / "weaviate" / "export-and-backup-schemas.json"
 DEFINITIONS: dict[str, Any] = json.loads(SCHEMAS.read_text())["definitions"] if SCHEMAS.is_file() else {}
 

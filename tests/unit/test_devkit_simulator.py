@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +18,7 @@ import pytest
 
 from jobwatch_devkit.http11 import HttpApp, Request, Response
 from jobwatch_devkit.processes import moto_process, simulator_process
+from jobwatch_devkit.reference import reference_dir
 from jobwatch_devkit.simulator import (
     JobState,
     Step,
@@ -41,7 +40,7 @@ from jobwatch_devkit.simulator import (
     unknown_status,
 )
 
-REFERENCE = Path(os.environ.get("JOBWATCH_REFERENCE_DIR", "/work/shared/reference"))
+REFERENCE = reference_dir()
 ZERO_TIME = "0001-01-01T00:00:00.000Z"
 
 

@@ -7,7 +7,6 @@ constructed Weaviate backup lists; each must parse to exactly the jobs it shows.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,8 +15,9 @@ from jobwatch.errors import PollError, PollErrorKind
 from jobwatch.model import Phase
 from jobwatch.sources import listing
 from jobwatch.sources.base import HttpResponse
+from jobwatch_devkit.reference import reference_dir
 
-REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference"
+REFERENCE = reference_dir()
 SAMPLES = REFERENCE / "milvus" / "samples"
 WEAVIATE_LIST_KEY = "GET /v1/backups/s3?order=desc 200 BackupListResponse"
 
