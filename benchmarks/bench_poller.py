@@ -31,10 +31,11 @@ from typing import Any
 
 import httpx
 
-from jobwatch import service
 from jobwatch.adapters import aws
-from jobwatch.model import JobSpec
-from jobwatch.poller import run_cycle, utc_now_iso
+from jobwatch.app.poll_cycle import run_cycle, utc_now_iso
+from jobwatch.domain.model import JobSpec
+from jobwatch.entrypoints.poller import poller_deps
+from jobwatch.entrypoints.wiring import job_store
 from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.processes import ServerProcess, moto_process, simulator_process
 
@@ -63,7 +64,7 @@ class CallCounter:
 
 def seed(sim_urls: list[str], deployment: LocalDeployment) -> None:
     """Spread the jobs over the endpoints; half Weaviate exports, half Milvus imports."""
-    store = service.job_store(deployment.settings)
+    store = job_store(deployment.settings)
     now = utc_now_iso()
     share = JOBS // len(sim_urls)
     for n, url in enumerate(sim_urls):
@@ -94,7 +95,7 @@ def seed(sim_urls: list[str], deployment: LocalDeployment) -> None:
 def timed_cycle(counter: CallCounter) -> dict[str, Any]:
     before = counter.snapshot()
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    report = asyncio.run(run_cycle(service.poller_deps()))
+    report = asyncio.run(run_cycle(poller_deps()))
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     calls = counter.snapshot() - before
     return {

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-from jobwatch import registration
+from jobwatch.app import registration
 
 PUBLIC_TEST_ADDRESS = "93.184.215.14"
 

@@ -4,7 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobwatch import api
+from jobwatch.entrypoints import api
 from jobwatch.observability import logger, metrics, tracer
 
 
@@ -12,4 +12,4 @@ from jobwatch.observability import logger, metrics, tracer
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return api.handler(event, context)
+    return api.handle(event, context)

@@ -4,8 +4,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from jobwatch.entrypoints.email_sender import handle_email_batch
 from jobwatch.observability import logger, metrics, tracer
-from jobwatch.service import handle_email_batch
 
 
 @logger.inject_lambda_context(clear_state=True)

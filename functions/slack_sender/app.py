@@ -4,8 +4,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from jobwatch.entrypoints.slack_sender import handle_slack_batch
 from jobwatch.observability import logger, metrics, tracer
-from jobwatch.service import handle_slack_batch
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from jobwatch.errors import PollError, PollErrorKind
-from jobwatch.model import JobSpec, Phase
+from jobwatch.domain.errors import PollError, PollErrorKind
+from jobwatch.domain.model import JobSpec, Phase
 from jobwatch.sources import get_source
 from jobwatch.sources.base import HttpResponse
 

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jobwatch.errors import PollError
-from jobwatch.model import Phase, Snapshot
+from jobwatch.domain.errors import PollError
+from jobwatch.domain.model import Phase, Snapshot
 from jobwatch.sources import get_source
 from jobwatch.sources.base import HttpResponse, Source
 from jobwatch_devkit.reference import reference_dir
@@ -167,7 +167,7 @@ def check_snapshot(source: Source, snapshot: Snapshot) -> None:
 
 
 def _spec(name: str) -> Any:
-    from jobwatch.model import JobSpec
+    from jobwatch.domain.model import JobSpec
 
     return JobSpec(
         source=name,

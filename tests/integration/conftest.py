@@ -20,8 +20,9 @@ import botocore.session
 import pytest
 from botocore.loaders import Loader
 
-from jobwatch import service
-from jobwatch.adapters.store import JobStore
+from jobwatch.adapters.dynamodb.jobs import JobStore
+from jobwatch.entrypoints.slack_sender import delivery_deps
+from jobwatch.entrypoints.wiring import job_store
 from jobwatch.observability import logger, metrics
 from jobwatch_devkit.harness import LocalDeployment, clear_process_caches
 from jobwatch_devkit.processes import moto_process
@@ -119,9 +120,9 @@ def _reset_moto(url: str) -> None:
 
 
 def _close_delivery_client() -> None:
-    """`service.delivery_deps()` holds an httpx.Client; close it before its cache entry is forgotten."""
-    if service.delivery_deps.cache_info().currsize:
-        service.delivery_deps().http.close()
+    """`delivery_deps()` holds an httpx.Client; close it before its cache entry is forgotten."""
+    if delivery_deps.cache_info().currsize:
+        delivery_deps().http.close()
 
 
 @pytest.fixture
@@ -151,7 +152,7 @@ def deployment(make_deployment: Callable[..., LocalDeployment]) -> LocalDeployme
 @pytest.fixture
 def store(deployment: LocalDeployment) -> JobStore:
     """A JobStore on the deployment's table, for reading job items (versions, snapshots, outbox)."""
-    return service.job_store(deployment.settings)
+    return job_store(deployment.settings)
 
 
 # -- logs and metrics -------------------------------------------------------------------------------------

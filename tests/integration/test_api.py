@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jobwatch_tools.api_server import build_event
 
-from jobwatch import api, registration
-from jobwatch.adapters.store import JobStore
-from jobwatch.api_server import build_event
+from jobwatch.adapters.dynamodb.jobs import JobStore
+from jobwatch.api.routes import MAX_BODY_BYTES, ROUTES
+from jobwatch.app import registration
+from jobwatch.entrypoints import api
 from jobwatch.sources import source_names
 from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.simulator import UpstreamSimulator, state
@@ -43,8 +45,8 @@ def _call(
     """One request through the Lambda handler: (status, decoded JSON body)."""
     payload = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
     sent = {"Content-Type": "application/json", **(headers or {})}
-    event = build_event(method, path, list(sent.items()), payload, api.ROUTES)
-    result = api.handler(event, None)
+    event = build_event(method, path, list(sent.items()), payload, ROUTES)
+    result = api.handle(event, None)
     content_types = {k.lower(): v for k, v in (result.get("multiValueHeaders") or {}).items()}
     content_types.update({k.lower(): [v] for k, v in (result.get("headers") or {}).items()})
     assert content_types["content-type"] == ["application/json"], result
@@ -143,7 +145,7 @@ def test_source_specific_fields_are_422_on_that_field(call: Call, sim_url: str) 
 
 
 def test_oversized_body_is_413_and_non_json_is_415(call: Call, sim_url: str) -> None:
-    big = _export(sim_url, "exp-big", labels={"blob": "x" * (api.MAX_BODY_BYTES + 1)})
+    big = _export(sim_url, "exp-big", labels={"blob": "x" * (MAX_BODY_BYTES + 1)})
     status, body = call("POST", "/jobs", big)
     assert status == 413 and _is_error(body)
     status, body = call(
@@ -346,7 +348,7 @@ def test_watches_are_idempotent_listed_and_removed(call: Call, sim_url: str) -> 
 def test_sample_events_run_through_the_handler(deployment: LocalDeployment) -> None:
     def run(name: str) -> tuple[int, Any]:
         event = json.loads((EVENTS / name).read_text(encoding="utf-8"))
-        result = api.handler(event, None)
+        result = api.handle(event, None)
         return result["statusCode"], json.loads(result["body"])
 
     status, job = run("api-track-job.json")

@@ -21,6 +21,7 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from jobwatch_tools.api_server import ApiServer
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -28,8 +29,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from jobwatch import api
-from jobwatch.api_server import ApiServer
+from jobwatch.api import routes as api
+from jobwatch.entrypoints.api import handle
 from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.simulator import UpstreamSimulator, state
 
@@ -42,7 +43,7 @@ SCHEMA = schemathesis.openapi.from_path(DOC)
 @pytest.fixture
 def served(deployment: LocalDeployment) -> Iterator[str]:
     """The API handler on a loopback port, in this process (so fixtures and fakes apply to it)."""
-    server = ApiServer(api.handler, api.ROUTES).start()
+    server = ApiServer(handle, api.ROUTES).start()
     try:
         yield server.url
     finally:

@@ -24,9 +24,9 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from jobwatch_tools.cli import main
 
-from jobwatch.cli import main
-from jobwatch.model import Snapshot, bounded
+from jobwatch.domain.model import Snapshot, bounded
 from jobwatch.settings import get_settings
 from jobwatch.sources import get_source
 from jobwatch.sources.base import HttpResponse

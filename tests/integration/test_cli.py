@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jobwatch_tools.cli import main
+from jobwatch_tools.local import list_jobs
 
-from jobwatch import service
-from jobwatch.cli import main
-from jobwatch.model import Phase, Snapshot
+from jobwatch.domain.model import Phase, Snapshot
 from jobwatch.settings import get_settings
 from jobwatch_devkit.harness import TEMPLATE, LocalDeployment
 from jobwatch_devkit.simulator import (
@@ -120,7 +120,7 @@ def test_check_prints_the_snapshot_of_both_core_sources(
     assert out.splitlines()[:3] == ["phase:     RUNNING", "status:    ImportRunning", "progress:  40%"]
 
     # `check` polls once and tracks nothing.
-    assert service.list_jobs() == []
+    assert list_jobs() == []
     assert (sim.request_count("exp-check"), sim.request_count("job-check")) == (2, 2)
 
 
@@ -214,7 +214,7 @@ def test_track_twice_keeps_one_item_and_list_shows_its_phase_after_poll(
 
     code, out, err = _run(capsys, "track", *args)
     assert (code, err) == (0, "")
-    (key,) = [job.key for job in service.list_jobs()]
+    (key,) = [job.key for job in list_jobs()]
     assert out == f"tracking {key} (weaviate-export exp-cli)\n"
     code, out, err = _run(capsys, "track", *args)
     assert (code, err) == (0, "")
@@ -285,7 +285,7 @@ def test_poll_text_output_names_each_event_and_each_poll_error(
     sim.add_job(EXPORT, "exp-500", [fault_http(500)], backend="s3")
     for job_id in ("exp-ok", "exp-500"):
         assert _run(capsys, "track", *_export_args(sim_url, job_id))[0] == 0
-    ok_key = next(job.key for job in service.list_jobs() if job.spec.job_id == "exp-ok")
+    ok_key = next(job.key for job in list_jobs() if job.spec.job_id == "exp-ok")
 
     code, out, err = _run(capsys, "poll")
     assert code == 0

@@ -13,13 +13,14 @@ from typing import Any
 
 import httpx
 import pytest
+from jobwatch_tools.api_server import build_event
+from jobwatch_tools.cli import main
 
-from jobwatch import api
-from jobwatch.adapters.store import JobStore
-from jobwatch.api_server import build_event
-from jobwatch.cli import main
-from jobwatch.model import Phase
-from jobwatch.operations import Operations
+from jobwatch.adapters.dynamodb.jobs import JobStore
+from jobwatch.api.routes import ROUTES
+from jobwatch.domain.model import Phase
+from jobwatch.entrypoints import api
+from jobwatch.entrypoints.api import build_operations
 from jobwatch.settings import get_settings
 from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.simulator import UpstreamSimulator, fault_http, state
@@ -32,9 +33,9 @@ CLUSTER = "in01-watch001"
 
 def _post(path: str, body: dict[str, Any]) -> tuple[int, Any]:
     event = build_event(
-        "POST", path, [("Content-Type", "application/json")], json.dumps(body).encode(), api.ROUTES
+        "POST", path, [("Content-Type", "application/json")], json.dumps(body).encode(), ROUTES
     )
-    result = api.handler(event, None)
+    result = api.handle(event, None)
     return result["statusCode"], json.loads(result["body"])
 
 
@@ -167,7 +168,7 @@ def test_a_failing_listing_is_reported_and_changes_nothing(
         )[0]
         == 201
     )
-    operations = Operations.from_settings(get_settings())
+    operations = build_operations(get_settings())
     report = operations.discover()
     assert (report.tracked, len(report.errors)) == (0, 1)
     assert "jobwatch/missing" in report.errors[0]["error"]

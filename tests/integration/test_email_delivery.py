@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from jobwatch import service
 from jobwatch.adapters import aws
-from jobwatch.adapters.publisher import SnsEmailPublisher, SnsPublisher
-from jobwatch.adapters.store import JobStore
-from jobwatch.email_delivery import EmailDeps, deliver_email_batch
-from jobwatch.messages import email_body, email_subject
-from jobwatch.model import Transition
-from jobwatch.sqs_batch import record_from_message
+from jobwatch.adapters.dynamodb.jobs import JobStore
+from jobwatch.adapters.sns import SnsEmailPublisher, SnsPublisher
+from jobwatch.delivery.email_sender import EmailDeps, deliver_email_batch
+from jobwatch.delivery.records import record_from_message
+from jobwatch.domain.model import Transition
+from jobwatch.entrypoints.email_sender import email_deps
+from jobwatch.render.email import email_body, email_subject
 from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.simulator import UpstreamSimulator, state
 
@@ -114,7 +114,7 @@ def test_an_unreadable_event_goes_to_the_dead_letter_queue_with_its_reason(
     settings = deployment.settings
     garbled = {"messageId": "m-1", "receiptHandle": "", "body": "{not json", "attributes": {}}
 
-    report = deliver_email_batch({"Records": [garbled]}, service.email_deps(), settings.email_queue_url)
+    report = deliver_email_batch({"Records": [garbled]}, email_deps(), settings.email_queue_url)
 
     assert (report.dead_lettered, report.failures) == (1, [])
     (dead,) = aws.sqs().receive_message(

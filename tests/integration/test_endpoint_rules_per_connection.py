@@ -12,11 +12,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from jobwatch import service
-from jobwatch.adapters import aio_network
-from jobwatch.adapters.store import JobStore
-from jobwatch.model import JobSpec, Phase
-from jobwatch.poller import utc_now_iso
+from jobwatch.adapters.dynamodb.jobs import JobStore
+from jobwatch.adapters.http import aio_network
+from jobwatch.app.poll_cycle import utc_now_iso
+from jobwatch.domain.model import JobSpec, Phase
+from jobwatch.entrypoints.wiring import job_store
 from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.simulator import UpstreamSimulator, state
 
@@ -73,7 +73,7 @@ def test_an_address_the_deployment_allows_is_connected_to_and_polled(
 ) -> None:
     """The connection goes to the address that was checked (here loopback, allowed by CIDR)."""
     deployment = make_deployment({"JOBWATCH_ENDPOINT_ALLOWLIST": "127.0.0.0/8"})
-    store = service.job_store(deployment.settings)
+    store = job_store(deployment.settings)
     port = urlsplit(sim_url).port
     sim.add_job(EXPORT, "exp-allowed", [state("STARTED")], backend="s3")
     key = _track_as_if_registered_earlier(store, f"http://exports.allowed.test:{port}", "exp-allowed")

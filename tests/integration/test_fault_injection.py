@@ -24,12 +24,12 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from jobwatch import service
 from jobwatch.adapters import aws
-from jobwatch.adapters.publisher import SnsPublisher
-from jobwatch.adapters.store import JobStore, PendingTransition
-from jobwatch.model import Phase, Transition
-from jobwatch.poller import PollerDeps, run_cycle
+from jobwatch.adapters.dynamodb.jobs import JobStore, PendingTransition
+from jobwatch.adapters.sns import SnsPublisher
+from jobwatch.app.poll_cycle import PollerDeps, run_cycle
+from jobwatch.domain.model import Phase, Transition
+from jobwatch.entrypoints.wiring import job_store, secret_resolver
 from jobwatch_devkit.faultlab import FakeClock, FaultLab, LabConfig, lab_env
 from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.simulator import UpstreamSimulator, state
@@ -217,14 +217,14 @@ def test_a_transient_error_while_draining_the_outbox_does_not_stop_the_cycle(
         deployment.track(source=EXPORT, endpoint=sim_url, job_id=job_id, backend="s3")
     clock = FakeClock(time.time())
     real = SnsPublisher(aws.sns(), settings.topic_arn)
-    store = service.job_store(settings)
+    store = job_store(settings)
 
     def deps(store: JobStore, publisher: Any) -> PollerDeps:
         return PollerDeps(
             settings=settings,
             store=store,
             publisher=publisher,
-            secrets=service.secret_resolver(),
+            secrets=secret_resolver(),
             now_iso=clock.iso,
             clock=clock.clock,
         )
@@ -271,14 +271,14 @@ def test_when_the_outbox_cannot_be_read_a_newer_transition_does_not_overtake_an_
     deployment.track(source=EXPORT, endpoint=sim_url, job_id="exp-owed", backend="s3")
     clock = FakeClock(time.time())
     real = SnsPublisher(aws.sns(), settings.topic_arn)
-    store = service.job_store(settings)
+    store = job_store(settings)
 
     def cycle(store: JobStore, publisher: Any) -> None:
         deps = PollerDeps(
             settings=settings,
             store=store,
             publisher=publisher,
-            secrets=service.secret_resolver(),
+            secrets=secret_resolver(),
             now_iso=clock.iso,
             clock=clock.clock,
         )

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from jobwatch.adapters.store import JobStore
-from jobwatch.model import Phase, TrackedJob
+from jobwatch.adapters.dynamodb.jobs import JobStore
+from jobwatch.domain.model import Phase, TrackedJob
 from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.simulator import (
     Step,

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 
 from jobwatch.adapters import aws
-from jobwatch.model import Phase
+from jobwatch.domain.model import Phase
 from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.simulator import UpstreamSimulator, fault_http, fault_rate_limit, hold, state
 from jobwatch_devkit.slack_sink import SlackSink

@@ -14,8 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
-
-from jobwatch.local_stack import create_local_stack, load_template, render_exports
+from jobwatch_tools.local_stack import create_local_stack, load_template, render_exports
 
 pytestmark = pytest.mark.integration
 

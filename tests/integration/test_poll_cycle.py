@@ -1,6 +1,6 @@
 """The poll cycle end to end: upstream simulator -> poller -> DynamoDB -> SNS -> SQS -> Slack sink.
 
-Each test drives the real handler code paths (`service.handle_schedule`, `service.drain_slack_queue`)
+Each test drives the real handler code paths (`handle_schedule`, `drain_slack_queue`)
 through `LocalDeployment` and checks the core guarantees with exact counts: one SNS event and one Slack
 message per real transition, nothing (not even a DynamoDB write) for a poll that sees no change, terminal
 jobs are never polled again, and overlapping poller runs never notify twice.
@@ -21,15 +21,17 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from jobwatch_tools.local import track_job
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped,unused-ignore]
 
-from jobwatch import service
 from jobwatch.adapters import aws
-from jobwatch.adapters.publisher import SnsPublisher
+from jobwatch.adapters.dynamodb.jobs import JobStore
 from jobwatch.adapters.secrets import SecretResolver
-from jobwatch.adapters.store import JobStore
-from jobwatch.model import SCHEMA_ID, Phase, TrackedJob, Transition
-from jobwatch.poller import CycleReport, PollerDeps, run_cycle
+from jobwatch.adapters.sns import SnsPublisher
+from jobwatch.app.poll_cycle import CycleReport, PollerDeps, run_cycle
+from jobwatch.domain.model import SCHEMA_ID, Phase, TrackedJob, Transition
+from jobwatch.entrypoints.poller import poller_deps
+from jobwatch.entrypoints.wiring import secret_resolver
 from jobwatch_devkit.harness import REPO_ROOT, LocalDeployment
 from jobwatch_devkit.simulator import UpstreamSimulator, hold, state
 from jobwatch_devkit.slack_sink import SinkMessage, SlackSink
@@ -537,9 +539,9 @@ def test_tracking_the_same_job_twice_keeps_one_item_and_its_state(
 ) -> None:
     sim.add_job(EXPORT, "exp-twice", [state("STARTED"), state("TRANSFERRING", objects=7)], backend="s3")
     fields = {"source": EXPORT, "endpoint": sim_url, "job_id": "exp-twice", "backend": "s3"}
-    first, created = service.track_job(fields)
+    first, created = track_job(fields)
     # The same job written differently (trailing slash, padded id, camelCase) is the same job.
-    again, created_again = service.track_job(
+    again, created_again = track_job(
         {"source": EXPORT, "endpoint": sim_url + "/", "jobId": " exp-twice ", "backend": "s3"}
     )
     assert (created, created_again) == (True, False)
@@ -552,7 +554,7 @@ def test_tracking_the_same_job_twice_keeps_one_item_and_its_state(
     assert polled.version == 1 and polled.snapshot is not None
 
     # Re-tracking a job that is already being watched must not reset it (that would re-alert STARTED).
-    third, created_third = service.track_job(fields)
+    third, created_third = track_job(fields)
     assert created_third is False
     assert third == polled
     assert _job(store, first.key) == polled
@@ -656,7 +658,7 @@ def test_a_transition_whose_publish_failed_is_republished_once_by_a_later_cycle(
     job = deployment.track(source=EXPORT, endpoint=sim_url, job_id="exp-outbox", backend="s3")
     settings = deployment.settings
     outage = PollerDeps(
-        settings=settings, store=store, publisher=_UnavailableSns(), secrets=service.secret_resolver()
+        settings=settings, store=store, publisher=_UnavailableSns(), secrets=secret_resolver()
     )
 
     report = asyncio.run(run_cycle(outage))
@@ -675,8 +677,8 @@ def test_a_transition_whose_publish_failed_is_republished_once_by_a_later_cycle(
     later = PollerDeps(
         settings=settings,
         store=store,
-        publisher=service.poller_deps().publisher,
-        secrets=service.secret_resolver(),
+        publisher=poller_deps().publisher,
+        secrets=secret_resolver(),
         clock=lambda: time.time() + 3600,
     )
     report = asyncio.run(run_cycle(later))

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from jobwatch import service
 from jobwatch.adapters import aws
-from jobwatch.adapters.publisher import SnsPublisher
-from jobwatch.model import Health, Phase
-from jobwatch.poller import CycleReport, PollerDeps, run_cycle
+from jobwatch.adapters.sns import SnsPublisher
+from jobwatch.app.poll_cycle import CycleReport, PollerDeps, run_cycle
+from jobwatch.domain.model import Health, Phase
+from jobwatch.entrypoints.wiring import job_store, secret_resolver
 from jobwatch_devkit.faultlab import FakeClock
 from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.simulator import UpstreamSimulator, fault_rate_limit, state
@@ -39,7 +39,7 @@ def test_a_long_retry_after_rests_the_endpoint_for_the_rest_of_the_cycle(
     make_deployment: Callable[..., LocalDeployment], sim: UpstreamSimulator, sim_url: str
 ) -> None:
     deployment = make_deployment({"JOBWATCH_ENDPOINT_CONCURRENCY": "1"})  # one poll at a time
-    store = service.job_store(deployment.settings)
+    store = job_store(deployment.settings)
     other = UpstreamSimulator()
     other.start()
     try:
@@ -97,9 +97,9 @@ def _cycle(deployment: LocalDeployment, clock: FakeClock) -> CycleReport:
     settings = deployment.settings
     deps = PollerDeps(
         settings=settings,
-        store=service.job_store(settings),
+        store=job_store(settings),
         publisher=SnsPublisher(aws.sns(), settings.topic_arn),
-        secrets=service.secret_resolver(),
+        secrets=secret_resolver(),
         now_iso=clock.iso,
         clock=clock.clock,
     )
@@ -114,7 +114,7 @@ def test_a_retry_after_past_the_next_scheduled_poll_holds_the_job_until_then(
     retry_after: Any = 300 if form == "seconds" else formatdate(time.time() + 300, usegmt=True)
     sim.add_job(EXPORT, "held", [fault_rate_limit(retry_after), state("STARTED")], backend="s3")
     key = _track(deployment, sim_url, "held")
-    store = service.job_store(deployment.settings)
+    store = job_store(deployment.settings)
     clock = FakeClock(time.time())
 
     first = _cycle(deployment, clock)

@@ -1,7 +1,7 @@
 """Slack delivery from the SQS queue: at most one post per transition, honest retries, one dead letter.
 
 Transitions reach the Slack queue the real way (a poll cycle publishes to SNS, SNS fans out to SQS).
-The sender then runs through `service.drain_slack_queue` (the local stand-in for the SQS event source
+The sender then runs through `drain_slack_queue` (the local stand-in for the SQS event source
 mapping: records reported as failures stay on the queue) or, for redeliveries, straight through
 `jobwatch.delivery.deliver_batch` with the records SQS would hand to the Lambda function again.
 """
@@ -16,14 +16,15 @@ from typing import Any
 
 import pytest
 
-from jobwatch import service
 from jobwatch.adapters import aws
-from jobwatch.adapters.publisher import SnsPublisher
-from jobwatch.delivery import deliver_batch
-from jobwatch.messages import transition_from_sqs_body
-from jobwatch.model import Transition
+from jobwatch.adapters.sns import SnsPublisher
+from jobwatch.delivery.envelope import transition_from_sqs_body
+from jobwatch.delivery.records import BatchReport, record_from_message
+from jobwatch.delivery.slack_sender import deliver_batch
+from jobwatch.domain.model import Transition
+from jobwatch.entrypoints.slack_sender import delivery_deps
+from jobwatch.entrypoints.wiring import job_store
 from jobwatch.settings import get_settings
-from jobwatch.sqs_batch import BatchReport, record_from_message
 from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.simulator import UpstreamSimulator, state
 from jobwatch_devkit.slack_sink import SinkResponse, SlackSink
@@ -176,7 +177,7 @@ def test_sqs_redelivery_of_a_posted_transition_never_posts_twice(
     queue = deployment.settings.slack_queue_url
     (record,) = _peek(queue)
     assert transition_from_sqs_body(record["body"]) == transition
-    deps = service.delivery_deps()
+    deps = delivery_deps()
 
     # The same record twice in one batch (SQS at-least-once), then again in a later batch.
     report = deliver_batch({"Records": [record, record]}, deps, queue_url=queue)
@@ -215,8 +216,8 @@ def test_a_claim_held_by_another_worker_defers_the_post_until_its_lease_ends(
     transition = _transition(deployment, sim, sim_url, "exp-claimed")
     queue = deployment.settings.slack_queue_url
     (record,) = _peek(queue)
-    store = service.job_store(deployment.settings)
-    deps = service.delivery_deps()
+    store = job_store(deployment.settings)
+    deps = delivery_deps()
 
     # Another sender is posting this transition right now (live lease): do not post it a second time.
     # The record is deferred (a delayed copy; the original is acknowledged), spending no receive.
@@ -286,7 +287,7 @@ def test_a_rate_limit_after_a_post_never_shows_that_post_twice(
     ]
     records.reverse()  # exp-before-429 first
     sink.script(["ok", "rate_limited"])
-    deps = service.delivery_deps()
+    deps = delivery_deps()
 
     report = deliver_batch({"Records": records}, deps, queue_url=queue)
     assert (report.delivered, report.deferred, report.failures) == (1, 1, [])
@@ -357,7 +358,7 @@ def test_a_post_that_keeps_failing_is_dead_lettered_after_the_attempt_cap(
     queue, dlq = deployment.settings.slack_queue_url, deployment.settings.slack_dlq_url
     transition = _transition(deployment, sim, sim_url, "exp-slack-down")
     sink.script(["server_error", "service_unavailable", "server_error"])
-    deps = service.delivery_deps()
+    deps = delivery_deps()
 
     outcomes = []
     for _ in range(3):  # the original, then each deferred copy as it comes back
@@ -409,7 +410,7 @@ def test_permanent_refusal_is_dead_lettered_once_and_never_retried(
     assert dead["messageAttributes"]["reason"]["StringValue"] == f"HTTP {answer.status}: {answer.body}"
 
     # A redelivery of the same message (SQS duplicate, or a redrive from the DLQ) does not post.
-    report = deliver_batch({"Records": [record]}, service.delivery_deps(), queue_url=queue)
+    report = deliver_batch({"Records": [record]}, delivery_deps(), queue_url=queue)
     assert _counts(report) == (0, 1, 0, 0, 0)
     assert len(sink.rejected()) == 1 and sink.messages() == []
     assert _depth(dlq) == (1, 0)  # still dead-lettered exactly once

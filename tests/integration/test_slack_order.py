@@ -16,13 +16,19 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from jobwatch import service
 from jobwatch.adapters import aws
-from jobwatch.delivery import DEFERRALS_ATTRIBUTE, MAX_DEFERRALS, WAITING_SINCE_ATTRIBUTE, deliver_batch
-from jobwatch.messages import transition_from_sqs_body
-from jobwatch.model import Event, Transition
-from jobwatch.poller import PollerDeps, run_cycle
-from jobwatch.sqs_batch import record_from_message
+from jobwatch.app.poll_cycle import PollerDeps, run_cycle
+from jobwatch.delivery.envelope import transition_from_sqs_body
+from jobwatch.delivery.records import record_from_message
+from jobwatch.delivery.slack_sender import (
+    DEFERRALS_ATTRIBUTE,
+    MAX_DEFERRALS,
+    WAITING_SINCE_ATTRIBUTE,
+    deliver_batch,
+)
+from jobwatch.domain.model import Event, Transition
+from jobwatch.entrypoints.slack_sender import delivery_deps
+from jobwatch.entrypoints.wiring import job_store, secret_resolver
 from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.simulator import UpstreamSimulator, state
 from jobwatch_devkit.slack_sink import SlackSink
@@ -85,7 +91,7 @@ def test_each_transition_names_its_predecessor_and_a_batch_is_posted_in_job_orde
     assert transition_from_sqs_body(succeeded["body"]).previous_transition_id == first.transition_id
 
     # SQS hands them over swapped in one batch: the sender puts them back in order.
-    report = deliver_batch({"Records": [succeeded, started]}, service.delivery_deps())
+    report = deliver_batch({"Records": [succeeded, started]}, delivery_deps())
     assert (report.delivered, report.failures) == (2, [])
     posted = [m.raw for m in sink.messages()]
     assert "STARTED" in posted[0] and "SUCCEEDED" in posted[1]
@@ -97,7 +103,7 @@ def test_a_transition_that_arrives_before_its_predecessor_waits_for_it_across_ba
     deployment = make_deployment({"JOBWATCH_SLACK_ORDER_RETRY_S": "1"})
     started, succeeded = _two_transitions(deployment, sim, sim_url, "exp-cross-batch")
     queue = deployment.settings.slack_queue_url
-    deps = service.delivery_deps()
+    deps = delivery_deps()
 
     # SUCCEEDED comes first, alone in its batch: it is deferred, not posted and not failed.
     report = deliver_batch({"Records": [succeeded]}, deps, queue_url=queue)
@@ -127,12 +133,12 @@ def test_a_predecessor_refused_for_good_does_not_hold_its_successor(
     deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink
 ) -> None:
     started, succeeded = _two_transitions(deployment, sim, sim_url, "exp-refused-first")
-    store = service.job_store(deployment.settings)
+    store = job_store(deployment.settings)
     first = transition_from_sqs_body(started["body"]).transition_id
     assert store.claim_delivery("slack", first, 120) == "claimed"
     store.finish_delivery("slack", first, "FAILED_PERMANENT", "HTTP 400: invalid_blocks")
 
-    report = deliver_batch({"Records": [succeeded]}, service.delivery_deps(), queue_url=None)
+    report = deliver_batch({"Records": [succeeded]}, delivery_deps(), queue_url=None)
     assert (report.delivered, report.deferred) == (1, 0)
     assert _posted_events(sink) == ["SUCCEEDED"]
 
@@ -146,11 +152,11 @@ def test_transition_standing_follows_a_transition_from_outbox_to_history(
     deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str
 ) -> None:
     settings = deployment.settings
-    store = service.job_store(settings)
+    store = job_store(settings)
     sim.add_job(EXPORT, "exp-standing", [state("STARTED")], backend="s3")
     deployment.track(source=EXPORT, endpoint=sim_url, job_id="exp-standing", backend="s3")
     deps = PollerDeps(
-        settings=settings, store=store, publisher=_FailingPublisher(), secrets=service.secret_resolver()
+        settings=settings, store=store, publisher=_FailingPublisher(), secrets=secret_resolver()
     )
     asyncio.run(run_cycle(deps))
     (owed,) = store.pending_transitions()
@@ -177,9 +183,9 @@ def test_a_predecessor_that_never_left_the_outbox_does_not_hold_its_successor(
         UpdateExpression="SET delivery = :dead",
         ExpressionAttributeValues={":dead": {"S": "DEAD_LETTERED"}},
     )
-    assert service.job_store(deployment.settings).transition_standing(first.transition_id) == "DEAD_LETTERED"
+    assert job_store(deployment.settings).transition_standing(first.transition_id) == "DEAD_LETTERED"
 
-    report = deliver_batch({"Records": [succeeded]}, service.delivery_deps(), queue_url=None)
+    report = deliver_batch({"Records": [succeeded]}, delivery_deps(), queue_url=None)
     assert (report.delivered, report.deferred) == (1, 0)
 
 
@@ -189,7 +195,7 @@ def test_a_transition_posts_out_of_order_once_it_has_waited_the_longest_allowed(
     _, succeeded = _two_transitions(deployment, sim, sim_url, "exp-waited-too-long")
     wait = deployment.settings.slack_order_wait_s
     queue = deployment.settings.slack_queue_url
-    deps = service.delivery_deps()
+    deps = delivery_deps()
 
     fresh = _with_attributes(succeeded, jobwatchWaitingSince=time.time() - wait + 60, jobwatchDeferrals=30)
     report = deliver_batch({"Records": [fresh]}, deps, queue_url=queue)
@@ -206,12 +212,12 @@ def test_a_message_deferred_too_often_goes_back_to_sqs_where_the_redrive_policy_
 ) -> None:
     _, succeeded = _two_transitions(deployment, sim, sim_url, "exp-deferred-too-often")
     worn = _with_attributes(succeeded, jobwatchWaitingSince=time.time(), jobwatchDeferrals=MAX_DEFERRALS)
-    report = deliver_batch({"Records": [worn]}, service.delivery_deps(), queue_url=None)
+    report = deliver_batch({"Records": [worn]}, delivery_deps(), queue_url=None)
     assert (report.delivered, report.deferred, report.failures) == (0, 0, [succeeded["messageId"]])
 
     garbled = {**succeeded, "messageAttributes": {DEFERRALS_ATTRIBUTE: {"stringValue": "nan"}}}
     report = deliver_batch(
-        {"Records": [garbled]}, service.delivery_deps(), queue_url=deployment.settings.slack_queue_url
+        {"Records": [garbled]}, delivery_deps(), queue_url=deployment.settings.slack_queue_url
     )
     assert (report.deferred, report.failures) == (1, [])  # an unreadable count counts as none
     assert sink.messages() == []
@@ -230,13 +236,13 @@ def test_a_rate_limit_defers_the_rest_of_the_batch_without_spending_receives(
     assert len(records) == 3
     sink.script(["rate_limited"])  # 429 with Retry-After: 1 on the first post
 
-    report = deliver_batch({"Records": records}, service.delivery_deps(), queue_url=queue)
+    report = deliver_batch({"Records": records}, delivery_deps(), queue_url=queue)
     assert (report.delivered, report.deferred, report.retried, report.failures) == (0, 3, 0, [])
     assert len(sink.rejected()) == 1  # one post tried; the others were not sent into the limit
     time.sleep(1.1)
     copies = _records(queue)
     assert sorted(r["body"] for r in copies) == sorted(r["body"] for r in records)
-    assert deliver_batch({"Records": copies}, service.delivery_deps(), queue_url=queue).delivered == 3
+    assert deliver_batch({"Records": copies}, delivery_deps(), queue_url=queue).delivered == 3
 
 
 def test_duplicates_of_a_waiting_message_collapse_into_one_waiting_copy(
@@ -247,7 +253,7 @@ def test_duplicates_of_a_waiting_message_collapse_into_one_waiting_copy(
     deployment = make_deployment({"JOBWATCH_SLACK_ORDER_RETRY_S": "1"})
     started, succeeded = _two_transitions(deployment, sim, sim_url, "exp-collapse")
     queue = deployment.settings.slack_queue_url
-    deps = service.delivery_deps()
+    deps = delivery_deps()
 
     # The same message handed over twice (one batch, then another): one copy waits, one is dropped.
     first = deliver_batch({"Records": [succeeded]}, deps, queue_url=queue)
@@ -273,10 +279,10 @@ def test_a_predecessor_still_in_hand_is_waited_for_however_long_its_retries_take
     """The order-wait bound counts only the time a predecessor is out of sight: one that is being
     retried (a standing deferred copy) or posted (a live claim) keeps its successors waiting."""
     started, succeeded = _two_transitions(deployment, sim, sim_url, "exp-in-hand")
-    store = service.job_store(deployment.settings)
+    store = job_store(deployment.settings)
     first = transition_from_sqs_body(started["body"]).transition_id
     queue = deployment.settings.slack_queue_url
-    deps = service.delivery_deps()
+    deps = delivery_deps()
     long_ago = time.time() - deployment.settings.slack_order_wait_s - 600
 
     # STARTED has a standing deferred copy (as after a failed post): SUCCEEDED waits, its clock reset.

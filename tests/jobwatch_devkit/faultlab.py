@@ -145,14 +145,16 @@ import boto3
 import httpx
 from botocore.config import Config
 
-from jobwatch.adapters.publisher import SnsEmailPublisher, SnsPublisher
+from jobwatch.adapters.dynamodb.jobs import JobStore, PendingTransition
 from jobwatch.adapters.secrets import SecretResolver
-from jobwatch.adapters.store import JobStore, PendingTransition
-from jobwatch.delivery import DeliveryDeps, deliver_batch
-from jobwatch.email_delivery import EmailDeps, deliver_email_batch
-from jobwatch.errors import PollErrorKind
-from jobwatch.messages import transition_from_sqs_body
-from jobwatch.model import (
+from jobwatch.adapters.sns import SnsEmailPublisher, SnsPublisher
+from jobwatch.app.poll_cycle import CycleReport, PollerDeps, run_cycle
+from jobwatch.delivery.email_sender import EmailDeps, deliver_email_batch
+from jobwatch.delivery.envelope import transition_from_sqs_body
+from jobwatch.delivery.records import BatchReport, record_from_message
+from jobwatch.delivery.slack_sender import DeliveryDeps, deliver_batch
+from jobwatch.domain.errors import PollErrorKind
+from jobwatch.domain.model import (
     EVENT_FOR_PHASE,
     Health,
     JobSpec,
@@ -163,8 +165,6 @@ from jobwatch.model import (
     Transition,
 )
 from jobwatch.observability import logger, metrics
-from jobwatch.poller import CycleReport, PollerDeps, run_cycle
-from jobwatch.sqs_batch import BatchReport, record_from_message
 
 from .harness import LocalDeployment
 from .simulator import (

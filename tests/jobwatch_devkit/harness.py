@@ -1,7 +1,7 @@
 """A local jobwatch deployment on moto server: the stack from template.yaml plus a capture queue.
 
 Used by the demo, the integration tests and the benchmark so all three drive the real handlers'
-code paths (`service.handle_schedule`, `service.drain_slack_queue`) the same way. The capture queue
+code paths (`handle_schedule`, `drain_slack_queue`) the same way. The capture queue
 is an ordinary SQS subscriber of the transitions topic: it sees exactly what any subscriber sees.
 """
 
@@ -15,13 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jobwatch import service
+from jobwatch_tools.local import drain_email_queue, drain_slack_queue, list_jobs, track_job
+from jobwatch_tools.local_stack import create_local_stack
+
 from jobwatch.adapters import aws
-from jobwatch.local_stack import create_local_stack
-from jobwatch.model import TrackedJob, Transition
-from jobwatch.poller import CycleReport
+from jobwatch.app.poll_cycle import CycleReport
+from jobwatch.delivery.records import BatchReport
+from jobwatch.domain.model import TrackedJob, Transition
+from jobwatch.entrypoints.poller import handle_schedule, poller_deps
+from jobwatch.entrypoints.slack_sender import delivery_deps
+from jobwatch.entrypoints.wiring import secret_resolver
 from jobwatch.settings import get_settings
-from jobwatch.sqs_batch import BatchReport
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO_ROOT / "template.yaml"
@@ -43,9 +47,9 @@ def clear_process_caches() -> None:
     """Forget clients and settings built for a previous environment (tests switch stacks)."""
     for cached in (
         get_settings,
-        service.secret_resolver,
-        service.poller_deps,
-        service.delivery_deps,
+        secret_resolver,
+        poller_deps,
+        delivery_deps,
         aws._session,
         aws.dynamodb,
         aws.sns,
@@ -117,22 +121,22 @@ class LocalDeployment:
     # -- driving the system -----------------------------------------------------------------------
 
     def track(self, **fields: Any) -> TrackedJob:
-        job, _ = service.track_job(fields)
+        job, _ = track_job(fields)
         return job
 
     def poll(self) -> CycleReport:
-        return service.handle_schedule({}, None)
+        return handle_schedule({}, None)
 
     def deliver(self) -> BatchReport:
-        return service.drain_slack_queue()
+        return drain_slack_queue()
 
     def deliver_email(self) -> BatchReport:
-        report = service.drain_email_queue()
+        report = drain_email_queue()
         assert report is not None, "the stack from template.yaml always has an e-mail queue"
         return report
 
     def jobs(self) -> list[TrackedJob]:
-        return service.list_jobs()
+        return list_jobs()
 
     # -- what subscribers saw ---------------------------------------------------------------------
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jobwatch_tools.local_stack import load_template
 
-from jobwatch.delivery import WAIT_LEASE_MARGIN_S, retry_window_s
-from jobwatch.local_stack import load_template
+from jobwatch.delivery.slack_sender import WAIT_LEASE_MARGIN_S, retry_window_s
 from jobwatch.settings import Settings
 
 pytestmark = pytest.mark.template
@@ -405,7 +405,7 @@ def test_api_requires_iam_on_every_route(resources: dict[str, Any]) -> None:
 
 
 def test_api_routes_are_exactly_the_handlers_routes(resources: dict[str, Any]) -> None:
-    from jobwatch.api import ROUTES
+    from jobwatch.api.routes import ROUTES
 
     declared = {
         (e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in _api_events(resources).values()
@@ -423,7 +423,7 @@ def test_api_routes_are_exactly_the_handlers_routes(resources: dict[str, Any]) -
 
 
 def test_api_sample_events_cover_every_route() -> None:
-    from jobwatch.api import ROUTES
+    from jobwatch.api.routes import ROUTES
 
     seen = set()
     for path in sorted(EVENTS.glob("api-*.json")):
@@ -577,7 +577,8 @@ def test_sam_build_produces_an_arm64_layer(sam: tuple[str, dict[str, str]], tmp_
     )
     assert result.returncode == 0, result.stdout + result.stderr
     layer = build / "JobwatchLayer" / "python"
-    assert (layer / "jobwatch" / "model.py").is_file()
+    assert (layer / "jobwatch" / "domain" / "model.py").is_file()
+    assert not (layer / "jobwatch_tools").exists(), "operator tools must not ship in the layer"
     assert (layer / "httpx").is_dir()
     assert not [path for path in layer.rglob("*jobwatch_devkit*")]
     assert list((layer / "pydantic_core").glob("*aarch64*.so")), "pydantic_core was not built for arm64"

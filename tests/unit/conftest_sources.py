@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from jobwatch.errors import PollError, PollErrorKind
-from jobwatch.model import JobSpec, Snapshot
+from jobwatch.domain.errors import PollError, PollErrorKind
+from jobwatch.domain.model import JobSpec, Snapshot
 from jobwatch.sources.base import HttpResponse, Source
 
 HTML_PAGE = (

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jobwatch_tools.api_server import build_event
 
-from jobwatch.api import MAX_BODY_BYTES, ROUTES, openapi_json
-from jobwatch.api_server import build_event
+from jobwatch.api.routes import MAX_BODY_BYTES, ROUTES, openapi_json
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 

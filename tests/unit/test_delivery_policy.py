@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobwatch.delivery import (
+from jobwatch.delivery.email_sender import retry_visibility_s
+from jobwatch.delivery.records import BatchReport, record_from_message
+from jobwatch.delivery.slack_sender import (
     SQS_MAX_DELAY_S,
     _number_attribute,
     _string_attribute,
     retry_delay_s,
     retry_window_s,
 )
-from jobwatch.email_delivery import retry_visibility_s
 from jobwatch.settings import Settings
-from jobwatch.sqs_batch import BatchReport, record_from_message
 
 
 def test_retry_delays_double_from_the_base_and_stop_at_sqs_longest_delay() -> None:

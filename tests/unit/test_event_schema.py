@@ -12,8 +12,11 @@ import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
 import jobwatch.sources
-from jobwatch import messages
-from jobwatch.model import SCHEMA_ID, Event, JobSpec, NotifySettings, Phase, Snapshot, Transition
+from jobwatch.adapters.sns_message import sns_message_attributes, sns_publish_request
+from jobwatch.delivery.envelope import parse_event
+from jobwatch.domain.model import SCHEMA_ID, Event, JobSpec, NotifySettings, Phase, Snapshot, Transition
+from jobwatch.domain.severity import HEALTH_EVENTS, severity_for
+from jobwatch.render.email import MAX_NOTE_CHARS
 from jobwatch.sources import UnknownSourceError
 from jobwatch.sources.base import Fact
 
@@ -102,7 +105,7 @@ def sample(event: Event, *, first_seen: bool = False, **spec_fields: Any) -> Tra
         source=spec.source,
         job_id=spec.job_id,
         event=event,
-        severity=messages.severity_for(event),
+        severity=severity_for(event),
         occurred_at="2024-05-01T11:02:03Z",
         job=spec,
         previous=previous,
@@ -159,7 +162,7 @@ def test_every_sample_event_validates(validator: Draft202012Validator, t: Transi
 
 @pytest.mark.parametrize("t", SAMPLES, ids=lambda t: t.transition_id + ("-first" if not t.previous else ""))
 def test_published_sns_event_validates(validator: Draft202012Validator, t: Transition) -> None:
-    message = json.loads(messages.sns_publish_request(t)["Message"])
+    message = json.loads(sns_publish_request(t)["Message"])
     for key in ("sqs", "lambda", "http", "https"):
         assert errors(validator, json.loads(message[key])) == []
 
@@ -168,7 +171,7 @@ def test_truncated_event_still_validates(validator: Draft202012Validator) -> Non
     t = sample(Event.SUCCEEDED)
     huge = t.current.model_copy(update={"details": {**t.current.details, "files": ["f" * 100] * 5_000}})
     t = t.model_copy(update={"current": huge, "previous": huge})
-    event = json.loads(json.loads(messages.sns_publish_request(t)["Message"])["sqs"])
+    event = json.loads(json.loads(sns_publish_request(t)["Message"])["sqs"])
     assert event["current"]["details"]["detailsTruncated"] is True
     assert errors(validator, event) == []
 
@@ -182,9 +185,9 @@ def test_huge_note_is_cut_to_fit_and_still_validates(validator: Draft202012Valid
             "current": t.current.model_copy(update={"details": details}),
         }
     )
-    request = messages.sns_publish_request(t)
+    request = sns_publish_request(t)
     event = json.loads(json.loads(request["Message"])["sqs"])
-    assert len(event["note"]) <= messages.MAX_NOTE_CHARS
+    assert len(event["note"]) <= MAX_NOTE_CHARS
     assert event["note"].startswith("3 polls failed in a row; last: xxx")
     assert event["note"].endswith("… (truncated, 70,031 chars)")
     assert errors(validator, event) == []
@@ -196,7 +199,7 @@ def test_events_from_before_note_and_notify_still_validate_and_parse(validator: 
     del wire["note"]
     del wire["job"]["notify"]
     assert errors(validator, wire) == []
-    parsed = messages.parse_event(json.dumps(wire))
+    parsed = parse_event(json.dumps(wire))
     assert parsed.note is None and parsed.job.notify is None
 
 
@@ -272,12 +275,12 @@ def test_doc_example_validates_and_parses(validator: Draft202012Validator) -> No
     assert len(examples) == 1
     event = json.loads(examples[0])
     assert errors(validator, event) == []
-    t = messages.parse_event(examples[0])
+    t = parse_event(examples[0])
     assert t.event == Event.FAILED and t.job_key == t.job.key
 
 
 def test_doc_filter_policies_are_json_on_published_attributes() -> None:
-    attributes = set(messages.sns_message_attributes(sample(Event.FAILED)))
+    attributes = set(sns_message_attributes(sample(Event.FAILED)))
     policies = [json.loads(block) for block in _doc_json_blocks() if SCHEMA_ID not in block]
     assert len(policies) >= 3
     for policy in policies:
@@ -304,18 +307,18 @@ def test_doc_lists_every_event_with_its_severity() -> None:
     rows = _doc_event_rows()
     for event in Event:
         assert event.value in rows, event
-        assert rows[event.value][0] == messages.severity_for(event), event
+        assert rows[event.value][0] == severity_for(event), event
         assert rows[event.value][-1].endswith((".", "`")), f"{event}: say when it fires"
 
 
 def test_doc_has_health_and_error_filter_policies() -> None:
     policies = [json.loads(block) for block in _doc_json_blocks() if SCHEMA_ID not in block]
-    assert {"event": sorted(messages.HEALTH_EVENTS)} in [
+    assert {"event": sorted(HEALTH_EVENTS)} in [
         {key: sorted(value) for key, value in policy.items()} for policy in policies
     ]
     assert {"severity": ["error"]} in policies
-    health = {event.value for event in Event if event.value in messages.HEALTH_EVENTS}
-    assert health == set(messages.HEALTH_EVENTS), "HEALTH_EVENTS names an event the model lacks"
+    health = {event.value for event in Event if event.value in HEALTH_EVENTS}
+    assert health == set(HEALTH_EVENTS), "HEALTH_EVENTS names an event the model lacks"
 
 
 def test_doc_example_carries_the_fields_added_within_v1() -> None:

@@ -12,8 +12,22 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jobwatch.sources
-from jobwatch import messages
-from jobwatch.model import Event, JobSpec, Phase, Snapshot, Transition
+from jobwatch.adapters.sns_message import sns_message_attributes, sns_publish_request
+from jobwatch.delivery.envelope import parse_event, transition_from_sqs_body
+from jobwatch.domain.humanize import format_duration, format_progress, format_timestamp
+from jobwatch.domain.model import Event, JobSpec, Phase, Snapshot, Transition
+from jobwatch.domain.severity import HEALTH_EVENTS, severity_for
+from jobwatch.domain.text import clean_multiline, clean_text
+from jobwatch.render.email import MAX_EMAIL_ERROR_CHARS, MAX_NOTE_CHARS, email_body, email_subject
+from jobwatch.render.view import (
+    NO_SECRET,
+    collections_text,
+    describe,
+    duration_text,
+    event_emoji,
+    outcome_text,
+    phase_change_text,
+)
 from jobwatch.sources import UnknownSourceError
 from jobwatch.sources.base import Fact
 
@@ -123,7 +137,7 @@ def make(
         source=source,
         job_id=job_id,
         event=event,
-        severity=messages.severity_for(event),
+        severity=severity_for(event),
         occurred_at=occurred_at,
         job=spec,
         previous=before,
@@ -151,7 +165,7 @@ def job_key(spec: JobSpec) -> str:
 
 def future_event(name: str) -> Transition:
     """An event the model does not know yet (added later): rendering must not depend on the enum."""
-    return make(Event.STARTED).model_copy(update={"event": name, "severity": messages.severity_for(name)})
+    return make(Event.STARTED).model_copy(update={"event": name, "severity": severity_for(name)})
 
 
 # --- severity, emoji, formatting ------------------------------------------------------------------
@@ -177,21 +191,21 @@ def future_event(name: str) -> Transition:
     ],
 )
 def test_severity_for(event: Event | str, severity: str) -> None:
-    assert messages.severity_for(event) == severity
+    assert severity_for(event) == severity
 
 
 def test_every_event_has_an_emoji_and_unknown_ones_fall_back_to_severity() -> None:
     for event in Event:
-        assert messages.event_emoji(event)
-    assert messages.event_emoji("SOMETHING_NEW", "error") == "🔴"
-    assert messages.event_emoji("SOMETHING_NEW") == "🔵"
+        assert event_emoji(event)
+    assert event_emoji("SOMETHING_NEW", "error") == "🔴"
+    assert event_emoji("SOMETHING_NEW") == "🔵"
 
 
 def test_outcome_text() -> None:
-    assert messages.outcome_text(Event.SUCCEEDED, "export finished") == "export finished"
-    assert messages.outcome_text(Event.SUCCEEDED) == "succeeded"
-    assert messages.outcome_text(Event.FAILED, "export finished") == "failed"
-    assert messages.outcome_text("QUOTA_EXCEEDED") == "quota exceeded"
+    assert outcome_text(Event.SUCCEEDED, "export finished") == "export finished"
+    assert outcome_text(Event.SUCCEEDED) == "succeeded"
+    assert outcome_text(Event.FAILED, "export finished") == "failed"
+    assert outcome_text("QUOTA_EXCEEDED") == "quota exceeded"
 
 
 @pytest.mark.parametrize(
@@ -207,7 +221,7 @@ def test_outcome_text() -> None:
     ],
 )
 def test_outcome_text_of_new_events(event: Event, outcome: str) -> None:
-    assert messages.outcome_text(event, "export finished") == outcome
+    assert outcome_text(event, "export finished") == outcome
 
 
 @pytest.mark.parametrize(
@@ -226,7 +240,7 @@ def test_outcome_text_of_new_events(event: Event, outcome: str) -> None:
     ],
 )
 def test_format_duration(seconds: float | None, text: str) -> None:
-    assert messages.format_duration(seconds) == text
+    assert format_duration(seconds) == text
 
 
 @pytest.mark.parametrize(
@@ -244,54 +258,54 @@ def test_format_duration(seconds: float | None, text: str) -> None:
     ],
 )
 def test_format_progress(progress: float | None, text: str) -> None:
-    assert messages.format_progress(progress) == text
+    assert format_progress(progress) == text
 
 
 def test_format_timestamp() -> None:
-    assert messages.format_timestamp("2024-05-01T11:02:03Z") == "2024-05-01 11:02:03 UTC"
-    assert messages.format_timestamp("2024-05-01T13:02:03+02:00") == "2024-05-01 11:02:03 UTC"
-    assert messages.format_timestamp(None) == "n/a"
-    assert messages.format_timestamp("yesterday\n") == "yesterday"
+    assert format_timestamp("2024-05-01T11:02:03Z") == "2024-05-01 11:02:03 UTC"
+    assert format_timestamp("2024-05-01T13:02:03+02:00") == "2024-05-01 11:02:03 UTC"
+    assert format_timestamp(None) == "n/a"
+    assert format_timestamp("yesterday\n") == "yesterday"
 
 
 def test_duration_prefers_upstream_times_then_observed() -> None:
     exact = make(Event.SUCCEEDED, completed_at="2024-05-01T10:12:05Z")
-    assert messages.duration_text(exact) == "12m 05s"
+    assert duration_text(exact) == "12m 05s"
     observed = make(Event.FAILED, completed_at=None)
-    assert messages.duration_text(observed) == "1h 02m 03s (observed)"
+    assert duration_text(observed) == "1h 02m 03s (observed)"
     unknown = make(Event.FAILED, started_at=None)
-    assert messages.duration_text(unknown) == "n/a"
+    assert duration_text(unknown) == "n/a"
     skewed = make(Event.FAILED, started_at="2024-05-02T00:00:00Z")
-    assert messages.duration_text(skewed) == "n/a"
+    assert duration_text(skewed) == "n/a"
 
 
 def test_phase_change_text() -> None:
-    assert messages.phase_change_text(make(Event.FAILED)) == "RUNNING → FAILED"
-    assert messages.phase_change_text(make(Event.QUEUED, previous=None)) == "PENDING"
-    assert messages.phase_change_text(make(Event.TEST)) == "RUNNING (unchanged)"
-    assert messages.phase_change_text(make(Event.LOST)) == "RUNNING → LOST"
+    assert phase_change_text(make(Event.FAILED)) == "RUNNING → FAILED"
+    assert phase_change_text(make(Event.QUEUED, previous=None)) == "PENDING"
+    assert phase_change_text(make(Event.TEST)) == "RUNNING (unchanged)"
+    assert phase_change_text(make(Event.LOST)) == "RUNNING → LOST"
     for event in HEALTH:
-        assert messages.phase_change_text(make(event)) == "RUNNING (unchanged)"
-    assert messages.phase_change_text(never_observed(Event.UNREACHABLE, "x")) == "not observed yet"
-    assert messages.phase_change_text(make(Event.STARTED, previous=None)) == "RUNNING"
+        assert phase_change_text(make(event)) == "RUNNING (unchanged)"
+    assert phase_change_text(never_observed(Event.UNREACHABLE, "x")) == "not observed yet"
+    assert phase_change_text(make(Event.STARTED, previous=None)) == "RUNNING"
 
 
 def test_clean_text_removes_controls_bidi_and_surrogates() -> None:
-    assert messages.clean_text("a\x00b\tc\n d\u202ee\ud800f") == "ab c def"
-    assert messages.clean_multiline("line 1  \r\n\tline\x07 2\n") == "line 1\n    line 2"
+    assert clean_text("a\x00b\tc\n d\u202ee\ud800f") == "ab c def"
+    assert clean_multiline("line 1  \r\n\tline\x07 2\n") == "line 1\n    line 2"
 
 
 def test_collections_text_caps_long_lists() -> None:
-    assert messages.collections_text([]) == "n/a"
-    assert messages.collections_text(["a", "b"]) == "a, b"
-    assert messages.collections_text([f"c{i}" for i in range(25)], 3) == "c0, c1, c2 (+22 more)"
+    assert collections_text([]) == "n/a"
+    assert collections_text(["a", "b"]) == "a, b"
+    assert collections_text([f"c{i}" for i in range(25)], 3) == "c0, c1, c2 (+22 more)"
 
 
 # --- subject --------------------------------------------------------------------------------------
 
 
 def test_subject_example() -> None:
-    subject = messages.email_subject(make(Event.FAILED))
+    subject = email_subject(make(Event.FAILED))
     assert subject == "[jobwatch] FAILED - Zilliz Cloud import job-abc123 (medium_articles)"
 
 
@@ -301,41 +315,41 @@ def test_subject_with_long_ids_and_non_ascii_collections_fits_100_ascii_chars() 
         job_id="job-" + "x" * 300,
         collections=["médium_artïcles", "文章", "Straße", "ﬁles"] + [f"c{i}" for i in range(200)],
     )
-    subject = messages.email_subject(t)
+    subject = email_subject(t)
     assert len(subject) <= 100
     assert subject.isascii() and subject.isprintable()
     assert subject.startswith("[jobwatch] FAILED - Zilliz Cloud import job-xxx")
     assert "..." in subject
     assert "(medium_articles, Strasse," in subject
-    only_cjk = messages.email_subject(make(collections=["文章", "記事"]))
+    only_cjk = email_subject(make(collections=["文章", "記事"]))
     assert only_cjk == "[jobwatch] FAILED - Zilliz Cloud import job-abc123 (2 collections)"
 
 
 def test_subject_keeps_short_job_id_whole_and_truncates_collections() -> None:
     t = make(Event.SUCCEEDED, collections=[f"collection_{i}" for i in range(50)])
-    subject = messages.email_subject(t)
+    subject = email_subject(t)
     assert len(subject) <= 100
     assert " job-abc123 (collection_0, collection_1" in subject
     assert subject.endswith("...)")
 
 
 def test_subject_has_no_line_breaks_from_upstream() -> None:
-    subject = messages.email_subject(make(job_id="job\r\nBcc: evil@example.com", collections=["a\nb"]))
+    subject = email_subject(make(job_id="job\r\nBcc: evil@example.com", collections=["a\nb"]))
     assert "\n" not in subject and "\r" not in subject
     assert subject == "[jobwatch] FAILED - Zilliz Cloud import job Bcc: evil@example.com (a b)"
 
 
 def test_subject_for_unknown_source_and_future_event() -> None:
     t = make(Event.STARTED, source="ünknown-söurce-" + "y" * 120)
-    subject = messages.email_subject(t)
+    subject = email_subject(t)
     assert len(subject) <= 100 and subject.isascii()
     assert subject.startswith("[jobwatch] STARTED - unknown-source-yyy")
-    assert messages.email_subject(future_event("QUOTA_EXCEEDED")).startswith("[jobwatch] QUOTA_EXCEEDED - ")
+    assert email_subject(future_event("QUOTA_EXCEEDED")).startswith("[jobwatch] QUOTA_EXCEEDED - ")
 
 
 @pytest.mark.parametrize("event", [Event.LOST, *HEALTH])
 def test_subject_of_new_events(event: Event) -> None:
-    subject = messages.email_subject(make(event, note="x" * 50_000))
+    subject = email_subject(make(event, note="x" * 50_000))
     assert subject == f"[jobwatch] {event.value} - Zilliz Cloud import job-abc123 (medium_articles)"
 
 
@@ -343,7 +357,7 @@ def test_subject_of_new_events(event: Event) -> None:
 
 
 def test_body_layout_for_failure() -> None:
-    body = messages.email_body(make(Event.FAILED, facts={"Rows imported": "1,200", "Files": "3"}))
+    body = email_body(make(Event.FAILED, facts={"Rows imported": "1,200", "Files": "3"}))
     lines = body.splitlines()
     assert lines[0] == "Zilliz Cloud import job-abc123: failed (RUNNING → FAILED)"
     expected_order = [
@@ -371,41 +385,41 @@ def test_body_layout_for_failure() -> None:
 
 
 def test_body_success_uses_success_word_and_upstream_duration() -> None:
-    body = messages.email_body(make(Event.SUCCEEDED, completed_at="2024-05-01T10:12:05Z"))
+    body = email_body(make(Event.SUCCEEDED, completed_at="2024-05-01T10:12:05Z"))
     assert body.splitlines()[0] == "Zilliz Cloud import job-abc123: import finished (RUNNING → SUCCEEDED)"
     assert "Duration:     12m 05s\n" in body
     assert "Error:" not in body
 
 
 def test_body_for_test_event_is_marked() -> None:
-    body = messages.email_body(make(Event.TEST))
+    body = email_body(make(Event.TEST))
     assert body.startswith("Test notification — no job changed: Zilliz Cloud import job-abc123")
 
 
 def test_body_error_is_indented_and_capped() -> None:
     error = "Traceback:\n" + "\n".join(f"  frame {i} " + "z" * 60 for i in range(2_000))
-    body = messages.email_body(make(Event.FAILED, error=error))
+    body = email_body(make(Event.FAILED, error=error))
     block = body.split("Error:\n", 1)[1].split("\n\n", 1)[0]
     assert all(line.startswith("    ") for line in block.splitlines())
-    assert len(block.replace("\n    ", "\n").removeprefix("    ")) <= messages.MAX_EMAIL_ERROR_CHARS
+    assert len(block.replace("\n    ", "\n").removeprefix("    ")) <= MAX_EMAIL_ERROR_CHARS
     assert f"… (truncated, {len(error):,} chars)" in block
 
 
 def test_body_falls_back_for_unknown_source() -> None:
-    body = messages.email_body(make(Event.SUCCEEDED, source="brand-new-source", facts={"x": "y"}))
+    body = email_body(make(Event.SUCCEEDED, source="brand-new-source", facts={"x": "y"}))
     assert body.splitlines()[0] == "brand-new-source job-abc123: succeeded (RUNNING → SUCCEEDED)"
     assert "Source:       brand-new-source (brand-new-source)" in body
     assert "x:" not in body  # no source, no facts
 
 
 def test_body_survives_a_source_whose_facts_raise() -> None:
-    body = messages.email_body(make(Event.STARTED, facts="boom"))
+    body = email_body(make(Event.STARTED, facts="boom"))
     assert "Facts:        unavailable (RuntimeError)" in body
 
 
 def test_body_for_future_event_reads_sensibly() -> None:
     t = future_event("QUOTA_EXCEEDED").model_copy(update={"severity": "error"})
-    body = messages.email_body(t)
+    body = email_body(t)
     assert body.splitlines()[0] == "Zilliz Cloud import job-abc123: quota exceeded (still RUNNING)"
     assert "Event:        QUOTA_EXCEEDED (error)" in body
     assert "Phase:        RUNNING (unchanged)" in body
@@ -439,7 +453,7 @@ NOTES = {
     ],
 )
 def test_body_of_new_events(event: Event, headline: str, phase: str, severity: str) -> None:
-    body = messages.email_body(make(event, note=NOTES[event]))
+    body = email_body(make(event, note=NOTES[event]))
     lines = body.splitlines()
     assert lines[0] == f"Zilliz Cloud import job-abc123: {headline}"
     why = lines.index(f"Why:          {NOTES[event]}")
@@ -449,12 +463,12 @@ def test_body_of_new_events(event: Event, headline: str, phase: str, severity: s
 
 
 def test_body_without_note_has_no_why_line() -> None:
-    assert "Why:" not in messages.email_body(make(Event.FAILED))
-    assert "Why:" not in messages.email_body(make(Event.STALLED))  # an event from before `note` existed
+    assert "Why:" not in email_body(make(Event.FAILED))
+    assert "Why:" not in email_body(make(Event.STALLED))  # an event from before `note` existed
 
 
 def test_auth_failed_names_the_secret_or_says_there_is_none() -> None:
-    body = messages.email_body(make(Event.AUTH_FAILED, note=NOTES[Event.AUTH_FAILED]))
+    body = email_body(make(Event.AUTH_FAILED, note=NOTES[Event.AUTH_FAILED]))
     assert "fix the API key in secret 'jobwatch/zilliz'" in body
     assert "Secret:       jobwatch/zilliz\n" in body
     bare = make(
@@ -462,58 +476,56 @@ def test_auth_failed_names_the_secret_or_says_there_is_none() -> None:
         secret_name=None,
         note="3 polls rejected: CONFIG: no key; register the job with --secret",
     )
-    assert f"Secret:       {messages.NO_SECRET}\n" in messages.email_body(bare)
+    assert f"Secret:       {NO_SECRET}\n" in email_body(bare)
     hostile = make(Event.AUTH_FAILED, secret_name="jobwatch/x\r\nBcc: evil", note="n")
-    assert "Secret:       jobwatch/x Bcc: evil\n" in messages.email_body(hostile)
+    assert "Secret:       jobwatch/x Bcc: evil\n" in email_body(hostile)
 
 
 def test_health_event_about_a_job_never_observed() -> None:
     t = never_observed(Event.UNREACHABLE, "3 polls failed in a row; last: CONNECTION: refused")
-    body = messages.email_body(t)
+    body = email_body(t)
     assert body.splitlines()[0] == "Zilliz Cloud import job-abc123: unreachable (not observed yet)"
     assert "Phase:        not observed yet\n" in body
     assert "Progress:     n/a\n" in body and "Duration:     n/a\n" in body
     assert "Why:          3 polls failed in a row; last: CONNECTION: refused\n" in body
     lost = make(Event.LOST, previous=None, note=NOTES[Event.LOST])
-    assert (
-        messages.email_body(lost).splitlines()[0].endswith("lost: upstream no longer knows this job (LOST)")
-    )
+    assert email_body(lost).splitlines()[0].endswith("lost: upstream no longer knows this job (LOST)")
 
 
 def test_note_is_cleaned_multiline_and_capped() -> None:
     note = "3 polls failed\x00 in a row;\u202e last: HTTP 500:\r\n  <html>\n\tbody</html>"
-    body = messages.email_body(make(Event.UNREACHABLE, note=note))
+    body = email_body(make(Event.UNREACHABLE, note=note))
     assert "Why:          3 polls failed in a row; last: HTTP 500:\n                <html>\n" in body
     assert "\n                  body</html>\n" in body  # the tab expanded, then indented under `Why:`
     huge = "3 polls failed in a row; last: " + "x" * 50_000
-    body = messages.email_body(make(Event.UNREACHABLE, note=huge))
+    body = email_body(make(Event.UNREACHABLE, note=huge))
     why = next(line for line in body.splitlines() if line.startswith("Why:"))
-    assert len(why) <= len("Why:          ") + messages.MAX_NOTE_CHARS
+    assert len(why) <= len("Why:          ") + MAX_NOTE_CHARS
     assert "… (truncated, 50,031 chars)" in body
     assert len(body) < 10_000
 
 
 def test_note_travels_in_the_event_and_survives_the_round_trip() -> None:
     t = make(Event.AUTH_FAILED, note=NOTES[Event.AUTH_FAILED])
-    message = json.loads(messages.sns_publish_request(t)["Message"])
+    message = json.loads(sns_publish_request(t)["Message"])
     event = json.loads(message["sqs"])
     assert event["note"] == NOTES[Event.AUTH_FAILED]
-    assert messages.parse_event(message["lambda"]) == t
-    assert messages.transition_from_sqs_body(message["sqs"]).note == NOTES[Event.AUTH_FAILED]
+    assert parse_event(message["lambda"]) == t
+    assert transition_from_sqs_body(message["sqs"]).note == NOTES[Event.AUTH_FAILED]
 
 
 def test_publish_request_with_a_huge_note_fits_and_cuts_the_note_last() -> None:
     collections = [f"collection_{i:05d}_" + "é" * 20 for i in range(5_000)]
     note = "3 polls failed in a row; last: " + "n" * 80_000
     t = make(Event.UNREACHABLE, collections=collections, note=note, details={"big": "b" * 20_000})
-    request = messages.sns_publish_request(t)
+    request = sns_publish_request(t)
     assert _request_bytes(request) <= 262_144
     event = json.loads(json.loads(request["Message"])["sqs"])
     assert event["current"]["details"]["detailsTruncated"] is True
-    assert len(event["note"]) <= messages.MAX_NOTE_CHARS
+    assert len(event["note"]) <= MAX_NOTE_CHARS
     assert event["note"].endswith("… (truncated, 80,031 chars)")
     small = json.loads(
-        json.loads(messages.sns_publish_request(make(Event.UNREACHABLE, note=note[:9_000]))["Message"])["sqs"]
+        json.loads(sns_publish_request(make(Event.UNREACHABLE, note=note[:9_000]))["Message"])["sqs"]
     )
     assert small["note"] == note[:9_000]  # cut only when the event would not fit
 
@@ -532,24 +544,24 @@ def test_publish_request_with_a_huge_note_fits_and_cuts_the_note_last() -> None:
 )
 def test_new_events_severity_emoji_and_attributes(event: Event, severity: str, emoji: str) -> None:
     t = make(event, note=NOTES[event])
-    view = messages.describe(t)
+    view = describe(t)
     assert (view.severity, view.emoji) == (severity, emoji)
-    attributes = messages.sns_message_attributes(t)
+    attributes = sns_message_attributes(t)
     assert attributes["event"]["StringValue"] == event.value
     assert attributes["severity"]["StringValue"] == severity
     assert attributes["phase"]["StringValue"] == ("LOST" if event is Event.LOST else "RUNNING")
     assert attributes["phase"]["StringValue"] == t.current.phase.value
-    placeholder = messages.sns_message_attributes(never_observed(Event.UNREACHABLE, "n"))
+    placeholder = sns_message_attributes(never_observed(Event.UNREACHABLE, "n"))
     assert placeholder["phase"]["StringValue"] == "PENDING"
 
 
 def test_health_events_are_the_events_that_keep_the_phase() -> None:
-    assert {event.value for event in HEALTH} == messages.HEALTH_EVENTS
+    assert {event.value for event in HEALTH} == HEALTH_EVENTS
 
 
 def test_body_without_labels_location_or_collections() -> None:
     t = make(Event.QUEUED, labels={}, collections=[], previous=None, started_at=None, progress=None)
-    body = messages.email_body(t)
+    body = email_body(t)
     assert "Labels:       n/a" in body
     assert "Collections:  n/a" in body
     assert "Progress:     n/a" in body
@@ -560,7 +572,7 @@ def test_body_without_labels_location_or_collections() -> None:
 
 
 def test_message_attributes() -> None:
-    attributes = messages.sns_message_attributes(make(Event.FAILED))
+    attributes = sns_message_attributes(make(Event.FAILED))
     assert attributes == {
         "event": {"DataType": "String", "StringValue": "FAILED"},
         "phase": {"DataType": "String", "StringValue": "FAILED"},
@@ -571,30 +583,30 @@ def test_message_attributes() -> None:
 
 
 def test_message_attributes_without_labels_and_with_hostile_labels() -> None:
-    assert "labels" not in messages.sns_message_attributes(make(labels={}))
-    attributes = messages.sns_message_attributes(make(labels={"te\x00am": "a\nb\ud800"}))
+    assert "labels" not in sns_message_attributes(make(labels={}))
+    attributes = sns_message_attributes(make(labels={"te\x00am": "a\nb\ud800"}))
     assert json.loads(attributes["labels"]["StringValue"]) == ["team=a b"]
     assert len(attributes) <= 10
 
 
 def test_publish_request_shape() -> None:
     t = make(Event.FAILED)
-    request = messages.sns_publish_request(t)
+    request = sns_publish_request(t)
     assert set(request) == {"Subject", "Message", "MessageStructure", "MessageAttributes"}
     assert request["MessageStructure"] == "json"
-    assert request["Subject"] == messages.email_subject(t)
+    assert request["Subject"] == email_subject(t)
     message = json.loads(request["Message"])
     assert set(message) == {"default", "email", "sqs", "lambda", "https", "http"}
-    assert message["default"] == message["email"] == messages.email_body(t)
+    assert message["default"] == message["email"] == email_body(t)
     compact = json.dumps(t.to_wire(), separators=(",", ":"), ensure_ascii=False)
     for key in ("sqs", "lambda", "https", "http"):
         assert message[key] == compact
-        assert messages.parse_event(message[key]) == t
+        assert parse_event(message[key]) == t
 
 
 def test_publish_request_keeps_non_ascii_and_survives_lone_surrogates() -> None:
     t = make(Event.FAILED, collections=["文章"], error="broken \ud800 text")
-    request = messages.sns_publish_request(t)
+    request = sns_publish_request(t)
     request["Message"].encode("utf-8")  # must not raise
     event = json.loads(json.loads(request["Message"])["sqs"])
     assert event["current"]["details"]["collections"] == ["文章"]
@@ -612,7 +624,7 @@ def test_publish_request_drops_huge_details_lists_to_fit_256_kib() -> None:
     collections = [f"collection_{i:05d}_" + "é" * 20 for i in range(20_000)]
     t = make(Event.SUCCEEDED, collections=collections, details={"files": [{"name": "f"}] * 5_000})
     assert len(json.dumps(t.to_wire())) > 262_144
-    request = messages.sns_publish_request(t)
+    request = sns_publish_request(t)
     assert _request_bytes(request) <= 262_144
     event = json.loads(json.loads(request["Message"])["sqs"])
     for name in ("previous", "current"):
@@ -620,22 +632,22 @@ def test_publish_request_drops_huge_details_lists_to_fit_256_kib() -> None:
         assert details["detailsTruncated"] is True
         assert "collections" not in details and "files" not in details
         assert details["location"] == "cluster in01-3e5a7c"
-    assert messages.parse_event(json.loads(request["Message"])["lambda"]).job_id == "job-abc123"
+    assert parse_event(json.loads(request["Message"])["lambda"]).job_id == "job-abc123"
     # The email is rendered from the full transition.
     assert "(+19990 more)" in json.loads(request["Message"])["email"]
 
 
 def test_publish_request_small_details_are_not_marked_truncated() -> None:
-    event = json.loads(json.loads(messages.sns_publish_request(make())["Message"])["sqs"])
+    event = json.loads(json.loads(sns_publish_request(make())["Message"])["sqs"])
     assert "detailsTruncated" not in event["current"]["details"]
 
 
 def test_publish_request_caps_a_huge_error_last() -> None:
     t = make(Event.FAILED, error="E" * 200_000, details={"big": "b" * 100_000})
-    request = messages.sns_publish_request(t)
+    request = sns_publish_request(t)
     assert _request_bytes(request) <= 262_144
     event = json.loads(json.loads(request["Message"])["sqs"])
-    assert len(event["current"]["error"]) <= messages.MAX_EMAIL_ERROR_CHARS
+    assert len(event["current"]["error"]) <= MAX_EMAIL_ERROR_CHARS
     assert event["current"]["error"].endswith("… (truncated, 200,000 chars)")
     assert "big" not in event["current"]["details"]
 
@@ -657,9 +669,9 @@ def _envelope(message: str) -> str:
 
 def test_transition_from_sqs_body_accepts_envelope_and_raw_event() -> None:
     t = make(Event.FAILED)
-    raw = json.loads(messages.sns_publish_request(t)["Message"])["sqs"]
-    assert messages.transition_from_sqs_body(_envelope(raw)) == t
-    assert messages.transition_from_sqs_body(raw) == t
+    raw = json.loads(sns_publish_request(t)["Message"])["sqs"]
+    assert transition_from_sqs_body(_envelope(raw)) == t
+    assert transition_from_sqs_body(raw) == t
 
 
 @pytest.mark.parametrize(
@@ -677,12 +689,12 @@ def test_transition_from_sqs_body_accepts_envelope_and_raw_event() -> None:
 )
 def test_transition_from_sqs_body_rejects_clearly(body: str, message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        messages.transition_from_sqs_body(body)
+        transition_from_sqs_body(body)
 
 
 def test_parse_event_names_the_missing_fields() -> None:
     with pytest.raises(ValueError, match="transitionId: Field required"):
-        messages.parse_event('{"schema": "jobwatch.transition/v1"}')
+        parse_event('{"schema": "jobwatch.transition/v1"}')
 
 
 # --- properties -----------------------------------------------------------------------------------
@@ -739,12 +751,12 @@ def test_any_upstream_text_gives_a_valid_subject_body_and_request(
         note=note,
         secret_name=secret_name,
     )
-    subject = messages.email_subject(t)
+    subject = email_subject(t)
     assert len(subject) <= 100
     assert subject.isascii() and subject.isprintable()
-    body = messages.email_body(t)
+    body = email_body(t)
     assert all(line == line.rstrip() and no_controls(line) for line in body.splitlines())
-    request = messages.sns_publish_request(t)
+    request = sns_publish_request(t)
     request["Message"].encode("utf-8")
     assert len(request["MessageAttributes"]) <= 10
     for attribute in request["MessageAttributes"].values():

@@ -10,12 +10,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from jobwatch.api_models import JobRegistration, WatchRegistration
-from jobwatch.errors import RegistrationError
-from jobwatch.registration import (
-    EndpointPolicy,
+from jobwatch.api.models import JobRegistration, WatchRegistration
+from jobwatch.app.registration import (
     RegistrationRefused,
-    address_class,
     build_spec,
     build_watch,
     check_endpoint,
@@ -25,6 +22,8 @@ from jobwatch.registration import (
     parse_pairs,
     watch_id,
 )
+from jobwatch.domain.endpoints import EndpointPolicy, address_class
+from jobwatch.domain.errors import RegistrationError
 from jobwatch.settings import Settings
 
 BASE = {
@@ -245,7 +244,7 @@ def test_numeric_host_tricks_are_refused_before_resolution(url: str) -> None:
 
 def test_the_real_resolver_would_read_numeric_tricks_as_loopback() -> None:
     """Why the tricks are refused: the C resolver turns them into 127.0.0.1 without any DNS query."""
-    from jobwatch.registration import system_resolver
+    from jobwatch.app.registration import system_resolver
 
     assert system_resolver("2130706433") == ["127.0.0.1"]
     assert system_resolver("0x7f.1") == ["127.0.0.1"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobwatch.poller import retry_after_in_seconds
+from jobwatch.adapters.http.client import retry_after_in_seconds
 from jobwatch.sources.base import retry_after_seconds
 
 SERVER_DATE = "Thu, 26 Nov 2026 10:00:00 GMT"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from jobwatch.model import Health, JobSpec, Phase, Snapshot, TrackedJob
-from jobwatch.schedule import every_nth_period, held_by_upstream, is_due
+from jobwatch.domain.cadence import every_nth_period, held_by_upstream, is_due
+from jobwatch.domain.model import Health, JobSpec, Phase, Snapshot, TrackedJob
 
 NOW_S = datetime(2026, 11, 22, 12, 0, tzinfo=UTC).timestamp()
 

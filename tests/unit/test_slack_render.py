@@ -12,10 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jobwatch.sources
-from jobwatch import messages
 from jobwatch.channels import Channel
-from jobwatch.channels.slack import SlackChannel, escape, fit, render_payload, slack_len, validate_payload
-from jobwatch.model import Event, JobSpec, Phase, Snapshot, Transition
+from jobwatch.channels.slack_webhook import SlackChannel
+from jobwatch.domain.model import Event, JobSpec, Phase, Snapshot, Transition
+from jobwatch.domain.severity import severity_for
+from jobwatch.render.email import email_subject
+from jobwatch.render.slack_blocks import escape, fit, render_payload, slack_len, validate_payload
+from jobwatch.render.view import NO_SECRET, describe, event_emoji, phase_change_text
 from jobwatch.sources import UnknownSourceError
 from jobwatch.sources.base import Fact
 
@@ -112,7 +115,7 @@ def make(
         source=source,
         job_id=job_id,
         event=event,
-        severity=messages.severity_for(event),
+        severity=severity_for(event),
         occurred_at="2024-05-01T11:02:03Z",
         job=spec,
         previous=Snapshot(phase=Phase.RUNNING, status="Running", started_at=started, details=details),
@@ -191,7 +194,7 @@ def test_structure_for_each_event(event: Event) -> None:
     assert blocks[0]["type"] == "header"
     assert blocks[-1]["type"] == "context"
     header = blocks[0]["text"]["text"]
-    assert header.startswith(messages.event_emoji(event))
+    assert header.startswith(event_emoji(event))
     assert f"{event.value} · Zilliz Cloud import" in header
     first = 1
     if event in NOTES:  # the reason sits right under the header
@@ -200,14 +203,14 @@ def test_structure_for_each_event(event: Event) -> None:
     else:
         assert why_section(payload) is None
     if event is not Event.TEST:
-        assert blocks[first]["text"]["text"] == f"*Zilliz Cloud import*: {messages.describe(t).outcome}"
+        assert blocks[first]["text"]["text"] == f"*Zilliz Cloud import*: {describe(t).outcome}"
     fields = [f["text"] for f in blocks[first]["fields"]]
     assert fields[:7] == [
         "*Job id*\n`job-abc123`",
         "*Kind*\nZilliz Cloud import (zilliz-import-v1)",
         "*Collections*\nmedium_articles",
         "*Cluster*\ncluster in01-3e5a7c",
-        f"*Phase*\n{messages.phase_change_text(make(event))}",
+        f"*Phase*\n{phase_change_text(make(event))}",
         "*Progress*\n42%",
         "*Duration*\n1h 02m 03s (observed)",
     ]
@@ -267,7 +270,7 @@ def test_auth_failed_shows_the_secret_to_fix() -> None:
     fields = [f["text"] for f in payload["blocks"][2]["fields"]]
     assert fields[7] == "*Secret*\n`jobwatch/x`"
     bare = render_payload(make(Event.AUTH_FAILED, secret_name=None, note="register the job with --secret"))
-    assert bare["blocks"][2]["fields"][7]["text"] == f"*Secret*\n{messages.NO_SECRET}"
+    assert bare["blocks"][2]["fields"][7]["text"] == f"*Secret*\n{NO_SECRET}"
     evil = render_payload(make(Event.AUTH_FAILED, secret_name="a`b <!channel>", note="n"))
     assert evil["blocks"][2]["fields"][7]["text"] == "*Secret*\n`a\u02cbb &lt;!channel&gt;`"
     assert_safe(evil)
@@ -585,5 +588,5 @@ def test_any_upstream_text_renders_within_limits_and_escaped(
     assert_safe(payload)
     for value in all_texts(payload):
         assert "@here" not in value.lower() and "@channel" not in value.lower()
-    subject = messages.email_subject(t)
+    subject = email_subject(t)
     assert len(subject) <= 100 and subject.isascii() and subject.isprintable()

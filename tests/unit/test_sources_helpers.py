@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from jobwatch.errors import PollError, PollErrorKind
-from jobwatch.model import Phase
+from jobwatch.domain.errors import PollError, PollErrorKind
+from jobwatch.domain.model import Phase
 from jobwatch.sources import _facts, source_names
 from jobwatch.sources._shape import capped, error_text, opt_int, opt_number, opt_timestamp, progress_for
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from jobwatch.errors import PollError, PollErrorKind
-from jobwatch.model import Phase
+from jobwatch.domain.errors import PollError, PollErrorKind
+from jobwatch.domain.model import Phase
 from jobwatch.sources import listing
 from jobwatch.sources.base import HttpResponse
 from jobwatch_devkit.reference import reference_dir

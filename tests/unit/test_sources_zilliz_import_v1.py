@@ -15,8 +15,8 @@ from conftest_sources import (
     spec,
 )
 
-from jobwatch.errors import PollError, PollErrorKind
-from jobwatch.model import Phase
+from jobwatch.domain.errors import PollError, PollErrorKind
+from jobwatch.domain.model import Phase
 from jobwatch.sources import get_source
 from jobwatch.sources.zilliz_import_v1 import SOURCE
 

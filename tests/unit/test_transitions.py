@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from jobwatch.errors import PollErrorKind
-from jobwatch.model import Event, Health, JobSpec, NotifySettings, Phase, Snapshot, TrackedJob
-from jobwatch.transitions import Outcome, Policy, decide, decide_error
+from jobwatch.domain.errors import PollErrorKind
+from jobwatch.domain.model import Event, Health, JobSpec, NotifySettings, Phase, Snapshot, TrackedJob
+from jobwatch.domain.transitions import Outcome, Policy, decide, decide_error
 
 T0 = "2026-11-22T12:00:00.000Z"
 NOW = "2026-11-22T12:00:30.000Z"

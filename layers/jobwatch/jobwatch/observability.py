@@ -14,7 +14,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
-from jobwatch.model import JobSpec
+from jobwatch.domain.model import JobSpec
 
 SERVICE = "jobwatch"
 NAMESPACE = "Jobwatch"

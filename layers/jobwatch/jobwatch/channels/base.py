@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Protocol
 
-from jobwatch.model import Transition
+from jobwatch.domain.model import Transition
 
 
 class Channel(Protocol):

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jobwatch.errors import PollError, PollErrorKind
-from jobwatch.model import Phase, Snapshot
+from jobwatch.domain.errors import PollError, PollErrorKind
+from jobwatch.domain.model import Phase, Snapshot
 from jobwatch.sources import _facts
 from jobwatch.sources._fields import clamp_percent
 from jobwatch.sources._shape import (

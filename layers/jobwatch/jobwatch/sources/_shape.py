@@ -14,8 +14,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
 
-from jobwatch.errors import PollError, PollErrorKind
-from jobwatch.model import Phase
+from jobwatch.domain.errors import PollError, PollErrorKind
+from jobwatch.domain.model import Phase
 from jobwatch.sources._fields import clamp_percent, text_or_none, timestamp_or_none
 from jobwatch.sources.base import HttpResponse, decode_json_object, http_status_error
 

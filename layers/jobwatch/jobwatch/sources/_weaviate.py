@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from jobwatch.errors import PollError, PollErrorKind
-from jobwatch.model import JobSpec, Phase, Snapshot
+from jobwatch.domain.errors import PollError, PollErrorKind
+from jobwatch.domain.model import JobSpec, Phase, Snapshot
 from jobwatch.sources import _facts
 from jobwatch.sources._shape import (
     drift,

@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from jobwatch.errors import PollError, PollErrorKind
-from jobwatch.model import JobSpec, Snapshot
+from jobwatch.domain.errors import PollError, PollErrorKind
+from jobwatch.domain.model import JobSpec, Snapshot
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from jobwatch.errors import PollError, PollErrorKind
-from jobwatch.model import Phase
+from jobwatch.domain.errors import PollError, PollErrorKind
+from jobwatch.domain.model import Phase
 from jobwatch.sources._fields import clamp_percent
 from jobwatch.sources._milvus_envelope import MILVUS_CODES, ZILLIZ_CODES, CodeKinds, unwrap
 from jobwatch.sources._shape import (

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
-from jobwatch.model import JobSpec, Phase, Snapshot
+from jobwatch.domain.model import JobSpec, Phase, Snapshot
 from jobwatch.sources import _facts
 from jobwatch.sources._milvus_envelope import MILVUS_CODES, unwrap, v2_facts, v2_job_snapshot
 from jobwatch.sources.base import Fact, HttpRequest, HttpResponse, Source

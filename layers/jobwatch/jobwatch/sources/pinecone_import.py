@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from jobwatch.model import JobSpec, Phase, Snapshot
+from jobwatch.domain.model import JobSpec, Phase, Snapshot
 from jobwatch.sources import _facts
 from jobwatch.sources._shape import (
     drift,

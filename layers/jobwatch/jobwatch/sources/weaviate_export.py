@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from jobwatch.model import JobSpec, Phase, Snapshot
+from jobwatch.domain.model import JobSpec, Phase, Snapshot
 from jobwatch.sources import _facts
 from jobwatch.sources._shape import (
     as_object,

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from jobwatch.errors import PollError, PollErrorKind
-from jobwatch.model import JobSpec, Phase, Snapshot
+from jobwatch.domain.errors import PollError, PollErrorKind
+from jobwatch.domain.model import JobSpec, Phase, Snapshot
 from jobwatch.sources import _facts
 from jobwatch.sources._milvus_envelope import ZILLIZ_CODES, unwrap
 from jobwatch.sources._shape import (

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
-from jobwatch.errors import PollError, PollErrorKind
-from jobwatch.model import JobSpec, Phase, Snapshot
+from jobwatch.domain.errors import PollError, PollErrorKind
+from jobwatch.domain.model import JobSpec, Phase, Snapshot
 from jobwatch.sources._milvus_envelope import ZILLIZ_CODES, unwrap, v2_facts, v2_job_snapshot
 from jobwatch.sources.base import Fact, HttpRequest, HttpResponse, Source
 

@@ -1,0 +1,1 @@
+"""DynamoDB adapters: jobs (with their outbox and history), delivery claims, watches."""

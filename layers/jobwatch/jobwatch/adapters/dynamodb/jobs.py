@@ -1,0 +1,516 @@
+"""DynamoDB store: tracked jobs, their transitions (the outbox) and per-channel delivery claims.
+
+One table, three item kinds sharing `pk`/`sk`:
+- job         pk=JOB#<key>   sk=JOB       version, doc (JSON), health (JSON), pollShard (while
+                                          non-terminal), outbox {transitionId: entry}, outboxShard
+- history     pk=JOB#<key>   sk=TR#<ver>  doc (event JSON), delivery (PUBLISHED / DEAD_LETTERED)
+- claim       pk=DELIVERY#<channel>#<transitionId>  sk=CLAIM  state, leaseUntil
+- wait        pk=DELIVERY#<channel>#<transitionId>  sk=WAIT   token, leaseUntil (the deferred copy
+                                                            that currently stands for the transition)
+
+The job's document is one JSON string attribute: the poller reads thousands of jobs per cycle and
+botocore's per-attribute parsing would otherwise dominate its CPU time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from jobwatch.domain.model import Health, JobSpec, Snapshot, TrackedJob, Transition
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+POLLABLE_INDEX = "pollable"
+OUTBOX_INDEX = "outbox"
+ACTIVE_SHARD = "ACTIVE"
+PENDING_SHARD = "PENDING"
+_JOB_SK = "JOB"
+
+
+def _job_pk(key: str) -> str:
+    return f"JOB#{key}"
+
+
+def _history_sk(transition_id: str) -> str:
+    """`key#7` -> TR#0000000007, `key#7.2` -> TR#0000000007.2: sorts in publication order."""
+    suffix = transition_id.rsplit("#", 1)[1]
+    version, _, index = suffix.partition(".")
+    return f"TR#{int(version):010d}" + (f".{index}" if index else "")
+
+
+def _compact(value: dict[str, Any]) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+class ConflictError(Exception):
+    """Another writer advanced the job first (an overlapping poller run): this run must not notify."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingTransition:
+    transition: Transition
+    recorded_at: float
+    attempts: int
+
+
+class JobStore:
+    def __init__(self, client: DynamoDBClient, table: str, *, retention_days: int = 30) -> None:
+        self._db = client
+        self._table = table
+        self._retention_s = retention_days * 86400
+
+    # -- jobs -----------------------------------------------------------------------------------
+
+    def _job_item(self, job: TrackedJob) -> dict[str, Any]:
+        doc = job.to_wire()
+        doc.pop("version", None)
+        health = doc.pop("health")
+        item: dict[str, Any] = {
+            "pk": {"S": _job_pk(job.key)},
+            "sk": {"S": _JOB_SK},
+            "version": {"N": str(job.version)},
+            "doc": {"S": _compact(doc)},
+            "health": {"S": _compact(health)},
+            "source": {"S": job.spec.source},
+            "outbox": {"M": {}},
+        }
+        if job.terminal:
+            item["expiresAt"] = {"N": str(int(time.time()) + self._retention_s)}
+        else:
+            item["pollShard"] = {"S": ACTIVE_SHARD}
+        return item
+
+    @staticmethod
+    def _job_from_item(item: dict[str, Any]) -> TrackedJob:
+        doc = json.loads(item["doc"]["S"])
+        doc["version"] = int(item["version"]["N"])
+        if "health" in item:
+            doc["health"] = json.loads(item["health"]["S"])
+        doc["owes_transitions"] = "outboxShard" in item
+        return TrackedJob.model_validate(doc)
+
+    def add_job(
+        self, spec: JobSpec, now_iso: str, *, initial_snapshot: Snapshot | None = None
+    ) -> tuple[TrackedJob, bool]:
+        """Track a job; returns (job, created). Tracking the same job twice keeps the first item.
+
+        `initial_snapshot` records a job first seen already over (auto-discovery): it is written
+        terminal and non-pollable in the same conditional put, so nothing ever notifies it.
+        """
+        job = TrackedJob(
+            spec=spec,
+            snapshot=initial_snapshot,
+            created_at=now_iso,
+            updated_at=now_iso,
+            changed_at=now_iso if initial_snapshot else None,
+        )
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item=self._job_item(job),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            existing = self.get_job(spec.key)
+            if existing is None:  # deleted between the two calls; report the attempt as not created
+                return job, False
+            return existing, False
+        return job, True
+
+    def get_job(self, key: str) -> TrackedJob | None:
+        response = self._db.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": _job_pk(key)}, "sk": {"S": _JOB_SK}},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return None if item is None else self._job_from_item(item)
+
+    def delete_job(self, key: str) -> bool:
+        response = self._db.delete_item(
+            TableName=self._table,
+            Key={"pk": {"S": _job_pk(key)}, "sk": {"S": _JOB_SK}},
+            ReturnValues="ALL_OLD",
+        )
+        return "Attributes" in response
+
+    def pollable_pages(self) -> Iterator[list[TrackedJob]]:
+        """Non-terminal jobs page by page, so polling can start before the last page arrives."""
+        paginator = self._db.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self._table,
+            IndexName=POLLABLE_INDEX,
+            KeyConditionExpression="pollShard = :v",
+            ExpressionAttributeValues={":v": {"S": ACTIVE_SHARD}},
+        ):
+            yield [self._job_from_item(item) for item in page.get("Items", [])]
+
+    def pollable_jobs(self) -> list[TrackedJob]:
+        """Non-terminal jobs, from the sparse index: no Scan, cost proportional to active jobs only."""
+        return [
+            self._job_from_item(item) for item in self._query_index(POLLABLE_INDEX, "pollShard", ACTIVE_SHARD)
+        ]
+
+    def all_jobs(self) -> list[TrackedJob]:
+        """Every tracked job including terminal ones (an operator listing, not on the polling path)."""
+        jobs: list[TrackedJob] = []
+        paginator = self._db.get_paginator("scan")
+        for page in paginator.paginate(
+            TableName=self._table,
+            FilterExpression="sk = :job",
+            ExpressionAttributeValues={":job": {"S": _JOB_SK}},
+        ):
+            jobs.extend(self._job_from_item(item) for item in page.get("Items", []))
+        jobs.sort(key=lambda job: job.created_at)
+        return jobs
+
+    def _query_index(self, index: str, attribute: str, value: str) -> Iterator[dict[str, Any]]:
+        paginator = self._db.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self._table,
+            IndexName=index,
+            KeyConditionExpression="#s = :v",
+            ExpressionAttributeNames={"#s": attribute},
+            ExpressionAttributeValues={":v": {"S": value}},
+        ):
+            yield from page.get("Items", [])
+
+    # -- state changes --------------------------------------------------------------------------
+
+    def save_state(
+        self,
+        job: TrackedJob,
+        snapshot: Snapshot | None,
+        health: Health,
+        snapshot_changed: bool,
+        transitions: Sequence[Transition],
+        now_iso: str,
+        now_s: float,
+    ) -> TrackedJob:
+        """Advance the job in one conditional write on the version that was read.
+
+        Transitions go into the job item's own `outbox` map in that same write, so recording the
+        state and owing the notifications are one atomic step (no multi-item transaction needed):
+        a crash after this call loses nothing, a later cycle publishes what is still in the outbox.
+        Raises ConflictError when another run got there first.
+        """
+        updated = job.model_copy(
+            update={
+                "snapshot": snapshot,
+                "health": health,
+                "version": job.version + 1,
+                "updated_at": now_iso,
+                "changed_at": now_iso if snapshot_changed else job.changed_at,
+                "last_transition_id": transitions[-1].transition_id
+                if transitions
+                else job.last_transition_id,
+            }
+        )
+        doc = updated.to_wire()
+        doc.pop("version", None)
+        health_doc = doc.pop("health")
+        names: dict[str, str] = {"#v": "version"}
+        values: dict[str, Any] = {
+            ":read": {"N": str(job.version)},
+            ":new": {"N": str(updated.version)},
+            ":doc": {"S": _compact(doc)},
+            ":health": {"S": _compact(health_doc)},
+        }
+        sets = ["#v = :new", "doc = :doc", "health = :health"]
+        removes: list[str] = []
+        if updated.terminal:
+            sets.append("expiresAt = :exp")
+            values[":exp"] = {"N": str(int(now_s) + self._retention_s)}
+            removes.append("pollShard")
+        for index, transition in enumerate(transitions):
+            names[f"#t{index}"] = transition.transition_id
+            sets.append(f"outbox.#t{index} = :e{index}")
+            values[f":e{index}"] = {
+                "M": {
+                    "doc": {"S": _compact(transition.to_wire())},
+                    "recordedAt": {"N": f"{now_s:.3f}"},
+                    "attempts": {"N": "0"},
+                }
+            }
+        if transitions:
+            sets.append("outboxShard = :pending")
+            values[":pending"] = {"S": PENDING_SHARD}
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": _job_pk(job.key)}, "sk": {"S": _JOB_SK}},
+                UpdateExpression=expression,
+                ConditionExpression="#v = :read",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except self._db.exceptions.ConditionalCheckFailedException as exc:
+            raise ConflictError(str(exc)) from exc
+        return updated
+
+    def save_health(self, job: TrackedJob, health: Health) -> TrackedJob:
+        """Record poll-error bookkeeping only: the job's version and snapshot stay as they are.
+
+        Conditional on the version read, so it never overwrites a newer state; two overlapping runs
+        may both count the same failing poll, which only brings an alert one poll earlier.
+        """
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": _job_pk(job.key)}, "sk": {"S": _JOB_SK}},
+                UpdateExpression="SET health = :h",
+                ConditionExpression="#v = :read",
+                ExpressionAttributeNames={"#v": "version"},
+                ExpressionAttributeValues={
+                    ":h": {"S": _compact(health.to_wire())},
+                    ":read": {"N": str(job.version)},
+                },
+            )
+        except self._db.exceptions.ConditionalCheckFailedException as exc:
+            raise ConflictError(str(exc)) from exc
+        return job.model_copy(update={"health": health})
+
+    def save_snapshot(
+        self, job: TrackedJob, seen: Snapshot, now_iso: str, transition: Transition | None, now_s: float
+    ) -> TrackedJob:
+        """Store a new snapshot (health unchanged) with at most one owed transition."""
+        return self.save_state(
+            job, seen, job.health, True, [transition] if transition else [], now_iso, now_s
+        )
+
+    # -- outbox ---------------------------------------------------------------------------------
+
+    def pending_transitions(self) -> list[PendingTransition]:
+        """Recorded but not yet published transitions, oldest first (sparse index, no Scan)."""
+        pending: list[PendingTransition] = []
+        for item in self._query_index(OUTBOX_INDEX, "outboxShard", PENDING_SHARD):
+            for entry in item.get("outbox", {}).get("M", {}).values():
+                fields = entry["M"]
+                pending.append(
+                    PendingTransition(
+                        transition=Transition.model_validate_json(fields["doc"]["S"]),
+                        recorded_at=float(fields["recordedAt"]["N"]),
+                        attempts=int(fields["attempts"]["N"]),
+                    )
+                )
+        pending.sort(key=lambda p: (p.recorded_at, _history_sk(p.transition.transition_id)))
+        return pending
+
+    def _settle(self, transition: Transition, state: str, now_s: float, detail: str) -> None:
+        """Keep a transition in the job's history, then take it out of the outbox.
+
+        History first: a transition is always findable in one of the two (the Slack sender asks
+        `transition_standing` whether to wait for it). The first settle's history entry stands; a
+        crash between the two writes only means the outbox entry is published once more.
+        """
+        with contextlib.suppress(self._db.exceptions.ConditionalCheckFailedException):
+            self._db.put_item(
+                TableName=self._table,
+                Item={
+                    "pk": {"S": _job_pk(transition.job_key)},
+                    "sk": {"S": _history_sk(transition.transition_id)},
+                    "doc": {"S": _compact(transition.to_wire())},
+                    "delivery": {"S": state},
+                    "detail": {"S": detail[:500]},
+                    "settledAt": {"N": f"{now_s:.3f}"},
+                    "expiresAt": {"N": str(int(now_s) + self._retention_s)},
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        key = {"pk": {"S": _job_pk(transition.job_key)}, "sk": {"S": _JOB_SK}}
+        try:
+            response = self._db.update_item(
+                TableName=self._table,
+                Key=key,
+                UpdateExpression="REMOVE outbox.#t",
+                ConditionExpression="attribute_exists(outbox.#t)",
+                ExpressionAttributeNames={"#t": transition.transition_id},
+                ReturnValues="ALL_NEW",
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return  # another run settled it first
+        if not response.get("Attributes", {}).get("outbox", {}).get("M"):
+            with contextlib.suppress(self._db.exceptions.ConditionalCheckFailedException):
+                self._db.update_item(
+                    TableName=self._table,
+                    Key=key,
+                    UpdateExpression="REMOVE outboxShard",
+                    ConditionExpression="size(outbox) = :zero",
+                    ExpressionAttributeValues={":zero": {"N": "0"}},
+                )
+
+    def mark_published(self, transition: Transition, message_id: str, now_s: float) -> None:
+        self._settle(transition, "PUBLISHED", now_s, message_id)
+
+    def mark_dead_lettered(self, transition: Transition, reason: str, now_s: float) -> None:
+        """Give up on a transition after the retry cap; the operator alarm watches this metric."""
+        self._settle(transition, "DEAD_LETTERED", now_s, reason)
+
+    def transition_standing(self, transition_id: str) -> str | None:
+        """PUBLISHED or DEAD_LETTERED once settled, OWED while still in the outbox, None when unknown
+        (the job was untracked or its history expired)."""
+        job_key, _, _ = transition_id.rpartition("#")
+        try:
+            history_sk = _history_sk(transition_id)
+        except ValueError:
+            return None  # not a numbered transition (a TEST notification): never in the outbox
+        settled = self._db.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": _job_pk(job_key)}, "sk": {"S": history_sk}},
+            ConsistentRead=True,
+            ProjectionExpression="delivery",
+        ).get("Item")
+        if settled is not None:
+            return str(settled["delivery"]["S"])
+        job = self._db.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": _job_pk(job_key)}, "sk": {"S": _JOB_SK}},
+            ConsistentRead=True,
+            ProjectionExpression="outbox.#t",
+            ExpressionAttributeNames={"#t": transition_id},
+        ).get("Item")
+        return "OWED" if job is not None and job.get("outbox", {}).get("M") else None
+
+    def note_publish_failure(self, transition: Transition) -> None:
+        with contextlib.suppress(self._db.exceptions.ConditionalCheckFailedException):
+            self._db.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": _job_pk(transition.job_key)}, "sk": {"S": _JOB_SK}},
+                UpdateExpression="ADD outbox.#t.attempts :one",
+                ConditionExpression="attribute_exists(outbox.#t)",
+                ExpressionAttributeNames={"#t": transition.transition_id},
+                ExpressionAttributeValues={":one": {"N": "1"}},
+            )
+
+    def recent_transitions(self, key: str, limit: int = 20) -> list[Transition]:
+        """Settled transitions of a job, newest first (pending ones are in `pending_transitions`)."""
+        response = self._db.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :tr)",
+            ExpressionAttributeValues={":pk": {"S": _job_pk(key)}, ":tr": {"S": "TR#"}},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [Transition.model_validate_json(item["doc"]["S"]) for item in response.get("Items", [])]
+
+    # -- delivery claims (dedupe at the channel edge) --------------------------------------------
+
+    def claim_delivery(self, channel: str, transition_id: str, lease_s: float) -> str:
+        """Claim the right to deliver one transition to one channel.
+
+        Returns "claimed", "done" (already delivered or permanently failed: skip) or "busy"
+        (another worker holds a live lease: retry later).
+        """
+        now = time.time()
+        key = {"pk": {"S": f"DELIVERY#{channel}#{transition_id}"}, "sk": {"S": "CLAIM"}}
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={
+                    **key,
+                    "state": {"S": "IN_PROGRESS"},
+                    "leaseUntil": {"N": f"{now + lease_s:.3f}"},
+                    "expiresAt": {"N": str(int(now) + self._retention_s)},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR (#st = :inprog AND leaseUntil < :now)",
+                ExpressionAttributeNames={"#st": "state"},
+                ExpressionAttributeValues={":inprog": {"S": "IN_PROGRESS"}, ":now": {"N": f"{now:.3f}"}},
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            existing = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
+            if existing is None:
+                return "busy"
+            return "busy" if existing["state"]["S"] == "IN_PROGRESS" else "done"
+        return "claimed"
+
+    def finish_delivery(self, channel: str, transition_id: str, state: str, detail: str = "") -> None:
+        """Record DELIVERED or FAILED_PERMANENT; either way the transition is never posted again."""
+        self._db.update_item(
+            TableName=self._table,
+            Key={"pk": {"S": f"DELIVERY#{channel}#{transition_id}"}, "sk": {"S": "CLAIM"}},
+            UpdateExpression="SET #st = :s, detail = :d, finishedAt = :t",
+            ExpressionAttributeNames={"#st": "state"},
+            ExpressionAttributeValues={
+                ":s": {"S": state},
+                ":d": {"S": detail[:500]},
+                ":t": {"N": f"{time.time():.3f}"},
+            },
+        )
+
+    def delivery_state(self, channel: str, transition_id: str, now_s: float | None = None) -> str | None:
+        """IN_PROGRESS, DELIVERED or FAILED_PERMANENT; None when that transition never reached here.
+
+        Given `now_s`, an IN_PROGRESS claim whose lease has run out (its worker died) is STALE.
+        """
+        item = self._db.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": f"DELIVERY#{channel}#{transition_id}"}, "sk": {"S": "CLAIM"}},
+            ConsistentRead=True,
+        ).get("Item")
+        if item is None:
+            return None
+        state = str(item["state"]["S"])
+        if state == "IN_PROGRESS" and now_s is not None and float(item["leaseUntil"]["N"]) < now_s:
+            return "STALE"
+        return state
+
+    def waiting_copy(self, channel: str, transition_id: str, now_s: float) -> str | None:
+        """Token of the deferred copy that stands for this transition, while its lease is live."""
+        item = self._db.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": f"DELIVERY#{channel}#{transition_id}"}, "sk": {"S": "WAIT"}},
+            ConsistentRead=True,
+        ).get("Item")
+        if item is None or float(item["leaseUntil"]["N"]) < now_s:
+            return None
+        return str(item["token"]["S"])
+
+    def hand_wait_to(
+        self, channel: str, transition_id: str, token: str, previous: str | None, now_s: float, lease_s: float
+    ) -> bool:
+        """Make the copy `token` (already sent) the one that stands for the transition.
+
+        Allowed when nobody holds a live lease or when `previous` (the copy being handled) does.
+        False means another copy won: the one just sent is surplus and is dropped when it returns.
+        """
+        condition = "attribute_not_exists(pk) OR leaseUntil < :now OR #tok = :previous"
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={
+                    "pk": {"S": f"DELIVERY#{channel}#{transition_id}"},
+                    "sk": {"S": "WAIT"},
+                    "token": {"S": token},
+                    "leaseUntil": {"N": f"{now_s + lease_s:.3f}"},
+                    "expiresAt": {"N": str(int(now_s) + self._retention_s)},
+                },
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#tok": "token"},
+                ExpressionAttributeValues={
+                    ":now": {"N": f"{now_s:.3f}"},
+                    # An original message has no token; "-" never matches a stored one (hex).
+                    ":previous": {"S": previous or "-"},
+                },
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def release_delivery(self, channel: str, transition_id: str) -> None:
+        """Give the claim back after a retryable failure so the redelivered message can post."""
+        # Already finished or released: nothing to give back.
+        with contextlib.suppress(self._db.exceptions.ConditionalCheckFailedException):
+            self._db.delete_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"DELIVERY#{channel}#{transition_id}"}, "sk": {"S": "CLAIM"}},
+                ConditionExpression="#st = :inprog",
+                ExpressionAttributeNames={"#st": "state"},
+                ExpressionAttributeValues={":inprog": {"S": "IN_PROGRESS"}},
+            )

@@ -1,0 +1,1 @@
+"""The registration HTTP API (API Gateway REST): request models and routes."""

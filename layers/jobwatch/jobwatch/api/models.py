@@ -1,0 +1,249 @@
+"""Request and response models of the registration API, shared with the CLI.
+
+Why one module: the HTTP API validates its bodies with these models (Powertools turns them into the
+OpenAPI document), and the CLI builds the very same models from its flags, so a registration means
+the same thing and fails the same way whichever door it came through. Field checks that need no I/O
+live here as validators (each failure is reported against its own field); checks that need the
+network or the source registry's per-source rules live in `jobwatch.registration`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic.alias_generators import to_camel
+
+from jobwatch.domain.model import (
+    Event,
+    JobSpec,
+    NotifySettings,
+    Phase,
+    Snapshot,
+    TrackedJob,
+    Transition,
+    Watch,
+    WatchKind,
+)
+from jobwatch.sources import UnknownSourceError, get_source, source_names
+
+SECRET_NAME_PATTERN = r"^[A-Za-z0-9/_+=.@:-]{1,2048}$"
+LABEL_KEY_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+OPTION_KEY_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
+JOB_ID_MAX = 512
+MAX_LABELS = 32
+MAX_OPTIONS = 16
+EVENT_NAMES: tuple[str, ...] = tuple(event.value for event in Event)
+
+_SECRET_NAME = re.compile(SECRET_NAME_PATTERN)
+_LABEL_KEY = re.compile(LABEL_KEY_PATTERN)
+_OPTION_KEY = re.compile(OPTION_KEY_PATTERN)
+
+_SOURCE_ENUM: list[JsonValue] = list(source_names())
+
+
+def check_source(name: str) -> str:
+    """The source name if it is registered; the error lists the valid ones."""
+    try:
+        get_source(name)
+    except UnknownSourceError as exc:
+        raise ValueError(str(exc)) from None
+    return name
+
+
+def check_secret_name(name: str | None) -> str | None:
+    if name is not None and not _SECRET_NAME.match(name):
+        raise ValueError("secret name has characters Secrets Manager does not allow")
+    return name
+
+
+def check_labels(labels: dict[str, str]) -> dict[str, str]:
+    if len(labels) > MAX_LABELS:
+        raise ValueError(f"at most {MAX_LABELS} labels")
+    for key, value in labels.items():
+        if not _LABEL_KEY.match(key):
+            raise ValueError(f"label key {key!r} must match {LABEL_KEY_PATTERN}")
+        if len(value) > 256:
+            raise ValueError(f"label {key!r}: value longer than 256 characters")
+    return labels
+
+
+class ApiModel(BaseModel):
+    """camelCase on the wire, snake_case accepted too (the CLI passes Python names); unknowns refused."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+    def to_wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def _event_enum(schema: dict[str, Any]) -> None:
+    """Document the accepted event names in the OpenAPI schema (the validator enforces them)."""
+    events = schema.get("properties", {}).get("events")
+    if isinstance(events, dict):
+        for option in events.get("anyOf", []):
+            if option.get("type") == "array":
+                option["items"] = {"type": "string", "enum": list(EVENT_NAMES)}
+
+
+class NotifyRequest(NotifySettings):
+    """Per-job notification settings as registered: `NotifySettings` with event names checked."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_event_enum)
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, events: list[str] | None) -> list[str] | None:
+        if events is None:
+            return None
+        unknown = [name for name in events if name not in EVENT_NAMES]
+        if unknown:
+            raise ValueError(f"unknown event {unknown[0]!r}; valid events: {', '.join(EVENT_NAMES)}")
+        return list(dict.fromkeys(events))
+
+    def settings(self) -> NotifySettings:
+        return NotifySettings.model_validate(self.model_dump())
+
+
+class _Registration(ApiModel):
+    """Fields every registration (job or watch) has, with the same checks."""
+
+    endpoint: str = Field(
+        min_length=1,
+        max_length=2048,
+        description="API base URL: https (plain http only for loopback when the deployment allows it). "
+        "Must not resolve to link-local, loopback, private or reserved addresses unless allow-listed.",
+        examples=["https://controller.api.gcp-us-west1.zillizcloud.com"],
+    )
+    secret_name: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="Name of the Secrets Manager secret holding the API key (never the key itself).",
+        json_schema_extra={"pattern": SECRET_NAME_PATTERN},
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description=f"Free-form key=value tags (at most {MAX_LABELS}); filterable with `label=k=v`.",
+        json_schema_extra={"propertyNames": {"pattern": LABEL_KEY_PATTERN}, "maxProperties": MAX_LABELS},
+    )
+    notify: NotifyRequest | None = Field(default=None, description="Per-job notification settings.")
+
+    _secret = field_validator("secret_name")(check_secret_name)
+    _labels = field_validator("labels")(check_labels)
+
+
+class JobRegistration(_Registration):
+    """`POST /jobs` and `jobwatch track`: one job to track."""
+
+    source: str = Field(
+        description="Job source.", json_schema_extra={"enum": _SOURCE_ENUM}, examples=["zilliz-import-v1"]
+    )
+    job_id: str = Field(min_length=1, max_length=JOB_ID_MAX, description="Upstream job id.")
+    backend: str | None = Field(
+        default=None, max_length=256, description="Weaviate backup backend (s3, gcs, azure, filesystem)."
+    )
+    cluster_id: str | None = Field(default=None, max_length=256, description="Zilliz Cloud cluster id.")
+    options: dict[str, str] = Field(
+        default_factory=dict,
+        description="Source options (bucket, path, dbName, apiVersion).",
+        json_schema_extra={"propertyNames": {"pattern": OPTION_KEY_PATTERN}, "maxProperties": MAX_OPTIONS},
+    )
+
+    _source = field_validator("source")(check_source)
+
+    @field_validator("options")
+    @classmethod
+    def _options(cls, options: dict[str, str]) -> dict[str, str]:
+        if len(options) > MAX_OPTIONS:
+            raise ValueError(f"at most {MAX_OPTIONS} options")
+        for key, value in options.items():
+            if not _OPTION_KEY.match(key):
+                raise ValueError(f"option name {key!r} must match {OPTION_KEY_PATTERN}")
+            if len(value) > 1024:
+                raise ValueError(f"option {key!r}: value longer than 1024 characters")
+        return options
+
+
+class WatchRegistration(_Registration):
+    """`POST /watches` and `jobwatch watch`: list a cluster's or backend's jobs and track new ones."""
+
+    kind: WatchKind = Field(description="What to list.")
+    cluster_id: str | None = Field(
+        default=None, max_length=256, description="Zilliz Cloud cluster id (zilliz-cloud-v1/v2)."
+    )
+    backend: str | None = Field(
+        default=None, max_length=256, description="Weaviate backup backend (weaviate-backups)."
+    )
+    db_name: str | None = Field(default=None, max_length=256, description="Milvus database (milvus).")
+
+
+# -- responses -------------------------------------------------------------------------------------------
+
+
+class FieldProblem(ApiModel):
+    field: str = Field(
+        description="Wire name of the field (dotted for nested fields); `body` for the whole body."
+    )
+    message: str
+
+
+class ErrorBody(ApiModel):
+    """Every error response: a sentence, and one entry per offending field where there is one."""
+
+    message: str
+    errors: list[FieldProblem] = Field(default_factory=list)
+
+
+class JobResource(ApiModel):
+    """A tracked job as the API shows it."""
+
+    model_config = ConfigDict(extra="ignore")
+    key: str = Field(description="Stable job key: `<source>.<hash>` of source, endpoint, scope and job id.")
+    spec: JobSpec
+    phase: Phase | None = Field(description="Current phase; null until the first poll.")
+    snapshot: Snapshot | None
+    version: int
+    created_at: str
+    updated_at: str
+    recent_transitions: list[Transition] | None = Field(
+        default=None, description="Newest first; only filled by `GET /jobs/{key}` (null in listings)."
+    )
+
+    @classmethod
+    def of(cls, job: TrackedJob, transitions: list[Transition] | None = None) -> JobResource:
+        snapshot = job.snapshot
+        return cls(
+            key=job.key,
+            spec=job.spec,
+            phase=snapshot.phase if snapshot else None,
+            snapshot=snapshot,
+            version=job.version,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            recent_transitions=transitions,
+        )
+
+
+class JobList(ApiModel):
+    model_config = ConfigDict(extra="ignore")
+    jobs: list[JobResource]
+    next_token: str | None = Field(
+        description="Pass as `nextToken` for the next page; null on the last page."
+    )
+
+
+class Deleted(ApiModel):
+    model_config = ConfigDict(extra="ignore")
+    deleted: str = Field(description="Key or id of what was removed.")
+
+
+class TestNotification(ApiModel):
+    model_config = ConfigDict(extra="ignore")
+    transition_id: str = Field(description="`<key>#test-<uuid>`: never collides with a real transition.")
+    message_id: str = Field(description="SNS message id of the publish.")
+
+
+class WatchList(ApiModel):
+    model_config = ConfigDict(extra="ignore")
+    watches: list[Watch]

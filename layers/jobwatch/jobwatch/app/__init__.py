@@ -1,0 +1,1 @@
+"""The application: the poll cycle, discovery, registration and the operations the API and CLI share."""

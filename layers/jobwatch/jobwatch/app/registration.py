@@ -1,0 +1,305 @@
+"""Validation of job and watch registrations: one code path for the HTTP API and the CLI.
+
+Why it matters: a registration names a URL that the poller will later call, with an API key, from
+inside AWS. This is the one place where user input becomes an outbound request target, so the rules
+that keep the poller away from internal addresses (SSRF) are applied here, before anything is written:
+- https only; plain http only for loopback hosts, and only with JOBWATCH_ALLOW_HTTP_LOOPBACK=true;
+- the host is resolved and refused if ANY address is link-local (169.254.0.0/16 with the instance
+  metadata address, fe80::/10), loopback (unless the http flag is on and the host is loopback by
+  name: `localhost` or a loopback literal, never a public-looking name), private (10/8, 172.16/12,
+  192.168/16, fc00::/7), shared CGNAT (100.64/10), multicast, unspecified, reserved or otherwise not
+  public, also when wrapped in IPv6 (IPv4-mapped, NAT64, 6to4); JOBWATCH_ENDPOINT_ALLOWLIST may
+  exempt CIDRs or hostnames;
+- numeric hosts in non-canonical forms (`2130706433`, `0x7f.1`, `0177.0.0.1`) are refused outright:
+  resolvers read them as addresses while humans and allow-lists do not.
+The poller's HTTP client never follows redirects, so a vetted endpoint cannot bounce it elsewhere.
+A refused registration raises `RegistrationRefused` naming the field; nothing is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import socket
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, ValidationError
+
+from jobwatch.api.models import JOB_ID_MAX, FieldProblem, JobRegistration, WatchRegistration, check_source
+from jobwatch.domain.endpoints import EndpointPolicy, IPAddress, Resolver, is_loopback_name, parse_ip
+from jobwatch.domain.errors import RegistrationError
+from jobwatch.domain.model import JobSpec, Watch
+from jobwatch.sources import get_source, source_names
+
+_HOST_NAME = re.compile(
+    r"^(?=.{1,253}\.?$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$"
+)
+
+
+_NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+))*\.?$")
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def system_resolver(host: str) -> list[str]:
+    """Every address the system resolver returns for `host` (A and AAAA)."""
+    infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    return sorted({str(info[4][0]) for info in infos})
+
+
+RESOLVER: Resolver = system_resolver
+"""The resolver used when none is passed (tests replace it so that no DNS query ever leaves the box)."""
+
+
+def resolve_host(policy: EndpointPolicy, host: str) -> list[IPAddress]:
+    """The host's addresses, normalised through `ipaddress` (so numeric tricks show their real value)."""
+    literal = parse_ip(host)
+    if literal is not None:
+        return [literal]
+    texts = (policy.resolver or RESOLVER)(host)
+    addresses = [ip for ip in (parse_ip(text) for text in texts) if ip is not None]
+    if len(addresses) != len(texts):
+        raise OSError(f"unparsable address among {list(texts)!r}")
+    return addresses
+
+
+class RegistrationRefused(RegistrationError):
+    """A refused registration; `field` is the offending field's wire name (None: the whole request)."""
+
+    def __init__(self, message: str, *, field: str | None = None, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.detail = detail or message
+
+    def problems(self) -> list[FieldProblem]:
+        return [FieldProblem(field=self.field or "body", message=self.detail)]
+
+
+def _refuse(message: str) -> RegistrationRefused:
+    return RegistrationRefused(message, field="endpoint")
+
+
+def check_endpoint(url: str, policy: EndpointPolicy) -> str:
+    """The normalised endpoint if the poller may call it, else RegistrationRefused (field `endpoint`)."""
+    text = url.strip()
+    try:
+        parts = urlsplit(text)
+        hostname = parts.hostname
+    except ValueError:  # e.g. an unbalanced IPv6 bracket
+        raise _refuse(f"endpoint {url!r} is not a valid URL") from None
+    if parts.scheme not in ("https", "http") or not hostname:
+        raise _refuse(f"endpoint {url!r} must be an absolute https:// URL")
+    if parts.username or parts.password:
+        raise _refuse("endpoint must not embed credentials; store the API key in Secrets Manager")
+    if parts.query or parts.fragment:
+        raise _refuse("endpoint must not carry a query string or fragment")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port outside 0..65535 or not a number
+    except ValueError:
+        raise _refuse(f"endpoint {url!r} has an invalid port") from None
+    host = hostname.lower()
+    if any(ord(char) > 127 for char in host):
+        raise _refuse(f"endpoint host {host!r} must be ASCII (use the punycode form of the name)")
+    if parse_ip(host) is None and not _HOST_NAME.match(host):
+        raise _refuse(f"endpoint host {host!r} is not a valid host name")
+    if _NUMERIC_HOST.match(host) and parse_ip(host) is None:
+        raise _refuse(
+            f"endpoint {url!r} refused: numeric host {host!r} is not a canonical dotted-quad address"
+        )
+    if parts.scheme == "http":
+        if not is_loopback_name(host):
+            raise _refuse(f"endpoint {url!r} refused: plain http is only allowed for loopback addresses")
+        if not policy.allow_http_loopback:
+            raise _refuse(f"endpoint {url!r} refused: plain http needs JOBWATCH_ALLOW_HTTP_LOOPBACK=true")
+    try:
+        addresses = resolve_host(policy, host)
+    except (OSError, UnicodeError, ValueError) as exc:
+        raise _refuse(f"endpoint host {host!r} does not resolve ({type(exc).__name__})") from None
+    if not addresses:
+        raise _refuse(f"endpoint host {host!r} does not resolve to any address")
+    for ip in addresses:
+        if parts.scheme == "http" and not ip.is_loopback:
+            raise _refuse(f"endpoint {url!r} refused: plain http host {host!r} resolves to non-loopback {ip}")
+        kind = policy.refusal(host, ip)
+        if kind is not None:
+            where = f"{ip} is" if parse_ip(host) is not None else f"{host} resolves to {ip},"
+            raise _refuse(
+                f"endpoint {url!r} refused: {where} a {kind} address; internal addresses are only "
+                "allowed through JOBWATCH_ENDPOINT_ALLOWLIST"
+            )
+    return urlunsplit((parts.scheme, parts.netloc.lower(), parts.path.rstrip("/"), "", ""))
+
+
+def endpoint_refusal(url: str, policy: EndpointPolicy) -> str | None:
+    """Why the poller must not call `url` now (None: it may); for re-checks at poll time (DNS rebinding)."""
+    try:
+        check_endpoint(url, policy)
+    except RegistrationRefused as exc:
+        return str(exc)
+    return None
+
+
+def normalize_endpoint(url: str, *, allow_http_loopback: bool, resolver: Resolver | None = None) -> str:
+    """`check_endpoint` without an allow-list (kept for callers that only know the http flag)."""
+    return check_endpoint(url, EndpointPolicy(allow_http_loopback, (), resolver))
+
+
+def _wire_name(model: type[BaseModel], loc: Iterable[Any]) -> str:
+    """Dotted wire (camelCase) path of a validation error location."""
+    names: list[str] = []
+    current: type[BaseModel] | None = model
+    for part in loc:
+        if isinstance(part, str) and current is not None and part in current.model_fields:
+            info = current.model_fields[part]
+            names.append(info.alias or part)
+            annotation = info.annotation
+            current = None
+            for candidate in getattr(annotation, "__args__", (annotation,)):
+                if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                    current = candidate
+        else:
+            names.append(str(part))
+            current = None
+    return ".".join(names) or "body"
+
+
+def validation_problems(model: type[BaseModel], errors: Iterable[Mapping[str, Any]]) -> list[FieldProblem]:
+    """One problem per pydantic error, named by wire field, without pydantic's "Value error, " prefix."""
+    problems = []
+    for error in errors:
+        message = str(error.get("msg", "invalid"))
+        message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        problems.append(FieldProblem(field=_wire_name(model, error.get("loc", ())), message=message))
+    return problems
+
+
+def parse_model(model: type[ModelT], fields: Mapping[str, Any] | ModelT) -> ModelT:
+    """Validate raw fields (CLI) into a request model; errors become one RegistrationRefused."""
+    if isinstance(fields, model):
+        return fields
+    try:
+        return model.model_validate(dict(fields))
+    except ValidationError as exc:
+        problems = validation_problems(model, exc.errors())
+        text = "; ".join(f"{problem.field}: {problem.message}" for problem in problems)
+        refusal = RegistrationRefused(f"invalid registration: {text}", field=problems[0].field)
+        refusal.detail = problems[0].message
+        raise refusal from None
+
+
+def parse_job_registration(fields: Mapping[str, Any] | JobRegistration) -> JobRegistration:
+    """The CLI's entry: the source is checked first, so a typo names the valid sources and nothing else."""
+    if isinstance(fields, JobRegistration):
+        return fields
+    name = fields.get("source")
+    if not name:
+        raise RegistrationRefused(
+            f"missing field 'source' (one of: {', '.join(source_names())})", field="source"
+        )
+    try:
+        check_source(str(name))
+    except ValueError as exc:
+        raise RegistrationRefused(str(exc), field="source") from None
+    return parse_model(JobRegistration, fields)
+
+
+def _require(value: str | None, wire: str, flag: str, python: str, owner: str) -> None:
+    if not value or not value.strip():
+        raise RegistrationRefused(
+            f"{owner} needs --{flag} ({python})", field=wire, detail=f"{wire} is required for {owner}"
+        )
+
+
+def build_spec(
+    fields: Mapping[str, Any] | JobRegistration,
+    policy: EndpointPolicy | None = None,
+    *,
+    allow_http_loopback: bool | None = None,
+) -> JobSpec:
+    """A validated JobSpec from a registration (API model or CLI fields), or RegistrationRefused."""
+    if policy is None:
+        policy = EndpointPolicy(bool(allow_http_loopback))
+    registration = parse_job_registration(fields)
+    job_id = registration.job_id.strip()
+    if not job_id or len(registration.job_id) > JOB_ID_MAX:
+        raise RegistrationRefused(
+            f"missing or oversized field 'jobId' (1..{JOB_ID_MAX} characters)",
+            field="jobId",
+            detail=f"must be 1..{JOB_ID_MAX} characters, not blank",
+        )
+    source = get_source(registration.source)
+    for name in source.required_fields:
+        wire = "clusterId" if name == "cluster_id" else name
+        _require(getattr(registration, name), wire, name.replace("_", "-"), name, f"source {source.name!r}")
+    endpoint = check_endpoint(registration.endpoint, policy)
+    return JobSpec(
+        source=registration.source,
+        endpoint=endpoint,
+        job_id=job_id,
+        backend=registration.backend,
+        cluster_id=registration.cluster_id,
+        options=registration.options,
+        secret_name=registration.secret_name,
+        labels=registration.labels,
+        notify=registration.notify.settings() if registration.notify else None,
+    )
+
+
+WATCH_SCOPE: dict[str, tuple[str, str]] = {
+    "zilliz-cloud-v1": ("cluster_id", "clusterId"),
+    "zilliz-cloud-v2": ("cluster_id", "clusterId"),
+    "weaviate-backups": ("backend", "backend"),
+}
+"""The scope field each watch kind needs (a Milvus instance lists all its databases' jobs)."""
+
+
+def watch_id(kind: str, endpoint: str, scope: str) -> str:
+    """Stable id: the same watch registered twice is the same watch."""
+    raw = "\n".join([kind, endpoint.rstrip("/").lower(), scope])
+    return f"{kind}.{hashlib.sha256(raw.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}"
+
+
+def build_watch(fields: Mapping[str, Any] | WatchRegistration, policy: EndpointPolicy, now_iso: str) -> Watch:
+    """A validated watch from a registration, or RegistrationRefused."""
+    registration = parse_model(WatchRegistration, fields)
+    required = WATCH_SCOPE.get(registration.kind)
+    if required is not None:
+        python, wire = required
+        _require(
+            getattr(registration, python),
+            wire,
+            python.replace("_", "-"),
+            python,
+            f"watch {registration.kind!r}",
+        )
+    endpoint = check_endpoint(registration.endpoint, policy)
+    cluster_id = registration.cluster_id if registration.kind.startswith("zilliz") else None
+    backend = registration.backend if registration.kind == "weaviate-backups" else None
+    db_name = (registration.db_name or "").strip() or None if registration.kind == "milvus" else None
+    scope = "/".join([cluster_id or "", backend or "", db_name or ""])
+    return Watch(
+        id=watch_id(registration.kind, endpoint, scope),
+        kind=registration.kind,
+        endpoint=endpoint,
+        cluster_id=cluster_id,
+        backend=backend,
+        db_name=db_name,
+        secret_name=registration.secret_name,
+        labels=registration.labels,
+        notify=registration.notify.settings() if registration.notify else None,
+        created_at=now_iso,
+    )
+
+
+def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, str]:
+    """`k=v` command-line pairs into a dict; a pair without `=` is an error, not silently dropped."""
+    result: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise RegistrationRefused(f"{what} {pair!r} must look like key=value", field=f"{what}s")
+        result[key.strip()] = value.strip()
+    return result
