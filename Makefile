@@ -42,9 +42,11 @@ install: $(BIN)/.installed
 demo: $(BIN)/.installed
 	$(BIN)/python -m jobwatch_devkit.demo
 
+# Complexity gate: a function graded D or worse (cyclomatic complexity above 20) fails lint.
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/xenon --max-absolute C --max-modules B --max-average A layers/jobwatch/jobwatch functions tools/jobwatch_tools
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy

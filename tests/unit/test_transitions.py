@@ -178,6 +178,33 @@ def test_recovery_and_phase_change_in_one_poll_are_both_sent_in_order() -> None:
     assert ids == [f"{SPEC.key}#{broken.version + 1}", f"{SPEC.key}#{broken.version + 1}.2"]
 
 
+def test_lost_closes_an_open_alert() -> None:
+    unreachable = Health(consecutive_errors=3, not_found_streak=1, alert="UNREACHABLE")
+    decision = decide_error(
+        job(snap(Phase.RUNNING), health=unreachable), PollErrorKind.NOT_FOUND, "404", NOW, POLICY
+    )
+    assert events(decision) == ["LOST"]
+    assert decision.health is not None and decision.health.alert is None
+
+
+def test_a_config_error_alerts_as_auth_failed_and_says_how_to_fix_it() -> None:
+    start = job(snap(Phase.RUNNING), health=Health(consecutive_errors=2))
+    decision = decide_error(start, PollErrorKind.CONFIG, "no API key", NOW, POLICY)
+    assert events(decision) == ["AUTH_FAILED"]
+    assert "register the job with --secret" in (decision.transitions[0].note or "")
+
+
+def test_a_job_never_observed_alerts_with_a_placeholder_snapshot() -> None:
+    after, seen, _ = run_errors(job(None, 0, changed_at=None), [PollErrorKind.TIMEOUT] * 3)
+    assert seen == ["UNREACHABLE"]
+    assert after.snapshot is None  # nothing observed is stored
+    unseen = decide_error(
+        job(None, 0, health=Health(consecutive_errors=2)), PollErrorKind.TIMEOUT, "t", NOW, POLICY
+    )
+    transition = unseen.transitions[0]
+    assert transition.previous is None and not transition.current.status_known
+
+
 def test_lost_after_repeated_not_found_is_terminal() -> None:
     after, seen, _ = run_errors(job(snap(Phase.RUNNING, "Importing", 80.0)), [PollErrorKind.NOT_FOUND] * 2)
     assert seen == ["LOST"]
@@ -237,6 +264,31 @@ def test_overdue_uses_observed_start_when_upstream_gives_none() -> None:
     running = snap(Phase.RUNNING, "T", 50.0)
     health = Health(observed_since="2026-11-22T08:00:00.000Z")
     assert events(decide(job(running, changed_at=NOW, health=health), running, NOW, POLICY)) == ["OVERDUE"]
+
+
+def test_a_phase_change_of_a_stalled_job_is_not_also_resumed() -> None:
+    still = snap(Phase.RUNNING, "Importing", 80.0)
+    stalled = job(still, health=Health(observed_since=T0, stalled=True))
+    assert events(decide(stalled, snap(Phase.PENDING, "Queued", 80.0), NOW, POLICY)) == ["QUEUED"]
+
+
+def test_a_finished_job_is_no_longer_stalled() -> None:
+    stalled = job(snap(Phase.RUNNING, "Importing", 80.0), health=Health(observed_since=T0, stalled=True))
+    decision = decide(stalled, snap(Phase.SUCCEEDED, "Completed", 100.0), NOW, POLICY)
+    assert events(decision) == ["SUCCEEDED"]
+    assert decision.health is not None and not decision.health.stalled
+
+
+def test_the_events_of_one_poll_are_published_in_rule_order_and_chained() -> None:
+    broken = job(
+        snap(Phase.PENDING, "Queued"),
+        health=Health(observed_since=T0, consecutive_errors=3, alert="UNREACHABLE"),
+    ).model_copy(update={"last_transition_id": "earlier"})
+    running = snap(Phase.RUNNING, "Importing", 10.0, started_at="2026-11-22T09:00:00Z")
+    decision = decide(broken, running, NOW, POLICY)
+    assert events(decision) == ["RECOVERED", "STARTED", "OVERDUE"]
+    chain = [t.previous_transition_id for t in decision.transitions]
+    assert chain == ["earlier", *(t.transition_id for t in decision.transitions[:-1])]
 
 
 # -- 429 Retry-After: the next poll waits for the time upstream asked for -----------------------------

@@ -46,26 +46,9 @@ def build_event(
     split = urlsplit(raw_path)
     path = unquote(split.path) or "/"
     multi_query = parse_qs(split.query, keep_blank_values=True)
-    hits = [(m, t, match) for m, t, regex in _route_matchers(routes) if (match := regex.match(path))]
-    best = next((hit for hit in hits if hit[0] == method), hits[0] if hits else None)
-    resource, path_parameters = (best[1], best[2].groupdict() or None) if best else (path, None)
-    single_headers: dict[str, str] = {}
-    multi_headers: dict[str, list[str]] = {}
-    for name, value in headers:
-        single_headers[name] = value
-        multi_headers.setdefault(name, []).append(value)
-    content_type = single_headers.get("Content-Type") or next(
-        (v for k, v in single_headers.items() if k.lower() == "content-type"), ""
-    )
-    is_text = not body or bool(_TEXT_TYPES.match(content_type.lower()))
-    if is_text:
-        try:
-            text_body: str | None = body.decode("utf-8") if body else None
-        except UnicodeDecodeError:
-            is_text = False
-    if not is_text:
-        text_body = base64.b64encode(body).decode("ascii")
-    now = time.time()
+    resource, path_parameters = _match_route(method, path, routes)
+    single_headers, multi_headers = _header_forms(headers)
+    text_body, is_base64 = _event_body(body, _content_type(single_headers))
     return {
         "resource": resource,
         "path": path,
@@ -76,37 +59,89 @@ def build_event(
         "multiValueQueryStringParameters": multi_query or None,
         "pathParameters": path_parameters,
         "stageVariables": None,
-        "requestContext": {
-            "resourceId": "local",
-            "resourcePath": resource,
-            "httpMethod": method,
-            "extendedRequestId": uuid.uuid4().hex,
-            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-            "path": path,
-            "accountId": "000000000000",
-            "protocol": "HTTP/1.1",
-            "stage": "local",
-            "domainPrefix": "localhost",
-            "requestTimeEpoch": int(now * 1000),
-            "requestId": str(uuid.uuid4()),
-            "identity": {
-                "sourceIp": source_ip,
-                "userAgent": single_headers.get("User-Agent"),
-                "caller": None,
-                "user": None,
-                "userArn": None,
-                "accountId": None,
-                "accessKey": None,
-                "cognitoIdentityPoolId": None,
-                "cognitoIdentityId": None,
-                "cognitoAuthenticationType": None,
-                "cognitoAuthenticationProvider": None,
-            },
-            "domainName": "localhost",
-            "apiId": "local",
-        },
+        "requestContext": _request_context(
+            method, path, resource, source_ip, single_headers.get("User-Agent")
+        ),
         "body": text_body,
-        "isBase64Encoded": not is_text,
+        "isBase64Encoded": is_base64,
+    }
+
+
+def _match_route(
+    method: str, path: str, routes: tuple[tuple[str, str], ...]
+) -> tuple[str, dict[str, str] | None]:
+    """The route template and path parameters for `path`: the route of this method if one matches, else
+    the first match of any method (so the handler answers 405), else the path itself (the handler 404s)."""
+    hits = [(m, t, match) for m, t, regex in _route_matchers(routes) if (match := regex.match(path))]
+    best = next((hit for hit in hits if hit[0] == method), hits[0] if hits else None)
+    if best is None:
+        return path, None
+    return best[1], best[2].groupdict() or None
+
+
+def _header_forms(headers: list[tuple[str, str]]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Headers as API Gateway gives them: the last value per name, and every value per name."""
+    single_headers: dict[str, str] = {}
+    multi_headers: dict[str, list[str]] = {}
+    for name, value in headers:
+        single_headers[name] = value
+        multi_headers.setdefault(name, []).append(value)
+    return single_headers, multi_headers
+
+
+def _content_type(single_headers: dict[str, str]) -> str:
+    """The Content-Type header, found whatever case the client spelled its name in."""
+    return single_headers.get("Content-Type") or next(
+        (v for k, v in single_headers.items() if k.lower() == "content-type"), ""
+    )
+
+
+def _event_body(body: bytes, content_type: str) -> tuple[str | None, bool]:
+    """The event's body and its base64 flag: text types as UTF-8 text, anything else (or invalid
+    UTF-8) base64-encoded, as API Gateway does with binary media types."""
+    if not body:
+        return None, False
+    if _TEXT_TYPES.match(content_type.lower()):
+        try:
+            return body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            pass
+    return base64.b64encode(body).decode("ascii"), True
+
+
+def _request_context(
+    method: str, path: str, resource: str, source_ip: str, user_agent: str | None
+) -> dict[str, Any]:
+    """The proxy event's `requestContext`: fresh request ids and time, a local stage and the caller."""
+    now = time.time()
+    return {
+        "resourceId": "local",
+        "resourcePath": resource,
+        "httpMethod": method,
+        "extendedRequestId": uuid.uuid4().hex,
+        "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+        "path": path,
+        "accountId": "000000000000",
+        "protocol": "HTTP/1.1",
+        "stage": "local",
+        "domainPrefix": "localhost",
+        "requestTimeEpoch": int(now * 1000),
+        "requestId": str(uuid.uuid4()),
+        "identity": {
+            "sourceIp": source_ip,
+            "userAgent": user_agent,
+            "caller": None,
+            "user": None,
+            "userArn": None,
+            "accountId": None,
+            "accessKey": None,
+            "cognitoIdentityPoolId": None,
+            "cognitoIdentityId": None,
+            "cognitoAuthenticationType": None,
+            "cognitoAuthenticationProvider": None,
+        },
+        "domainName": "localhost",
+        "apiId": "local",
     }
 
 
@@ -118,10 +153,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         return  # the handler logs each request as JSON already
 
     def _serve(self) -> None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
+        length = self._content_length()
         if length < 0 or length > MAX_READ_BYTES:
             self._write(
                 413 if length > 0 else 400,
@@ -141,13 +173,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
         )
         with self.server.lock:  # the Powertools resolver keeps the current event on the app object
             result = self.server.handler(event, None)
-        headers: dict[str, str] = {}
-        for name, values in (result.get("multiValueHeaders") or {}).items():
-            headers[name] = ", ".join(str(v) for v in values)
-        headers.update({k: str(v) for k, v in (result.get("headers") or {}).items()})
-        raw = result.get("body") or ""
-        payload = base64.b64decode(raw) if result.get("isBase64Encoded") else str(raw).encode("utf-8")
-        self._write(int(result.get("statusCode", 500)), headers, payload)
+        self._write(int(result.get("statusCode", 500)), _response_headers(result), _response_payload(result))
+
+    def _content_length(self) -> int:
+        """The request's Content-Length (0 when absent), or -1 when it is not a number."""
+        try:
+            return int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return -1
 
     def _write(self, status: int, headers: dict[str, str], payload: bytes) -> None:
         self.send_response(status)
@@ -164,6 +197,21 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if name.startswith("do_"):
             return self._serve
         raise AttributeError(name)
+
+
+def _response_headers(result: dict[str, Any]) -> dict[str, str]:
+    """A proxy response's headers: multi-value ones joined with commas, single-value ones winning."""
+    headers: dict[str, str] = {}
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        headers[name] = ", ".join(str(v) for v in values)
+    headers.update({k: str(v) for k, v in (result.get("headers") or {}).items()})
+    return headers
+
+
+def _response_payload(result: dict[str, Any]) -> bytes:
+    """A proxy response's body as bytes (decoded when the handler marked it base64)."""
+    raw = result.get("body") or ""
+    return base64.b64decode(raw) if result.get("isBase64Encoded") else str(raw).encode("utf-8")
 
 
 class ApiServer(ThreadingHTTPServer):

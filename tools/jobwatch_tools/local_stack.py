@@ -24,6 +24,7 @@ from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TableDescriptionTypeDef
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
@@ -167,18 +168,101 @@ def _referenced_ids(value: Any) -> set[str]:
             found |= _referenced_ids(item)
     elif isinstance(value, dict):
         for key, inner in value.items():
-            if key == "Ref" and isinstance(inner, str):
-                found.add(inner)
-            elif key == "Fn::GetAtt" and isinstance(inner, list) and inner:
-                found.add(str(inner[0]))
-            elif key == "Fn::Sub":
-                text = inner[0] if isinstance(inner, list) else inner
-                if isinstance(text, str):
-                    found |= {m.split(".", 1)[0] for m in _SUB_VARIABLE.findall(text)}
-                found |= _referenced_ids(inner[1:] if isinstance(inner, list) else [])
-            else:
-                found |= _referenced_ids(inner)
+            found |= _entry_referenced_ids(key, inner)
     return found
+
+
+def _entry_referenced_ids(key: Any, inner: Any) -> set[str]:
+    """Logical ids one mapping entry points at: an intrinsic's target, else whatever is nested in it."""
+    if key == "Ref" and isinstance(inner, str):
+        return {inner}
+    if key == "Fn::GetAtt" and isinstance(inner, list) and inner:
+        return {str(inner[0])}
+    if key == "Fn::Sub":
+        return _sub_referenced_ids(inner)
+    return _referenced_ids(inner)
+
+
+def _sub_referenced_ids(argument: Any) -> set[str]:
+    """`${Id}` and `${Id.Attribute}` in a Sub's text, and the references in its variables' values."""
+    text = argument[0] if isinstance(argument, list) else argument
+    found = {m.split(".", 1)[0] for m in _SUB_VARIABLE.findall(text)} if isinstance(text, str) else set()
+    return found | _referenced_ids(argument[1:] if isinstance(argument, list) else [])
+
+
+def _intrinsic_call(value: Mapping[Any, Any]) -> tuple[str, Any] | None:
+    """`{"Ref": x}`, `{"Condition": x}` or `{"Fn::...": x}` as (name, argument); None for other mappings."""
+    if len(value) != 1:
+        return None
+    ((key, argument),) = value.items()
+    if key == "Ref" or key == "Condition" or key.startswith("Fn::"):
+        return key, argument
+    return None
+
+
+def _throughput(spec: Mapping[str, Any]) -> Any:
+    """The spec's provisioned throughput, or the small one a PROVISIONED table needs when none is given."""
+    return spec.get("ProvisionedThroughput", {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5})
+
+
+def _table_index(spec: Mapping[str, Any], *, billing: str, global_index: bool) -> dict[str, Any]:
+    """An index as CreateTable takes it; only a global index of a PROVISIONED table has throughput."""
+    result = {key: spec[key] for key in ("IndexName", "KeySchema", "Projection")}
+    if global_index and billing == "PROVISIONED":
+        result["ProvisionedThroughput"] = _throughput(spec)
+    return result
+
+
+def _table_request(name: str, props: Mapping[str, Any]) -> dict[str, Any]:
+    """The CreateTable request for a table's (resolved) template properties."""
+    billing = str(props.get("BillingMode", "PROVISIONED"))
+    gsis = [
+        _table_index(gsi, billing=billing, global_index=True)
+        for gsi in props.get("GlobalSecondaryIndexes", [])
+    ]
+    request: dict[str, Any] = {
+        "TableName": name,
+        "KeySchema": props["KeySchema"],
+        "AttributeDefinitions": props["AttributeDefinitions"],
+        "BillingMode": billing,
+    }
+    if billing == "PROVISIONED":
+        request["ProvisionedThroughput"] = _throughput(props)
+    if gsis:
+        request["GlobalSecondaryIndexes"] = gsis
+    if props.get("LocalSecondaryIndexes"):
+        request["LocalSecondaryIndexes"] = [
+            _table_index(lsi, billing=billing, global_index=False) for lsi in props["LocalSecondaryIndexes"]
+        ]
+    request.update(_table_options(props))
+    return request
+
+
+def _table_options(props: Mapping[str, Any]) -> dict[str, Any]:
+    """Encryption, stream, table class, tags and deletion protection, when the template sets them."""
+    options: dict[str, Any] = {}
+    if "SSESpecification" in props:
+        options["SSESpecification"] = _sse_specification(props["SSESpecification"])
+    if "StreamSpecification" in props:
+        options["StreamSpecification"] = {
+            "StreamEnabled": True,
+            "StreamViewType": props["StreamSpecification"]["StreamViewType"],
+        }
+    for key in ("TableClass", "Tags"):
+        if key in props:
+            options[key] = props[key]
+    if "DeletionProtectionEnabled" in props:
+        options["DeletionProtectionEnabled"] = _as_bool(props["DeletionProtectionEnabled"])
+    return options
+
+
+def _sse_specification(sse: Mapping[str, Any]) -> dict[str, Any]:
+    """CloudFormation's `SSEEnabled` is CreateTable's `Enabled`; type and key id pass through."""
+    result: dict[str, Any] = {"Enabled": _as_bool(sse.get("SSEEnabled"))}
+    for key in ("SSEType", "KMSMasterKeyId"):
+        if key in sse:
+            result[key] = sse[key]
+    return result
 
 
 class _LocalStackBuilder:
@@ -214,6 +298,7 @@ class _LocalStackBuilder:
             "AWS::SNS::Subscription": self._subscription,
             "AWS::SecretsManager::Secret": self._secret,
         }
+        self.intrinsics = self._intrinsic_functions()
         self.params = self._parameter_defaults()
         self.conditions: dict[str, bool] = {}
         self.created: dict[str, tuple[str, dict[str, str]]] = {}
@@ -285,56 +370,77 @@ class _LocalStackBuilder:
             return [item for item in items if item is not NO_VALUE]
         if not isinstance(value, dict):
             return value
-        if len(value) == 1:
-            ((key, argument),) = value.items()
-            if key == "Ref" or key == "Condition" or key.startswith("Fn::"):
-                return self._intrinsic(key, argument)
+        call = _intrinsic_call(value)
+        if call is not None:
+            return self._intrinsic(*call)
         resolved = {key: self.resolve(inner) for key, inner in value.items()}
         return {key: inner for key, inner in resolved.items() if inner is not NO_VALUE}
 
     def _intrinsic(self, key: str, argument: Any) -> Any:
-        if key == "Ref":
-            return self._ref(str(argument))
-        if key == "Condition":
-            return self.condition(str(argument))
-        if key == "Fn::GetAtt":
-            parts = argument.split(".", 1) if isinstance(argument, str) else self.resolve(argument)
-            return self._get_att(str(parts[0]), str(parts[1]))
-        if key == "Fn::Sub":
-            return self._sub(argument)
-        if key == "Fn::If":
-            name, when_true, when_false = argument
-            return self.resolve(when_true if self.condition(str(name)) else when_false)
-        if key == "Fn::Equals":
-            left, right = self.resolve(argument)
-            return _stringify(left) == _stringify(right)
-        if key == "Fn::Not":
-            (inner,) = self.resolve(argument)
-            return not inner
-        if key == "Fn::And":
-            return all(self.resolve(argument))
-        if key == "Fn::Or":
-            return any(self.resolve(argument))
-        if key == "Fn::Join":
-            delimiter, items = self.resolve(argument)
-            return str(delimiter).join(_stringify(item) for item in items)
-        if key == "Fn::Split":
-            delimiter, text = self.resolve(argument)
-            return str(text).split(str(delimiter))
-        if key == "Fn::Select":
-            index, items = self.resolve(argument)
-            return items[int(index)]
-        if key == "Fn::FindInMap":
-            mapping, top, second = (_stringify(part) for part in self.resolve(argument))
-            try:
-                return self.template["Mappings"][mapping][top][second]
-            except (KeyError, TypeError) as exc:
-                raise _Unresolvable(f"Fn::FindInMap {mapping}.{top}.{second} not found") from exc
-        if key == "Fn::Base64":
-            return base64.b64encode(_stringify(self.resolve(argument)).encode()).decode()
-        if key == "Fn::ToJsonString":
-            return json.dumps(self.resolve(argument), separators=(",", ":"))
-        raise _Unresolvable(f"intrinsic {key} is not supported locally")
+        """One intrinsic function (`Ref`, `Condition`, `Fn::...`) applied to its raw argument."""
+        evaluate = self.intrinsics.get(key)
+        if evaluate is None:
+            raise _Unresolvable(f"intrinsic {key} is not supported locally")
+        return evaluate(argument)
+
+    def _intrinsic_functions(self) -> dict[str, Callable[[Any], Any]]:
+        """The intrinsics evaluated locally, each taking its raw (unresolved) argument."""
+        return {
+            "Ref": lambda argument: self._ref(str(argument)),
+            "Condition": lambda argument: self.condition(str(argument)),
+            "Fn::GetAtt": self._fn_get_att,
+            "Fn::Sub": self._sub,
+            "Fn::If": self._fn_if,
+            "Fn::Equals": self._fn_equals,
+            "Fn::Not": self._fn_not,
+            "Fn::And": lambda argument: all(self.resolve(argument)),
+            "Fn::Or": lambda argument: any(self.resolve(argument)),
+            "Fn::Join": self._fn_join,
+            "Fn::Split": self._fn_split,
+            "Fn::Select": self._fn_select,
+            "Fn::FindInMap": self._fn_find_in_map,
+            "Fn::Base64": lambda argument: base64.b64encode(
+                _stringify(self.resolve(argument)).encode()
+            ).decode(),
+            "Fn::ToJsonString": lambda argument: json.dumps(self.resolve(argument), separators=(",", ":")),
+        }
+
+    def _fn_get_att(self, argument: Any) -> str:
+        """`Id.Attribute` (the short form) or `[Id, Attribute]`."""
+        parts = argument.split(".", 1) if isinstance(argument, str) else self.resolve(argument)
+        return self._get_att(str(parts[0]), str(parts[1]))
+
+    def _fn_if(self, argument: Any) -> Any:
+        """Only the branch the condition picks is resolved (the other may refer to what is not created)."""
+        name, when_true, when_false = argument
+        return self.resolve(when_true if self.condition(str(name)) else when_false)
+
+    def _fn_equals(self, argument: Any) -> bool:
+        left, right = self.resolve(argument)
+        return _stringify(left) == _stringify(right)
+
+    def _fn_not(self, argument: Any) -> bool:
+        (inner,) = self.resolve(argument)
+        return not inner
+
+    def _fn_join(self, argument: Any) -> str:
+        delimiter, items = self.resolve(argument)
+        return str(delimiter).join(_stringify(item) for item in items)
+
+    def _fn_split(self, argument: Any) -> list[str]:
+        delimiter, text = self.resolve(argument)
+        return str(text).split(str(delimiter))
+
+    def _fn_select(self, argument: Any) -> Any:
+        index, items = self.resolve(argument)
+        return items[int(index)]
+
+    def _fn_find_in_map(self, argument: Any) -> Any:
+        mapping, top, second = (_stringify(part) for part in self.resolve(argument))
+        try:
+            return self.template["Mappings"][mapping][top][second]
+        except (KeyError, TypeError) as exc:
+            raise _Unresolvable(f"Fn::FindInMap {mapping}.{top}.{second} not found") from exc
 
     def _ref(self, name: str) -> Any:
         if name in self.params:
@@ -407,50 +513,15 @@ class _LocalStackBuilder:
     # -- orchestration -------------------------------------------------------------------------
 
     def run(self) -> LocalStack:
-        for logical_id, spec in self.resources_spec.items():
-            kind = self._type(logical_id)
-            if kind not in self.creators:
-                self.note(f"skipped {logical_id} ({kind}): not needed locally")
-                continue
-            condition = spec.get("Condition")
-            if condition is not None:
-                try:
-                    active = self.condition(str(condition))
-                except _Unresolvable as exc:
-                    self.note(f"skipped {logical_id}: {exc}")
-                    continue
-                if not active:
-                    self.note(f"skipped {logical_id}: condition {condition} is false")
-                    continue
-            self.pending.append(logical_id)
-
+        """Create what the template declares and is used locally, then resolve the functions' environment."""
+        self._plan()
         if self.slack_webhook is not None and not self.webhook_secrets & set(self.pending):
             self.note(f"no secret referenced by {WEBHOOK_VARIABLE} is created; slack_webhook not stored")
-        while self.pending:
-            progressed = False
-            for logical_id in list(self.pending):
-                spec = self.resources_spec[logical_id]
-                try:
-                    self.created[logical_id] = self.creators[str(spec["Type"])](
-                        logical_id, spec.get("Properties") or {}
-                    )
-                except _Pending:
-                    continue
-                except _Unresolvable as exc:
-                    self.note(f"skipped {logical_id}: {exc}")
-                self.pending.remove(logical_id)
-                progressed = True
-            if not progressed:
-                raise ValueError(f"circular references between {', '.join(self.pending)}")
-
+        self._create_pending()
         functions = {lid: self._environment(lid) for lid in self._functions()}
-        merged: dict[str, str] = {}
-        for logical_id, env in functions.items():
-            for name, value in env.items():
-                if name in merged and merged[name] != value:
-                    self.note(f"{name}: {logical_id} differs from an earlier function; kept {merged[name]!r}")
-                merged.setdefault(name, value)
-        if not functions:
+        if functions:
+            merged = self._merged_environment(functions)
+        else:
             merged = self._resolve_variables("Globals", self._globals_variables())
         return LocalStack(
             merged,
@@ -458,6 +529,66 @@ class _LocalStackBuilder:
             resources={lid: ref for lid, (ref, _attributes) in self.created.items()},
             notes=self.notes,
         )
+
+    def _plan(self) -> None:
+        """Queue, in template order, every resource that is created locally and whose condition holds."""
+        for logical_id, spec in self.resources_spec.items():
+            if self._wanted(logical_id, spec):
+                self.pending.append(logical_id)
+
+    def _wanted(self, logical_id: str, spec: Mapping[str, Any]) -> bool:
+        """A resource of a kind created locally whose condition, if any, is true; a skip gets a note."""
+        kind = self._type(logical_id)
+        if kind not in self.creators:
+            self.note(f"skipped {logical_id} ({kind}): not needed locally")
+            return False
+        condition = spec.get("Condition")
+        if condition is None:
+            return True
+        try:
+            active = self.condition(str(condition))
+        except _Unresolvable as exc:
+            self.note(f"skipped {logical_id}: {exc}")
+            return False
+        if not active:
+            self.note(f"skipped {logical_id}: condition {condition} is false")
+        return active
+
+    def _create_pending(self) -> None:
+        """Create the queued resources in dependency order: a pass retries those waiting for another."""
+        while self.pending:
+            if not self._create_ready():
+                raise ValueError(f"circular references between {', '.join(self.pending)}")
+
+    def _create_ready(self) -> bool:
+        """One pass over the queue: create (or skip, with a note) every resource not waiting for another.
+
+        True when the pass dequeued anything; a pass that did not means the rest wait for each other.
+        """
+        progressed = False
+        for logical_id in list(self.pending):
+            spec = self.resources_spec[logical_id]
+            try:
+                self.created[logical_id] = self.creators[str(spec["Type"])](
+                    logical_id, spec.get("Properties") or {}
+                )
+            except _Pending:
+                continue
+            except _Unresolvable as exc:
+                self.note(f"skipped {logical_id}: {exc}")
+            self.pending.remove(logical_id)
+            progressed = True
+        return progressed
+
+    def _merged_environment(self, functions: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+        """One environment for all functions: the first value wins, and a differing one gets a note."""
+        merged: dict[str, str] = {}
+        for logical_id, env in functions.items():
+            for name, value in env.items():
+                if name in merged and merged[name] != value:
+                    self.note(f"{name}: {logical_id} differs from an earlier function; kept {merged[name]!r}")
+                merged.setdefault(name, value)
+        return merged
 
     def _environment(self, logical_id: str) -> dict[str, str]:
         variables = {**self._globals_variables(), **self._function_variables(logical_id)}
@@ -491,47 +622,18 @@ class _LocalStackBuilder:
     def _table(self, logical_id: str, raw: dict[str, Any]) -> tuple[str, dict[str, str]]:
         props = self.resolve(raw)
         name = self._physical_name(logical_id, props.get("TableName"))
-        billing = str(props.get("BillingMode", "PROVISIONED"))
-        default_throughput = {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
+        table = self._create_or_update_table(logical_id, _table_request(name, props))
+        self._converge_time_to_live(name, props.get("TimeToLiveSpecification"))
+        self._converge_backups(logical_id, name, props.get("PointInTimeRecoverySpecification"))
+        arn = table["TableArn"]
+        attributes = {"Arn": arn}
+        if table.get("LatestStreamArn"):
+            attributes["StreamArn"] = table["LatestStreamArn"]
+        return name, attributes
 
-        def index(spec: Mapping[str, Any], *, global_index: bool) -> dict[str, Any]:
-            result = {key: spec[key] for key in ("IndexName", "KeySchema", "Projection")}
-            if global_index and billing == "PROVISIONED":
-                result["ProvisionedThroughput"] = spec.get("ProvisionedThroughput", default_throughput)
-            return result
-
-        gsis = [index(gsi, global_index=True) for gsi in props.get("GlobalSecondaryIndexes", [])]
-        request: dict[str, Any] = {
-            "TableName": name,
-            "KeySchema": props["KeySchema"],
-            "AttributeDefinitions": props["AttributeDefinitions"],
-            "BillingMode": billing,
-        }
-        if billing == "PROVISIONED":
-            request["ProvisionedThroughput"] = props.get("ProvisionedThroughput", default_throughput)
-        if gsis:
-            request["GlobalSecondaryIndexes"] = gsis
-        if props.get("LocalSecondaryIndexes"):
-            request["LocalSecondaryIndexes"] = [
-                index(lsi, global_index=False) for lsi in props["LocalSecondaryIndexes"]
-            ]
-        if "SSESpecification" in props:
-            sse = props["SSESpecification"]
-            request["SSESpecification"] = {"Enabled": _as_bool(sse.get("SSEEnabled"))}
-            for key, target in (("SSEType", "SSEType"), ("KMSMasterKeyId", "KMSMasterKeyId")):
-                if key in sse:
-                    request["SSESpecification"][target] = sse[key]
-        if "StreamSpecification" in props:
-            request["StreamSpecification"] = {
-                "StreamEnabled": True,
-                "StreamViewType": props["StreamSpecification"]["StreamViewType"],
-            }
-        for key in ("TableClass", "Tags"):
-            if key in props:
-                request[key] = props[key]
-        if "DeletionProtectionEnabled" in props:
-            request["DeletionProtectionEnabled"] = _as_bool(props["DeletionProtectionEnabled"])
-
+    def _create_or_update_table(self, logical_id: str, request: dict[str, Any]) -> TableDescriptionTypeDef:
+        """Create the table, or add the global indexes an existing one lacks; then wait until it is usable."""
+        name = str(request["TableName"])
         try:
             table = self.dynamodb.describe_table(TableName=name)["Table"]
         except ClientError as exc:
@@ -539,51 +641,54 @@ class _LocalStackBuilder:
                 raise
             table = self.dynamodb.create_table(**request)["TableDescription"]
         else:
-            existing = {gsi["IndexName"] for gsi in table.get("GlobalSecondaryIndexes", [])}
-            for gsi in gsis:
-                if gsi["IndexName"] not in existing:
-                    # DynamoDB accepts one index creation per UpdateTable call.
-                    update: dict[str, Any] = {
-                        "TableName": name,
-                        "AttributeDefinitions": request["AttributeDefinitions"],
-                        "GlobalSecondaryIndexUpdates": [{"Create": gsi}],
-                    }
-                    self.dynamodb.update_table(**update)
-                    self.note(f"{logical_id}: added missing index {gsi['IndexName']} to existing table")
+            self._add_missing_indexes(logical_id, table, request)
         self.dynamodb.get_waiter("table_exists").wait(
             TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
         )
+        return table
 
-        ttl = props.get("TimeToLiveSpecification")
-        if ttl and _as_bool(ttl.get("Enabled")):
-            current = self.dynamodb.describe_time_to_live(TableName=name).get("TimeToLiveDescription", {})
-            if current.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING") or current.get(
-                "AttributeName"
-            ) != str(ttl["AttributeName"]):
-                self.dynamodb.update_time_to_live(
-                    TableName=name,
-                    TimeToLiveSpecification={"Enabled": True, "AttributeName": str(ttl["AttributeName"])},
-                )
-        pitr = props.get("PointInTimeRecoverySpecification")
-        if pitr and _as_bool(pitr.get("PointInTimeRecoveryEnabled")):
-            backups: dict[str, Any] = {
-                "TableName": name,
-                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
-            }
-            if "RecoveryPeriodInDays" in pitr:
-                backups["PointInTimeRecoverySpecification"]["RecoveryPeriodInDays"] = int(
-                    pitr["RecoveryPeriodInDays"]
-                )
-            try:
-                self.dynamodb.update_continuous_backups(**backups)
-            except ClientError as exc:
-                self.note(f"{logical_id}: point-in-time recovery not enabled locally ({_error_code(exc)})")
+    def _add_missing_indexes(
+        self, logical_id: str, table: TableDescriptionTypeDef, request: dict[str, Any]
+    ) -> None:
+        """Global indexes added to the template since the table was made (so a rerun upgrades it)."""
+        existing = {gsi["IndexName"] for gsi in table.get("GlobalSecondaryIndexes", [])}
+        for gsi in request.get("GlobalSecondaryIndexes", []):
+            if gsi["IndexName"] not in existing:
+                # DynamoDB accepts one index creation per UpdateTable call.
+                update: dict[str, Any] = {
+                    "TableName": request["TableName"],
+                    "AttributeDefinitions": request["AttributeDefinitions"],
+                    "GlobalSecondaryIndexUpdates": [{"Create": gsi}],
+                }
+                self.dynamodb.update_table(**update)
+                self.note(f"{logical_id}: added missing index {gsi['IndexName']} to existing table")
 
-        arn = table["TableArn"]
-        attributes = {"Arn": arn}
-        if table.get("LatestStreamArn"):
-            attributes["StreamArn"] = table["LatestStreamArn"]
-        return name, attributes
+    def _converge_time_to_live(self, name: str, ttl: Any) -> None:
+        """Turn TTL on for the template's attribute, unless it is on (or turning on) for it already."""
+        if not ttl or not _as_bool(ttl.get("Enabled")):
+            return
+        current = self.dynamodb.describe_time_to_live(TableName=name).get("TimeToLiveDescription", {})
+        attribute = str(ttl["AttributeName"])
+        if (
+            current.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING")
+            or current.get("AttributeName") != attribute
+        ):
+            self.dynamodb.update_time_to_live(
+                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute}
+            )
+
+    def _converge_backups(self, logical_id: str, name: str, pitr: Any) -> None:
+        """Point-in-time recovery when the template asks for it; an emulator without it gets a note."""
+        if not pitr or not _as_bool(pitr.get("PointInTimeRecoveryEnabled")):
+            return
+        specification: dict[str, Any] = {"PointInTimeRecoveryEnabled": True}
+        if "RecoveryPeriodInDays" in pitr:
+            specification["RecoveryPeriodInDays"] = int(pitr["RecoveryPeriodInDays"])
+        backups: dict[str, Any] = {"TableName": name, "PointInTimeRecoverySpecification": specification}
+        try:
+            self.dynamodb.update_continuous_backups(**backups)
+        except ClientError as exc:
+            self.note(f"{logical_id}: point-in-time recovery not enabled locally ({_error_code(exc)})")
 
     def _topic(self, logical_id: str, raw: dict[str, Any]) -> tuple[str, dict[str, str]]:
         props = self.resolve(raw)
@@ -669,11 +774,7 @@ class _LocalStackBuilder:
             )
             if key in props
         }
-        existing = None
-        for page in self.sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn):
-            for subscription in page.get("Subscriptions", []):
-                if subscription.get("Protocol") == protocol and subscription.get("Endpoint") == endpoint:
-                    existing = subscription["SubscriptionArn"]
+        existing = self._existing_subscription(topic_arn, protocol, endpoint)
         if existing is None:
             arn = self.sns.subscribe(
                 TopicArn=topic_arn,
@@ -684,14 +785,27 @@ class _LocalStackBuilder:
             )["SubscriptionArn"]
         else:
             arn = existing
-            current = self.sns.get_subscription_attributes(SubscriptionArn=arn).get("Attributes", {})
-            # The scope needs its policy in place first, so the policy goes before it.
-            for key in sorted(attributes, key=lambda k: k == "FilterPolicyScope"):
-                if current.get(key) != attributes[key]:
-                    self.sns.set_subscription_attributes(
-                        SubscriptionArn=arn, AttributeName=key, AttributeValue=attributes[key]
-                    )
+            self._converge_subscription(arn, attributes)
         return arn, {}
+
+    def _existing_subscription(self, topic_arn: str, protocol: str, endpoint: str) -> str | None:
+        """The topic's subscription of this protocol and endpoint (the last one listed), if there is one."""
+        existing = None
+        for page in self.sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn):
+            for subscription in page.get("Subscriptions", []):
+                if subscription.get("Protocol") == protocol and subscription.get("Endpoint") == endpoint:
+                    existing = subscription["SubscriptionArn"]
+        return existing
+
+    def _converge_subscription(self, arn: str, attributes: Mapping[str, str]) -> None:
+        """Set the attributes an existing subscription has otherwise."""
+        current = self.sns.get_subscription_attributes(SubscriptionArn=arn).get("Attributes", {})
+        # The scope needs its policy in place first, so the policy goes before it.
+        for key in sorted(attributes, key=lambda k: k == "FilterPolicyScope"):
+            if current.get(key) != attributes[key]:
+                self.sns.set_subscription_attributes(
+                    SubscriptionArn=arn, AttributeName=key, AttributeValue=attributes[key]
+                )
 
     def _secret(self, logical_id: str, raw: dict[str, Any]) -> tuple[str, dict[str, str]]:
         props = self.resolve(raw)
@@ -706,19 +820,27 @@ class _LocalStackBuilder:
             if _error_code(exc) != "ResourceNotFoundException":
                 raise
             value = wanted if wanted is not None else template_value
-            if value is None:
-                self.note(f"{logical_id}: GenerateSecretString is not reproduced locally; random value used")
-                value = secrets.token_urlsafe(32)
-            create: dict[str, Any] = {"Name": name, "SecretString": value}
-            if "Description" in props:
-                create["Description"] = str(props["Description"])
-            arn = self.secretsmanager.create_secret(**create)["ARN"]
+            arn = self._create_secret(logical_id, name, props, value)
         else:
             arn = described["ARN"]
-            if described.get("DeletedDate"):
-                self.secretsmanager.restore_secret(SecretId=arn)
-            if wanted is not None:
-                current = self.secretsmanager.get_secret_value(SecretId=arn).get("SecretString")
-                if current != wanted:
-                    self.secretsmanager.put_secret_value(SecretId=arn, SecretString=wanted)
+            self._converge_secret(arn, deleted=bool(described.get("DeletedDate")), wanted=wanted)
         return arn, {"Id": arn}
+
+    def _create_secret(self, logical_id: str, name: str, props: Mapping[str, Any], value: str | None) -> str:
+        """A new secret; without a value (GenerateSecretString in the template) a random one stands in."""
+        if value is None:
+            self.note(f"{logical_id}: GenerateSecretString is not reproduced locally; random value used")
+            value = secrets.token_urlsafe(32)
+        create: dict[str, Any] = {"Name": name, "SecretString": value}
+        if "Description" in props:
+            create["Description"] = str(props["Description"])
+        return self.secretsmanager.create_secret(**create)["ARN"]
+
+    def _converge_secret(self, arn: str, *, deleted: bool, wanted: str | None) -> None:
+        """An existing secret is restored if scheduled for deletion, and gets the wanted value if any."""
+        if deleted:
+            self.secretsmanager.restore_secret(SecretId=arn)
+        if wanted is not None:
+            current = self.secretsmanager.get_secret_value(SecretId=arn).get("SecretString")
+            if current != wanted:
+                self.secretsmanager.put_secret_value(SecretId=arn, SecretString=wanted)

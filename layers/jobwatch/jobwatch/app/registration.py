@@ -23,7 +23,7 @@ import re
 import socket
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ValidationError
 
@@ -83,54 +83,98 @@ def _refuse(message: str) -> RegistrationRefused:
 
 
 def check_endpoint(url: str, policy: EndpointPolicy) -> str:
-    """The normalised endpoint if the poller may call it, else RegistrationRefused (field `endpoint`)."""
-    text = url.strip()
+    """The normalised endpoint if the poller may call it, else RegistrationRefused (field `endpoint`).
+
+    The checks run in this order, so each refusal names the first problem a reader would see.
+    """
+    parts, hostname = _url_shape(url)
+    _check_no_credentials_or_query(parts)
+    _check_port(url, parts)
+    host = hostname.lower()
+    _check_host_syntax(host)
+    _check_numeric_host(url, host)
+    if parts.scheme == "http":
+        _check_http_is_for_loopback(url, host, policy)
+    for ip in _resolved_addresses(policy, host):
+        _check_address(url, parts.scheme, host, ip, policy)
+    return urlunsplit((parts.scheme, parts.netloc.lower(), parts.path.rstrip("/"), "", ""))
+
+
+def _url_shape(url: str) -> tuple[SplitResult, str]:
+    """The URL's parts and host name: it must parse, be http(s) and name a host."""
     try:
-        parts = urlsplit(text)
+        parts = urlsplit(url.strip())
         hostname = parts.hostname
     except ValueError:  # e.g. an unbalanced IPv6 bracket
         raise _refuse(f"endpoint {url!r} is not a valid URL") from None
     if parts.scheme not in ("https", "http") or not hostname:
         raise _refuse(f"endpoint {url!r} must be an absolute https:// URL")
+    return parts, hostname
+
+
+def _check_no_credentials_or_query(parts: SplitResult) -> None:
+    """A key in the URL would be stored and logged in clear; a query or fragment is not an endpoint."""
     if parts.username or parts.password:
         raise _refuse("endpoint must not embed credentials; store the API key in Secrets Manager")
     if parts.query or parts.fragment:
         raise _refuse("endpoint must not carry a query string or fragment")
+
+
+def _check_port(url: str, parts: SplitResult) -> None:
+    """The port, when given, is a number in 0..65535."""
     try:
         parts.port  # noqa: B018 - raises ValueError for a port outside 0..65535 or not a number
     except ValueError:
         raise _refuse(f"endpoint {url!r} has an invalid port") from None
-    host = hostname.lower()
+
+
+def _check_host_syntax(host: str) -> None:
+    """An IP literal or a plain ASCII host name (IDNs in punycode, so allow-lists compare like with like)."""
     if any(ord(char) > 127 for char in host):
         raise _refuse(f"endpoint host {host!r} must be ASCII (use the punycode form of the name)")
     if parse_ip(host) is None and not _HOST_NAME.match(host):
         raise _refuse(f"endpoint host {host!r} is not a valid host name")
+
+
+def _check_numeric_host(url: str, host: str) -> None:
+    """Numeric hosts other than canonical literals (`2130706433`, `0x7f.1`): resolvers read them as
+    addresses while humans and allow-lists do not."""
     if _NUMERIC_HOST.match(host) and parse_ip(host) is None:
         raise _refuse(
             f"endpoint {url!r} refused: numeric host {host!r} is not a canonical dotted-quad address"
         )
-    if parts.scheme == "http":
-        if not is_loopback_name(host):
-            raise _refuse(f"endpoint {url!r} refused: plain http is only allowed for loopback addresses")
-        if not policy.allow_http_loopback:
-            raise _refuse(f"endpoint {url!r} refused: plain http needs JOBWATCH_ALLOW_HTTP_LOOPBACK=true")
+
+
+def _check_http_is_for_loopback(url: str, host: str, policy: EndpointPolicy) -> None:
+    """Plain http carries the API key in clear: only to a loopback name, and only behind the flag."""
+    if not is_loopback_name(host):
+        raise _refuse(f"endpoint {url!r} refused: plain http is only allowed for loopback addresses")
+    if not policy.allow_http_loopback:
+        raise _refuse(f"endpoint {url!r} refused: plain http needs JOBWATCH_ALLOW_HTTP_LOOPBACK=true")
+
+
+def _resolved_addresses(policy: EndpointPolicy, host: str) -> list[IPAddress]:
+    """Every address the host stands for; a host that does not resolve cannot be checked, so it is refused."""
     try:
         addresses = resolve_host(policy, host)
     except (OSError, UnicodeError, ValueError) as exc:
         raise _refuse(f"endpoint host {host!r} does not resolve ({type(exc).__name__})") from None
     if not addresses:
         raise _refuse(f"endpoint host {host!r} does not resolve to any address")
-    for ip in addresses:
-        if parts.scheme == "http" and not ip.is_loopback:
-            raise _refuse(f"endpoint {url!r} refused: plain http host {host!r} resolves to non-loopback {ip}")
-        kind = policy.refusal(host, ip)
-        if kind is not None:
-            where = f"{ip} is" if parse_ip(host) is not None else f"{host} resolves to {ip},"
-            raise _refuse(
-                f"endpoint {url!r} refused: {where} a {kind} address; internal addresses are only "
-                "allowed through JOBWATCH_ENDPOINT_ALLOWLIST"
-            )
-    return urlunsplit((parts.scheme, parts.netloc.lower(), parts.path.rstrip("/"), "", ""))
+    return addresses
+
+
+def _check_address(url: str, scheme: str, host: str, ip: IPAddress, policy: EndpointPolicy) -> None:
+    """One resolved address: loopback for plain http, and never internal unless allow-listed (SSRF)."""
+    if scheme == "http" and not ip.is_loopback:
+        raise _refuse(f"endpoint {url!r} refused: plain http host {host!r} resolves to non-loopback {ip}")
+    kind = policy.refusal(host, ip)
+    if kind is not None:
+        where = f"{ip} is" if parse_ip(host) is not None else f"{host} resolves to {ip},"
+        raise _refuse(
+            f"endpoint {url!r} refused: {where} a {kind} address; internal addresses are only "
+            "allowed through JOBWATCH_ENDPOINT_ALLOWLIST"
+        )
 
 
 def endpoint_refusal(url: str, policy: EndpointPolicy) -> str | None:
@@ -276,9 +320,7 @@ def build_watch(fields: Mapping[str, Any] | WatchRegistration, policy: EndpointP
             f"watch {registration.kind!r}",
         )
     endpoint = check_endpoint(registration.endpoint, policy)
-    cluster_id = registration.cluster_id if registration.kind.startswith("zilliz") else None
-    backend = registration.backend if registration.kind == "weaviate-backups" else None
-    db_name = (registration.db_name or "").strip() or None if registration.kind == "milvus" else None
+    cluster_id, backend, db_name = _scope_fields(registration)
     scope = "/".join([cluster_id or "", backend or "", db_name or ""])
     return Watch(
         id=watch_id(registration.kind, endpoint, scope),
@@ -292,6 +334,15 @@ def build_watch(fields: Mapping[str, Any] | WatchRegistration, policy: EndpointP
         notify=registration.notify.settings() if registration.notify else None,
         created_at=now_iso,
     )
+
+
+def _scope_fields(registration: WatchRegistration) -> tuple[str | None, str | None, str | None]:
+    """Cluster id, backend and database name, each kept only for the kinds that use it (they make the id)."""
+    kind = registration.kind
+    cluster_id = registration.cluster_id if kind.startswith("zilliz") else None
+    backend = registration.backend if kind == "weaviate-backups" else None
+    db_name = (registration.db_name or "").strip() or None if kind == "milvus" else None
+    return cluster_id, backend, db_name
 
 
 def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, str]:

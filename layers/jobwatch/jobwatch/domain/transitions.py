@@ -8,11 +8,14 @@ Events: phase changes (QUEUED, STARTED, SUCCEEDED, FAILED, CANCELED), and health
 the phase alone: UNREACHABLE / AUTH_FAILED after N consecutive poll errors, RECOVERED when polls
 succeed again, STALLED when a running job's snapshot has not moved for a while, RESUMED when it
 moves again, OVERDUE past the maximum duration, LOST (a terminal phase) after N "no such job".
+Each event has one small rule function (`_recovered`, `_phase_changed`, `_resumed`, `_stalled`,
+`_overdue`; `_lost`, `_alert_opened`), applied in a fixed order, which is the order of publication.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -113,48 +116,125 @@ class _Builder:
         )
 
 
+@dataclass(slots=True)
+class _SuccessfulPoll:
+    """One successful poll under decision: the stored job, what was seen, and the events owed so far."""
+
+    job: TrackedJob
+    seen: Snapshot
+    policy: Policy
+    out: _Builder
+    phase_changed: bool = field(init=False)
+    """Nothing was seen before, or the phase is another one: the phase's own event is owed."""
+    snapshot_changed: bool = field(init=False)
+    """Anything in the snapshot moved: it is stored, and a stalled job has resumed."""
+
+    def __post_init__(self) -> None:
+        previous = self.job.snapshot
+        self.phase_changed = previous is None or previous.phase != self.seen.phase
+        self.snapshot_changed = previous != self.seen
+
+    @property
+    def now_iso(self) -> str:
+        return self.out.now_iso
+
+    def add(self, event: Event, note: str | None = None) -> None:
+        """Owe `event`, from the stored snapshot to the one just seen."""
+        self.out.add(event, self.job.snapshot, self.seen, note)
+
+
 def decide(job: TrackedJob, seen: Snapshot, now_iso: str, policy: Policy | None = None) -> Decision:
     """A successful poll."""
-    policy = policy or Policy()
-    previous = job.snapshot
-    if not seen.status_known:
-        return Decision(Outcome.IGNORED, reason=f"unknown upstream status {seen.status!r}")
-    if previous is not None and previous.phase.terminal:
-        return Decision(Outcome.IGNORED, reason=f"job already {previous.phase.value}; terminal is final")
-    out = _Builder(job, now_iso)
-    old = job.health
-    health = Health(observed_since=old.observed_since or now_iso, stalled=old.stalled, overdue=old.overdue)
-    if old.alert is not None:
-        note = f"polls succeed again after {old.consecutive_errors}+ failures (last: {old.last_error})"
-        out.add(Event.RECOVERED, previous, seen, note)
-    phase_changed = previous is None or previous.phase != seen.phase
-    snapshot_changed = previous != seen
-    if phase_changed:
-        out.add(EVENT_FOR_PHASE[seen.phase], previous, seen)
-        if seen.phase.terminal:
-            health = health.model_copy(update={"stalled": False})
-    elif snapshot_changed and health.stalled:
-        health = health.model_copy(update={"stalled": False})
-        out.add(Event.RESUMED, previous, seen, f"progress moved again ({format_progress(seen.progress)})")
-    elif not snapshot_changed and seen.phase is Phase.RUNNING and not health.stalled:
-        still_for = _seconds_between(job.changed_at, now_iso)
-        stall_after = _stall_after(job, policy)
-        if still_for is not None and still_for >= stall_after:
-            health = health.model_copy(update={"stalled": True})
-            out.add(Event.STALLED, previous, seen, _stall_note(seen, still_for))
-    if not seen.phase.terminal and not health.overdue:
-        started = seen.started_at or health.observed_since
-        running_for = _seconds_between(started, now_iso)
-        max_duration = _max_duration(job, policy)
-        if running_for is not None and running_for >= max_duration:
-            health = health.model_copy(update={"overdue": True})
-            note = (
-                f"running for {format_duration(running_for)}, over the {format_duration(max_duration)} limit"
-            )
-            out.add(Event.OVERDUE, previous, seen, note)
-    if not out.items and not snapshot_changed and health == old:
+    reason = _ignored_because(job, seen)
+    if reason is not None:
+        return Decision(Outcome.IGNORED, reason=reason)
+    poll = _SuccessfulPoll(job, seen, policy or Policy(), _Builder(job, now_iso))
+    health = _health_after_success(job.health, now_iso)
+    for rule in _SUCCESS_RULES:
+        health = rule(poll, health)
+    if not poll.out.items and not poll.snapshot_changed and health == job.health:
         return Decision(Outcome.UNCHANGED)
-    return Decision(Outcome.WRITE, seen, health, snapshot_changed, tuple(out.items))
+    return Decision(Outcome.WRITE, seen, health, poll.snapshot_changed, tuple(poll.out.items))
+
+
+def _ignored_because(job: TrackedJob, seen: Snapshot) -> str | None:
+    """Why a poll is not acted on (D2): an unknown status could raise a false alert; terminal is final."""
+    if not seen.status_known:
+        return f"unknown upstream status {seen.status!r}"
+    previous = job.snapshot
+    if previous is not None and previous.phase.terminal:
+        return f"job already {previous.phase.value}; terminal is final"
+    return None
+
+
+def _health_after_success(old: Health, now_iso: str) -> Health:
+    """A poll that worked ends error streaks, open alerts and any hold; stall and overdue flags stay."""
+    return Health(observed_since=old.observed_since or now_iso, stalled=old.stalled, overdue=old.overdue)
+
+
+def _recovered(poll: _SuccessfulPoll, health: Health) -> Health:
+    """RECOVERED when an UNREACHABLE or AUTH_FAILED alert was open (the new health has none)."""
+    old = poll.job.health
+    if old.alert is not None:
+        poll.add(
+            Event.RECOVERED,
+            f"polls succeed again after {old.consecutive_errors}+ failures (last: {old.last_error})",
+        )
+    return health
+
+
+def _phase_changed(poll: _SuccessfulPoll, health: Health) -> Health:
+    """The new phase's own event (QUEUED ... CANCELED); a job that ended is no longer stalled."""
+    if not poll.phase_changed:
+        return health
+    poll.add(EVENT_FOR_PHASE[poll.seen.phase])
+    return health.model_copy(update={"stalled": False}) if poll.seen.phase.terminal else health
+
+
+def _resumed(poll: _SuccessfulPoll, health: Health) -> Health:
+    """RESUMED when a stalled job moves again within its phase (a phase change says enough)."""
+    if poll.phase_changed or not poll.snapshot_changed or not health.stalled:
+        return health
+    poll.add(Event.RESUMED, f"progress moved again ({format_progress(poll.seen.progress)})")
+    return health.model_copy(update={"stalled": False})
+
+
+def _stalled(poll: _SuccessfulPoll, health: Health) -> Health:
+    """STALLED, once, when a running job's snapshot has not moved for its stall threshold."""
+    if poll.snapshot_changed or poll.seen.phase is not Phase.RUNNING or health.stalled:
+        return health
+    still_for = _seconds_between(poll.job.changed_at, poll.now_iso)
+    if still_for is not None and still_for >= _stall_after(poll.job, poll.policy):
+        poll.add(Event.STALLED, _stall_note(poll.seen, still_for))
+        return health.model_copy(update={"stalled": True})
+    return health
+
+
+def _overdue(poll: _SuccessfulPoll, health: Health) -> Health:
+    """OVERDUE, once, when an unfinished job has run past its maximum duration (from our first sight of
+    it when upstream gives no start time)."""
+    if poll.seen.phase.terminal or health.overdue:
+        return health
+    running_for = _seconds_between(poll.seen.started_at or health.observed_since, poll.now_iso)
+    max_duration = _max_duration(poll.job, poll.policy)
+    if running_for is not None and running_for >= max_duration:
+        poll.add(
+            Event.OVERDUE,
+            f"running for {format_duration(running_for)}, over the {format_duration(max_duration)} limit",
+        )
+        return health.model_copy(update={"overdue": True})
+    return health
+
+
+_SUCCESS_RULES: tuple[Callable[[_SuccessfulPoll, Health], Health], ...] = (
+    _recovered,
+    _phase_changed,
+    _resumed,
+    _stalled,
+    _overdue,
+)
+"""The rules of a successful poll, in the order their events are published. Each returns the health
+it leaves; of phase change, resumed and stalled at most one applies (they test disjoint conditions)."""
 
 
 def _stall_after(job: TrackedJob, policy: Policy) -> float:
@@ -193,6 +273,26 @@ def _retry_hold(now_iso: str, retry_after_s: float | None, policy: Policy) -> st
 _PLACEHOLDER = Snapshot(phase=Phase.PENDING, status="(not observed yet)", status_known=False)
 
 
+@dataclass(frozen=True, slots=True)
+class _FailedPoll:
+    """One failed poll under decision: the stored job, what went wrong, and the events owed so far."""
+
+    job: TrackedJob
+    kind: PollErrorKind
+    error: str
+    policy: Policy
+    out: _Builder
+
+    @property
+    def current(self) -> Snapshot:
+        """What a health event shows as current: the stored snapshot, or a placeholder if none yet."""
+        return self.job.snapshot or _PLACEHOLDER
+
+    def add(self, event: Event, note: str) -> None:
+        """Owe a health event: the phase stays, so previous and current are the stored snapshot."""
+        self.out.add(event, self.job.snapshot, self.current, note)
+
+
 def decide_error(
     job: TrackedJob,
     kind: PollErrorKind,
@@ -210,44 +310,82 @@ def decide_error(
     previous = job.snapshot
     if previous is not None and previous.phase.terminal:
         return Decision(Outcome.IGNORED, reason=f"job already {previous.phase.value}")
-    old = job.health
     hold = _retry_hold(now_iso, retry_after_s, policy)
-    cap = max(policy.unreachable_after, policy.lost_after)
-    errors = min(old.consecutive_errors + 1, cap)
-    not_found = min(old.not_found_streak + 1, policy.lost_after) if kind is PollErrorKind.NOT_FOUND else 0
-    health = old.model_copy(
+    if _nothing_left_to_count(job.health, kind, hold, policy):
+        return Decision(Outcome.UNCHANGED, reason="alert already open; counters at their cap")
+    poll = _FailedPoll(job, kind, error, policy, _Builder(job, now_iso))
+    health = _count_error(poll, hold)
+    lost = _lost(poll, health)
+    if lost is not None:
+        return lost
+    health = _alert_opened(poll, health)
+    if health == job.health and not poll.out.items:
+        return Decision(Outcome.UNCHANGED)
+    return Decision(Outcome.WRITE, previous, health, False, tuple(poll.out.items))
+
+
+def _error_cap(policy: Policy) -> int:
+    """Error streaks stop here: past every threshold, counting further would only cost writes (D13)."""
+    return max(policy.unreachable_after, policy.lost_after)
+
+
+def _nothing_left_to_count(old: Health, kind: PollErrorKind, hold: str | None, policy: Policy) -> bool:
+    """The alert is open and the counters are capped, so this error writes nothing; except a "no such
+    job", which may still count towards LOST, and a `Retry-After` hold, which must be stored."""
+    at_cap = old.consecutive_errors >= _error_cap(policy) and old.alert is not None
+    return at_cap and kind is not PollErrorKind.NOT_FOUND and hold is None
+
+
+def _count_error(poll: _FailedPoll, hold: str | None) -> Health:
+    """The health after one more failure: streaks grow up to their caps, the error and hold are kept."""
+    old = poll.job.health
+    errors = min(old.consecutive_errors + 1, _error_cap(poll.policy))
+    not_found = (
+        min(old.not_found_streak + 1, poll.policy.lost_after) if poll.kind is PollErrorKind.NOT_FOUND else 0
+    )
+    return old.model_copy(
         update={
             "consecutive_errors": errors,
             "not_found_streak": not_found,
-            "last_error": error[:500],
-            "last_error_kind": kind.value,
+            "last_error": poll.error[:500],
+            "last_error_kind": poll.kind.value,
             "retry_not_before": hold,
         }
     )
-    at_cap = old.consecutive_errors >= cap and old.alert is not None
-    if at_cap and kind is not PollErrorKind.NOT_FOUND and hold is None:
-        return Decision(Outcome.UNCHANGED, reason="alert already open; counters at their cap")
-    out = _Builder(job, now_iso)
-    current = previous or _PLACEHOLDER
-    if kind is PollErrorKind.NOT_FOUND and not_found >= policy.lost_after:
-        lost = current.model_copy(
-            update={"phase": Phase.LOST, "status": "NOT_FOUND", "error": error, "status_known": True}
+
+
+def _lost(poll: _FailedPoll, health: Health) -> Decision | None:
+    """LOST, a terminal phase jobwatch assigns itself, after `lost_after` "no such job" in a row."""
+    streak = health.not_found_streak
+    if poll.kind is PollErrorKind.NOT_FOUND and streak >= poll.policy.lost_after:
+        lost = poll.current.model_copy(
+            update={"phase": Phase.LOST, "status": "NOT_FOUND", "error": poll.error, "status_known": True}
         )
-        out.add(
-            Event.LOST, previous, lost, f"upstream said the job does not exist {not_found} polls in a row"
-        )
-        return Decision(
-            Outcome.WRITE, lost, health.model_copy(update={"alert": None}), True, tuple(out.items)
-        )
-    if errors >= policy.unreachable_after and old.alert is None:
-        if kind in (PollErrorKind.AUTH, PollErrorKind.CONFIG):
-            secret = job.spec.secret_name
-            fix = f"fix the API key in secret {secret!r}" if secret else "register the job with --secret"
-            health = health.model_copy(update={"alert": Event.AUTH_FAILED.value})
-            out.add(Event.AUTH_FAILED, previous, current, f"{errors} polls rejected: {error}; {fix}")
-        else:
-            health = health.model_copy(update={"alert": Event.UNREACHABLE.value})
-            out.add(Event.UNREACHABLE, previous, current, f"{errors} polls failed in a row; last: {error}")
-    if health == old and not out.items:
-        return Decision(Outcome.UNCHANGED)
-    return Decision(Outcome.WRITE, previous, health, False, tuple(out.items))
+        note = f"upstream said the job does not exist {streak} polls in a row"
+        poll.out.add(Event.LOST, poll.job.snapshot, lost, note)
+        closed = health.model_copy(update={"alert": None})
+        return Decision(Outcome.WRITE, lost, closed, True, tuple(poll.out.items))
+    return None
+
+
+def _alert_opened(poll: _FailedPoll, health: Health) -> Health:
+    """UNREACHABLE, or AUTH_FAILED for a refused key, once errors reach the threshold; once per outage."""
+    if health.consecutive_errors < poll.policy.unreachable_after or poll.job.health.alert is not None:
+        return health
+    if poll.kind in (PollErrorKind.AUTH, PollErrorKind.CONFIG):
+        return _auth_failed(poll, health)
+    return _unreachable(poll, health)
+
+
+def _auth_failed(poll: _FailedPoll, health: Health) -> Health:
+    """AUTH_FAILED: upstream refuses the key (or there is none); the note says where to fix it."""
+    secret = poll.job.spec.secret_name
+    fix = f"fix the API key in secret {secret!r}" if secret else "register the job with --secret"
+    poll.add(Event.AUTH_FAILED, f"{health.consecutive_errors} polls rejected: {poll.error}; {fix}")
+    return health.model_copy(update={"alert": Event.AUTH_FAILED.value})
+
+
+def _unreachable(poll: _FailedPoll, health: Health) -> Health:
+    """UNREACHABLE: any other error, repeated up to the threshold."""
+    poll.add(Event.UNREACHABLE, f"{health.consecutive_errors} polls failed in a row; last: {poll.error}")
+    return health.model_copy(update={"alert": Event.UNREACHABLE.value})
