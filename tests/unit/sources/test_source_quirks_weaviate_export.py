@@ -1,79 +1,18 @@
-"""weaviate-export: status mapping, Weaviate's traps, error classes, request shape and facts."""
+"""weaviate-export quirks: Go zero dates, shard-based progress, capped shard lists, go-openapi errors,
+facts."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from conftest_sources import (
-    check_body_errors,
-    check_http_errors,
-    facts_dict,
-    parse_error,
-    parse_ok,
-    response,
-    spec,
-)
+from source_cases import weaviate_export_body as body
+from source_cases import weaviate_shards as shards
+from source_testkit import facts_dict, parse_error, parse_ok, response, spec
 
-from jobwatch.domain.errors import PollError, PollErrorKind
+from jobwatch.domain.errors import PollErrorKind
 from jobwatch.domain.model import Phase
-from jobwatch.sources import get_source
 from jobwatch.sources.weaviate_export import SOURCE
-
-ZERO = "0001-01-01T00:00:00.000Z"
-
-
-def body(status: Any = "TRANSFERRING", **fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "backend": "s3",
-        "classes": ["Article", "Product"],
-        "completedAt": ZERO,
-        "id": "nightly",
-        "path": "s3://bucket/exports/nightly",
-        "startedAt": "2026-08-20T02:00:00.123Z",
-        "status": status,
-    }
-    base.update(fields)
-    return base
-
-
-def shards(*entries: tuple[str, str, dict[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for collection, shard, progress in entries:
-        result.setdefault(collection, {})[shard] = progress
-    return result
-
-
-def test_registered_with_declared_contract() -> None:
-    assert get_source("weaviate-export") is SOURCE
-    assert SOURCE.name == "weaviate-export"
-    assert SOURCE.title == "Weaviate export"
-    assert SOURCE.required_fields == ("backend",)
-    assert SOURCE.success_word == "export finished"
-    assert SOURCE.max_requests_per_second is None
-
-
-@pytest.mark.parametrize(
-    ("status", "phase"),
-    [
-        ("STARTED", Phase.RUNNING),
-        ("TRANSFERRING", Phase.RUNNING),
-        ("SUCCESS", Phase.SUCCEEDED),
-        ("FAILED", Phase.FAILED),
-        ("CANCELED", Phase.CANCELED),
-    ],
-)
-def test_every_documented_status_maps(status: str, phase: Phase) -> None:
-    snapshot = parse_ok(SOURCE, body(status))
-    assert (snapshot.phase, snapshot.status, snapshot.status_known) == (phase, status, True)
-
-
-@pytest.mark.parametrize("status", ["PAUSED", "success", "CANCELLING", " SUCCESS"])
-def test_unknown_status_is_running_and_flagged(status: str) -> None:
-    snapshot = parse_ok(SOURCE, body(status))
-    assert snapshot.phase is Phase.RUNNING
-    assert snapshot.status == status
-    assert snapshot.status_known is False
 
 
 def test_running_export_zero_completed_at_and_missing_counters() -> None:
@@ -208,17 +147,6 @@ def test_shard_lists_are_capped_with_a_count() -> None:
     assert facts["Shards"] == "0/57 done · 57 failed"
 
 
-# --- errors --------------------------------------------------------------------------------------
-
-
-def test_http_errors_keep_handler_text() -> None:
-    check_http_errors(SOURCE, {"error": [{"message": "export not found"}]}, "export not found")
-
-
-def test_http_errors_keep_go_openapi_text() -> None:
-    check_http_errors(SOURCE, {"code": 401, "message": "unauthorized: invalid api key"}, "invalid api key")
-
-
 def test_401_plain_text_without_content_type() -> None:
     text = b"anonymous access not enabled. Please authenticate through one of the available methods"
     error = parse_error(SOURCE, response(401, text))
@@ -238,39 +166,6 @@ def test_several_handler_messages_are_joined() -> None:
     assert error.message == "a; b"
 
 
-def test_non_json_bodies_are_invalid() -> None:
-    check_body_errors(SOURCE)
-
-
-@pytest.mark.parametrize(
-    ("payload", "where"),
-    [
-        ({"backend": "s3"}, "status is missing"),
-        (body(status=None), "status is missing"),
-        (body(status=5), "status is a number"),
-        (body(status=""), "status is empty"),
-        (body(classes="Article"), "classes is a string"),
-        (body(classes=["A", 1]), "classes[1]"),
-        (body(shardStatus=[]), "shardStatus is an array"),
-        (body(shardStatus={"A": []}), "shardStatus.A is an array"),
-        (body(shardStatus={"A": {"s": "SUCCESS"}}), "shardStatus.A.s is a string"),
-        (body(shardStatus={"A": {"s": {"status": 1}}}), "shardStatus.A.s.status"),
-        (body(shardStatus={"A": {"s": {"objectsExported": "12"}}}), "objectsExported is a string"),
-        (body(shardStatus={"A": {"s": {"objectsExported": True}}}), "objectsExported is a boolean"),
-        (body(shardStatus={"A": {"s": {"objectsExported": 2**64}}}), "int64"),
-        (body(tookInMs="1"), "tookInMs"),
-        (body(tookInMs=1.5), "tookInMs"),
-        (body(startedAt=123), "startedAt"),
-        (body(error=["x"]), "error is an array"),
-        (body(path={"a": 1}), "path is an object"),
-    ],
-)
-def test_schema_drift_is_invalid_body(payload: dict[str, Any], where: str) -> None:
-    error = parse_error(SOURCE, response(200, payload))
-    assert error.kind is PollErrorKind.INVALID_BODY
-    assert where in error.message
-
-
 def test_error_body_behind_200_says_what_it_said() -> None:
     error = parse_error(SOURCE, response(200, {"error": [{"message": "export not found"}]}))
     assert error.kind is PollErrorKind.INVALID_BODY
@@ -282,35 +177,6 @@ def test_unparseable_timestamps_are_unknown_not_errors() -> None:
         SOURCE, body("SUCCESS", startedAt="yesterday", completedAt="9999-12-31T23:59:59-23:59")
     )
     assert (snapshot.started_at, snapshot.completed_at) == (None, None)
-
-
-# --- request -------------------------------------------------------------------------------------
-
-
-def test_build_request_encodes_segments_and_sends_bearer() -> None:
-    request = SOURCE.build_request(
-        spec("weaviate-export", endpoint="https://w.example.com:8080/", backend="s3", job_id="a b/c?d"), "k3y"
-    )
-    assert request.method == "GET"
-    assert request.url == "https://w.example.com:8080/v1/export/s3/a%20b%2Fc%3Fd"
-    assert request.headers == {"Accept": "application/json", "Authorization": "Bearer k3y"}
-    assert request.params is None
-    assert request.json is None
-
-
-def test_build_request_without_key_sends_no_auth_header() -> None:
-    request = SOURCE.build_request(spec("weaviate-export", backend="gcs/x"), None)
-    assert request.url == "https://db.example.com/v1/export/gcs%2Fx/job-1"
-    assert request.headers == {"Accept": "application/json"}
-
-
-def test_build_request_without_backend_is_config_error() -> None:
-    with pytest.raises(PollError) as info:
-        SOURCE.build_request(spec("weaviate-export"), None)
-    assert info.value.kind is PollErrorKind.CONFIG
-
-
-# --- facts ---------------------------------------------------------------------------------------
 
 
 def test_facts_for_a_running_export() -> None:
