@@ -30,12 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from jobwatch_tools.local import poller_deps
 
 from jobwatch.adapters import aws
-from jobwatch.app.poll_cycle import run_cycle, utc_now_iso
+from jobwatch.app.poll_cycle import run_cycle
 from jobwatch.domain.model import JobSpec
-from jobwatch.entrypoints.poller import poller_deps
-from jobwatch.entrypoints.wiring import job_store
+from jobwatch.entrypoints.wiring import CLOCK, job_store
 from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.processes import ServerProcess, moto_process, simulator_process
 
@@ -65,7 +65,7 @@ class CallCounter:
 def seed(sim_urls: list[str], deployment: LocalDeployment) -> None:
     """Spread the jobs over the endpoints; half Weaviate exports, half Milvus imports."""
     store = job_store(deployment.settings)
-    now = utc_now_iso()
+    now = CLOCK.now_iso()
     share = JOBS // len(sim_urls)
     for n, url in enumerate(sim_urls):
         count = share if n < len(sim_urls) - 1 else JOBS - share * (len(sim_urls) - 1)

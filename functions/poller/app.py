@@ -4,13 +4,15 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobwatch.entrypoints.poller import handle_schedule
+from jobwatch.entrypoints import poller
 from jobwatch.observability import logger, metrics, tracer
+
+# Cold start: settings and adapters once per container; a missing setting stops here, naming it.
+DEPS = poller.cold_start()
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    report = handle_schedule(event, context)
-    return report.counts()
+    return poller.run(DEPS, event, context).counts()

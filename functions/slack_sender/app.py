@@ -4,12 +4,16 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobwatch.entrypoints.slack_sender import handle_slack_batch
+from jobwatch.entrypoints import slack_sender
+from jobwatch.entrypoints.wiring import remaining
 from jobwatch.observability import logger, metrics, tracer
+
+# Cold start: settings and adapters once per container; a missing setting stops here, naming it.
+SENDER = slack_sender.cold_start()
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle_slack_batch(event, context).response()
+    return SENDER.deliver(event, remaining(context)).response()

@@ -20,8 +20,7 @@ import botocore.session
 import pytest
 from botocore.loaders import Loader
 
-from jobwatch.adapters.dynamodb.jobs import JobStore
-from jobwatch.entrypoints.slack_sender import delivery_deps
+from jobwatch.adapters.dynamodb.jobs import DynamoJobStore
 from jobwatch.entrypoints.wiring import job_store
 from jobwatch.observability import logger, metrics
 from jobwatch_devkit.harness import LocalDeployment, clear_process_caches
@@ -119,12 +118,6 @@ def _reset_moto(url: str) -> None:
         pass
 
 
-def _close_delivery_client() -> None:
-    """`delivery_deps()` holds an httpx.Client; close it before its cache entry is forgotten."""
-    if delivery_deps.cache_info().currsize:
-        delivery_deps().http.close()
-
-
 @pytest.fixture
 def make_deployment(
     moto_url: str, sink: SlackSink, monkeypatch: pytest.MonkeyPatch
@@ -133,14 +126,13 @@ def make_deployment(
     monkeypatch.delenv("AWS_PROFILE", raising=False)
 
     def make(extra_env: dict[str, str] | None = None) -> LocalDeployment:
-        _close_delivery_client()
+        clear_process_caches()  # closes the Slack sender's HTTP client too
         _reset_moto(moto_url)
         return LocalDeployment(
             moto_url, sink.url, setenv=monkeypatch.setenv, extra_env={**FAST_TIMEOUTS, **(extra_env or {})}
         )
 
     yield make
-    _close_delivery_client()
     clear_process_caches()
 
 
@@ -150,8 +142,8 @@ def deployment(make_deployment: Callable[..., LocalDeployment]) -> LocalDeployme
 
 
 @pytest.fixture
-def store(deployment: LocalDeployment) -> JobStore:
-    """A JobStore on the deployment's table, for reading job items (versions, snapshots, outbox)."""
+def store(deployment: LocalDeployment) -> DynamoJobStore:
+    """A DynamoJobStore on the deployment's table, for reading job items (versions, snapshots, outbox)."""
     return job_store(deployment.settings)
 
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 from jobwatch_tools.api_server import build_event
+from jobwatch_tools.local import api_handler
 
-from jobwatch.adapters.dynamodb.jobs import JobStore
+from jobwatch.adapters.dynamodb.jobs import DynamoJobStore
 from jobwatch.api.routes import MAX_BODY_BYTES, ROUTES
 from jobwatch.app import registration
-from jobwatch.entrypoints import api
 from jobwatch.sources import source_names
 from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.simulator import UpstreamSimulator, state
@@ -46,7 +46,7 @@ def _call(
     payload = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
     sent = {"Content-Type": "application/json", **(headers or {})}
     event = build_event(method, path, list(sent.items()), payload, ROUTES)
-    result = api.handle(event, None)
+    result = api_handler(event, None)
     content_types = {k.lower(): v for k, v in (result.get("multiValueHeaders") or {}).items()}
     content_types.update({k.lower(): [v] for k, v in (result.get("headers") or {}).items()})
     assert content_types["content-type"] == ["application/json"], result
@@ -256,7 +256,7 @@ def test_bad_list_parameters_are_422(call: Call, query: str, field: str, text: s
 
 
 def test_show_has_recent_transitions_and_delete_stops_tracking(
-    call: Call, deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, store: JobStore
+    call: Call, deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, store: DynamoJobStore
 ) -> None:
     sim.add_job(EXPORT, "exp-show", [state("STARTED"), state("SUCCESS", objects=9)], backend="s3")
     key = call("POST", "/jobs", _export(sim_url, "exp-show"))[1]["key"]
@@ -294,7 +294,7 @@ def test_unknown_keys_routes_and_methods_are_404(call: Call) -> None:
 
 
 def test_test_notification_goes_through_sns_to_slack_and_email_and_changes_nothing(
-    call: Call, deployment: LocalDeployment, sink: SlackSink, sim_url: str, store: JobStore
+    call: Call, deployment: LocalDeployment, sink: SlackSink, sim_url: str, store: DynamoJobStore
 ) -> None:
     key = call("POST", "/jobs", _export(sim_url, "exp-test", labels={"team": "search"}))[1]["key"]
     status, sent = call("POST", f"/jobs/{key}/test")
@@ -348,7 +348,7 @@ def test_watches_are_idempotent_listed_and_removed(call: Call, sim_url: str) -> 
 def test_sample_events_run_through_the_handler(deployment: LocalDeployment) -> None:
     def run(name: str) -> tuple[int, Any]:
         event = json.loads((EVENTS / name).read_text(encoding="utf-8"))
-        result = api.handle(event, None)
+        result = api_handler(event, None)
         return result["statusCode"], json.loads(result["body"])
 
     status, job = run("api-track-job.json")

@@ -22,6 +22,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from jobwatch_tools.api_server import ApiServer
+from jobwatch_tools.local import api_handler
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -30,7 +31,6 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from jobwatch.api import routes as api
-from jobwatch.entrypoints.api import handle
 from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.simulator import UpstreamSimulator, state
 
@@ -43,7 +43,7 @@ SCHEMA = schemathesis.openapi.from_path(DOC)
 @pytest.fixture
 def served(deployment: LocalDeployment) -> Iterator[str]:
     """The API handler on a loopback port, in this process (so fixtures and fakes apply to it)."""
-    server = ApiServer(handle, api.ROUTES).start()
+    server = ApiServer(api_handler, api.ROUTES).start()
     try:
         yield server.url
     finally:

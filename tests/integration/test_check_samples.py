@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 from jobwatch_tools.cli import main
+from jobwatch_tools.local import clear_caches
 
 from jobwatch.domain.model import Snapshot, bounded
-from jobwatch.settings import get_settings
 from jobwatch.sources import get_source
 from jobwatch.sources.base import HttpResponse
 from jobwatch_devkit.simulator import UpstreamSimulator, fault_http
@@ -151,9 +151,9 @@ def check_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("JOBWATCH_ALLOW_HTTP_LOOPBACK", "true")
     monkeypatch.setenv("JOBWATCH_CONNECT_TIMEOUT_S", "1")
     monkeypatch.setenv("JOBWATCH_READ_TIMEOUT_S", "1")
-    get_settings.cache_clear()
+    clear_caches()
     yield
-    get_settings.cache_clear()
+    clear_caches()
 
 
 def _serve_and_check(

@@ -1,6 +1,6 @@
 """The `jobwatch` command against moto server, the upstream simulator and the Slack sink.
 
-Commands run in process through `jobwatch.cli.main` (the console script's entry point) with capsys;
+Commands run in process through `jobwatch_tools.cli.main` (the console script's entry point) with capsys;
 one test runs the installed console script itself. stdout must carry only the command's result
 (`--json` output parses as exactly one JSON document), stderr one line naming the cause on failure.
 """
@@ -17,10 +17,9 @@ from typing import Any
 
 import pytest
 from jobwatch_tools.cli import main
-from jobwatch_tools.local import list_jobs
+from jobwatch_tools.local import clear_caches, list_jobs
 
 from jobwatch.domain.model import Phase, Snapshot
-from jobwatch.settings import get_settings
 from jobwatch_devkit.harness import TEMPLATE, LocalDeployment
 from jobwatch_devkit.simulator import (
     Step,
@@ -360,7 +359,7 @@ def test_track_refuses_plain_http_loopback_unless_allowed(
     deployment: LocalDeployment, sim_url: str, capsys: Capture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("JOBWATCH_ALLOW_HTTP_LOOPBACK", "false")
-    get_settings.cache_clear()
+    clear_caches()
     code, out, err = _run(capsys, "track", *_export_args("http://127.0.0.1", "exp-x"))
     assert (code, out) == (2, "")
     assert err.splitlines() == [
@@ -372,7 +371,7 @@ def test_track_refuses_plain_http_loopback_unless_allowed(
     assert _list_json(capsys) == []
 
     monkeypatch.setenv("JOBWATCH_ALLOW_HTTP_LOOPBACK", "true")
-    get_settings.cache_clear()
+    clear_caches()
     code, out, err = _run(capsys, "track", *_export_args(sim_url, "exp-x"))
     assert (code, err) == (0, "")
     assert len(_list_json(capsys)) == 1

@@ -15,13 +15,11 @@ import httpx
 import pytest
 from jobwatch_tools.api_server import build_event
 from jobwatch_tools.cli import main
+from jobwatch_tools.local import api_handler, discover_once, operations
 
-from jobwatch.adapters.dynamodb.jobs import JobStore
+from jobwatch.adapters.dynamodb.jobs import DynamoJobStore
 from jobwatch.api.routes import ROUTES
 from jobwatch.domain.model import Phase
-from jobwatch.entrypoints import api
-from jobwatch.entrypoints.api import build_operations
-from jobwatch.settings import get_settings
 from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.simulator import UpstreamSimulator, fault_http, state
 
@@ -35,7 +33,7 @@ def _post(path: str, body: dict[str, Any]) -> tuple[int, Any]:
     event = build_event(
         "POST", path, [("Content-Type", "application/json")], json.dumps(body).encode(), ROUTES
     )
-    result = api.handle(event, None)
+    result = api_handler(event, None)
     return result["statusCode"], json.loads(result["body"])
 
 
@@ -47,7 +45,7 @@ def _discover(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
     return report
 
 
-def _by_job(store: JobStore) -> dict[str, Any]:
+def _by_job(store: DynamoJobStore) -> dict[str, Any]:
     return {job.spec.job_id: job for job in store.all_jobs()}
 
 
@@ -62,7 +60,7 @@ def test_a_watched_zilliz_cluster_is_tracked_and_notified_without_registration(
     deployment: LocalDeployment,
     sim: UpstreamSimulator,
     sim_url: str,
-    store: JobStore,
+    store: DynamoJobStore,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     sim.add_job(ZILLIZ_V1, "job-old", [state(ready=1.0)], cluster_id=CLUSTER)
@@ -122,7 +120,7 @@ def test_weaviate_backups_use_completed_at_and_v2_milvus_watches_list_too(
     deployment: LocalDeployment,
     sim: UpstreamSimulator,
     sim_url: str,
-    store: JobStore,
+    store: DynamoJobStore,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     sim.add_job("weaviate-backup", "nightly-1", [state("SUCCESS")], backend="s3")
@@ -154,7 +152,7 @@ def test_weaviate_backups_use_completed_at_and_v2_milvus_watches_list_too(
 
 
 def test_a_failing_listing_is_reported_and_changes_nothing(
-    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, store: JobStore
+    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, store: DynamoJobStore
 ) -> None:
     assert (
         _post(
@@ -168,16 +166,15 @@ def test_a_failing_listing_is_reported_and_changes_nothing(
         )[0]
         == 201
     )
-    operations = build_operations(get_settings())
-    report = operations.discover()
+    report = discover_once()
     assert (report.tracked, len(report.errors)) == (0, 1)
     assert "jobwatch/missing" in report.errors[0]["error"]
     assert store.all_jobs() == []
-    assert operations.list_watches().watches[0].primed_at is None
+    assert operations().list_watches().watches[0].primed_at is None
 
 
 def test_a_redirect_to_the_metadata_address_is_a_poll_error_not_a_request(
-    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, store: JobStore
+    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, store: DynamoJobStore
 ) -> None:
     """The poller never follows redirects: a vetted endpoint cannot bounce it to an internal address."""
     location = "http://169.254.169.254/latest/meta-data/iam/security-credentials/"

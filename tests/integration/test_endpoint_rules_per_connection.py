@@ -12,11 +12,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from jobwatch.adapters.dynamodb.jobs import JobStore
+from jobwatch.adapters.dynamodb.jobs import DynamoJobStore
 from jobwatch.adapters.http import aio_network
-from jobwatch.app.poll_cycle import utc_now_iso
 from jobwatch.domain.model import JobSpec, Phase
-from jobwatch.entrypoints.wiring import job_store
+from jobwatch.entrypoints.wiring import CLOCK, job_store
 from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.simulator import UpstreamSimulator, state
 
@@ -32,10 +31,10 @@ def _resolving_to(address: str) -> Callable[[str, int], object]:
     return resolve
 
 
-def _track_as_if_registered_earlier(store: JobStore, endpoint: str, job_id: str) -> str:
+def _track_as_if_registered_earlier(store: DynamoJobStore, endpoint: str, job_id: str) -> str:
     """Write the job the way registration would have, when its name still pointed elsewhere."""
     spec = JobSpec(source=EXPORT, endpoint=endpoint, job_id=job_id, backend="s3")
-    job, created = store.add_job(spec, utc_now_iso())
+    job, created = store.add_job(spec, CLOCK.now_iso())
     assert created
     return job.key
 
@@ -45,7 +44,7 @@ def test_a_name_that_now_resolves_to_an_internal_address_is_refused_before_any_r
     deployment: LocalDeployment,
     sim: UpstreamSimulator,
     sim_url: str,
-    store: JobStore,
+    store: DynamoJobStore,
     monkeypatch: pytest.MonkeyPatch,
     internal: str,
 ) -> None:

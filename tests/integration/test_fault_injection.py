@@ -25,12 +25,15 @@ import pytest
 from botocore.exceptions import ClientError
 
 from jobwatch.adapters import aws
-from jobwatch.adapters.dynamodb.jobs import JobStore, PendingTransition
+from jobwatch.adapters.dynamodb.jobs import DynamoJobStore
+from jobwatch.adapters.http.upstream import HttpUpstream
 from jobwatch.adapters.sns import SnsPublisher
 from jobwatch.app.poll_cycle import PollerDeps, run_cycle
 from jobwatch.domain.model import Phase, Transition
 from jobwatch.entrypoints.wiring import job_store, secret_resolver
-from jobwatch_devkit.faultlab import FakeClock, FaultLab, LabConfig, lab_env
+from jobwatch.ports import PendingTransition
+from jobwatch_devkit.fakes import FakeClock
+from jobwatch_devkit.faultlab import FaultLab, LabConfig, lab_env
 from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.simulator import UpstreamSimulator, state
 from jobwatch_devkit.slack_sink import SlackSink
@@ -176,8 +179,8 @@ def test_a_transition_waiting_for_its_predecessor_is_not_dead_lettered(
     assert _slack_transition_ids(sink) == published
 
 
-class _TransientOutboxError(JobStore):
-    """A JobStore whose first `mark_published` fails as DynamoDB throttling would (nothing applied)."""
+class _TransientOutboxError(DynamoJobStore):
+    """A DynamoJobStore whose first `mark_published` fails as DynamoDB throttling would (nothing applied)."""
 
     def __init__(self, client: Any, table: str) -> None:
         super().__init__(client, table)
@@ -219,14 +222,14 @@ def test_a_transient_error_while_draining_the_outbox_does_not_stop_the_cycle(
     real = SnsPublisher(aws.sns(), settings.topic_arn)
     store = job_store(settings)
 
-    def deps(store: JobStore, publisher: Any) -> PollerDeps:
+    def deps(store: DynamoJobStore, publisher: Any) -> PollerDeps:
         return PollerDeps(
             settings=settings,
             store=store,
             publisher=publisher,
-            secrets=secret_resolver(),
-            now_iso=clock.iso,
-            clock=clock.clock,
+            secrets=secret_resolver(settings.secret_cache_s),
+            upstream=lambda: HttpUpstream(settings),
+            clock=clock,
         )
 
     # Cycle 1: SNS fails for one job, so its STARTED stays owed in the outbox.
@@ -234,7 +237,7 @@ def test_a_transient_error_while_draining_the_outbox_does_not_stop_the_cycle(
     assert (first.transitions, first.published, first.publish_failures) == (2, 1, 1)
 
     # Cycle 2: republishing the owed transition works, but recording that hits one throttling error.
-    clock.now += 600  # past the outbox backoff after one failed attempt
+    clock.advance(600)  # past the outbox backoff after one failed attempt
     flaky = _TransientOutboxError(aws.dynamodb(), settings.table)
     second = asyncio.run(run_cycle(deps(flaky, real)))  # today: raises, and nothing is polled
 
@@ -244,8 +247,8 @@ def test_a_transient_error_while_draining_the_outbox_does_not_stop_the_cycle(
     assert finishing.snapshot.phase is Phase.SUCCEEDED
 
 
-class _UnreadableOutbox(JobStore):
-    """A JobStore whose first read of the outbox fails as DynamoDB throttling would."""
+class _UnreadableOutbox(DynamoJobStore):
+    """A DynamoJobStore whose first read of the outbox fails as DynamoDB throttling would."""
 
     def __init__(self, client: Any, table: str) -> None:
         super().__init__(client, table)
@@ -273,17 +276,17 @@ def test_when_the_outbox_cannot_be_read_a_newer_transition_does_not_overtake_an_
     real = SnsPublisher(aws.sns(), settings.topic_arn)
     store = job_store(settings)
 
-    def cycle(store: JobStore, publisher: Any) -> None:
+    def cycle(store: DynamoJobStore, publisher: Any) -> None:
         deps = PollerDeps(
             settings=settings,
             store=store,
             publisher=publisher,
-            secrets=secret_resolver(),
-            now_iso=clock.iso,
-            clock=clock.clock,
+            secrets=secret_resolver(settings.secret_cache_s),
+            upstream=lambda: HttpUpstream(settings),
+            clock=clock,
         )
         asyncio.run(run_cycle(deps))
-        clock.now += 600  # past the outbox backoff
+        clock.advance(600)  # past the outbox backoff
 
     cycle(store, _FailingFor(real, "exp-owed"))  # STARTED recorded; SNS fails, so it is owed
     cycle(_UnreadableOutbox(aws.dynamodb(), settings.table), real)  # SUCCEEDED recorded

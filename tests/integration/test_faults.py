@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from jobwatch.adapters.dynamodb.jobs import JobStore
+from jobwatch.adapters.dynamodb.jobs import DynamoJobStore
 from jobwatch.domain.model import Phase, TrackedJob
 from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.simulator import (
@@ -143,7 +143,7 @@ def _track(deployment: LocalDeployment, source: str, job_id: str, endpoint: str)
     return deployment.track(source=source, endpoint=endpoint, job_id=job_id, cluster_id=CLUSTER)
 
 
-def _job(store: JobStore, key: str) -> TrackedJob:
+def _job(store: DynamoJobStore, key: str) -> TrackedJob:
     job = store.get_job(key)
     assert job is not None
     return job
@@ -155,7 +155,7 @@ def test_fault_is_a_logged_poll_error_without_state_change_or_notification(
     sim: UpstreamSimulator,
     sim_url: str,
     sink: SlackSink,
-    store: JobStore,
+    store: DynamoJobStore,
     stderr_logs: LogReader,
     case: Fault,
 ) -> None:

@@ -1,6 +1,6 @@
 """The poll cycle end to end: upstream simulator -> poller -> DynamoDB -> SNS -> SQS -> Slack sink.
 
-Each test drives the real handler code paths (`handle_schedule`, `drain_slack_queue`)
+Each test drives the real handler code paths (`poll_once`, `drain_slack_queue`)
 through `LocalDeployment` and checks the core guarantees with exact counts: one SNS event and one Slack
 message per real transition, nothing (not even a DynamoDB write) for a poll that sees no change, terminal
 jobs are never polled again, and overlapping poller runs never notify twice.
@@ -21,17 +21,19 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from jobwatch_tools.local import track_job
+from jobwatch_tools.local import poller_deps, track_job
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped,unused-ignore]
 
 from jobwatch.adapters import aws
-from jobwatch.adapters.dynamodb.jobs import JobStore
+from jobwatch.adapters.clock import SystemClock
+from jobwatch.adapters.dynamodb.jobs import DynamoJobStore
+from jobwatch.adapters.http.upstream import HttpUpstream
 from jobwatch.adapters.secrets import SecretResolver
 from jobwatch.adapters.sns import SnsPublisher
 from jobwatch.app.poll_cycle import CycleReport, PollerDeps, run_cycle
 from jobwatch.domain.model import SCHEMA_ID, Phase, TrackedJob, Transition
-from jobwatch.entrypoints.poller import poller_deps
-from jobwatch.entrypoints.wiring import secret_resolver
+from jobwatch.entrypoints.wiring import CLOCK, secret_resolver
+from jobwatch_devkit.fakes import FakeClock
 from jobwatch_devkit.harness import REPO_ROOT, LocalDeployment
 from jobwatch_devkit.simulator import UpstreamSimulator, hold, state
 from jobwatch_devkit.slack_sink import SinkMessage, SlackSink
@@ -53,7 +55,7 @@ EVENT_SCHEMA = Draft202012Validator(
 # -- helpers ---------------------------------------------------------------------------------------------
 
 
-def _job(store: JobStore, key: str) -> TrackedJob:
+def _job(store: DynamoJobStore, key: str) -> TrackedJob:
     job = store.get_job(key)
     assert job is not None, f"job {key} is not in the table"
     return job
@@ -119,7 +121,7 @@ def _events(report: CycleReport) -> list[tuple[str, str]]:
 
 
 def test_each_transition_is_published_and_posted_exactly_once(
-    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink, store: JobStore
+    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink, store: DynamoJobStore
 ) -> None:
     sim.add_job(
         EXPORT,
@@ -266,7 +268,7 @@ def test_each_transition_is_published_and_posted_exactly_once(
 
 
 def test_failed_and_canceled_jobs_alert_once_with_the_error_and_are_not_polled_again(
-    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink, store: JobStore
+    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink, store: DynamoJobStore
 ) -> None:
     export_error = "shard Article/x1: disk quota exceeded on node-2"
     import_error = "data/1.parquet: field 'vector' has dim 768, the collection expects 1536"
@@ -350,7 +352,7 @@ def test_failed_and_canceled_jobs_alert_once_with_the_error_and_are_not_polled_a
 
 
 def test_first_observation_of_an_already_failed_job_alerts_once(
-    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink, store: JobStore
+    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink, store: DynamoJobStore
 ) -> None:
     sim.add_job(EXPORT, "exp-dead", [state("FAILED", error="backend s3: AccessDenied")], backend="s3")
     sim.add_job(ZILLIZ, "job-dead", [state(ready=0, error_message="bucket not found")], cluster_id=CLUSTER)
@@ -382,8 +384,8 @@ def test_first_observation_of_an_already_failed_job_alerts_once(
 # -- 4. overlapping poller runs ------------------------------------------------------------------------------
 
 
-class _RendezvousStore(JobStore):
-    """A JobStore that, having read the pollable jobs, waits until the other run has read them too.
+class _RendezvousStore(DynamoJobStore):
+    """A DynamoJobStore that, having read the pollable jobs, waits until the other run has read them too.
 
     This makes the overlap deterministic: both runs hold the same versions before either one writes.
     """
@@ -442,7 +444,11 @@ def _independent_deps(
         settings=settings,
         store=_RendezvousStore(cast("DynamoDBClient", dynamodb), settings.table, barrier),
         publisher=SnsPublisher(session.client("sns", config=_CLIENT_CONFIG), settings.topic_arn),
-        secrets=SecretResolver(session.client("secretsmanager", config=_CLIENT_CONFIG)),
+        secrets=SecretResolver(
+            session.client("secretsmanager", config=_CLIENT_CONFIG), settings.secret_cache_s
+        ),
+        upstream=lambda: HttpUpstream(settings),
+        clock=SystemClock(),
     )
 
 
@@ -477,7 +483,7 @@ def test_overlapping_runs_publish_each_transition_once(
     sim: UpstreamSimulator,
     sim_url: str,
     sink: SlackSink,
-    store: JobStore,
+    store: DynamoJobStore,
     jobs: int,
 ) -> None:
     job_ids = [f"exp-race-{n:02d}" for n in range(jobs)]
@@ -535,7 +541,7 @@ def test_overlapping_runs_publish_each_transition_once(
 
 
 def test_tracking_the_same_job_twice_keeps_one_item_and_its_state(
-    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, store: JobStore
+    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, store: DynamoJobStore
 ) -> None:
     sim.add_job(EXPORT, "exp-twice", [state("STARTED"), state("TRANSFERRING", objects=7)], backend="s3")
     fields = {"source": EXPORT, "endpoint": sim_url, "job_id": "exp-twice", "backend": "s3"}
@@ -570,7 +576,7 @@ def test_api_key_is_read_from_secrets_manager(
     sim: UpstreamSimulator,
     sim_url: str,
     sink: SlackSink,
-    store: JobStore,
+    store: DynamoJobStore,
     stderr_logs: Callable[[], list[dict[str, Any]]],
 ) -> None:
     secrets = aws.secretsmanager()
@@ -652,13 +658,18 @@ class _UnavailableSns:
 
 
 def test_a_transition_whose_publish_failed_is_republished_once_by_a_later_cycle(
-    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink, store: JobStore
+    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink, store: DynamoJobStore
 ) -> None:
     sim.add_job(EXPORT, "exp-outbox", [state("STARTED")], backend="s3")
     job = deployment.track(source=EXPORT, endpoint=sim_url, job_id="exp-outbox", backend="s3")
     settings = deployment.settings
     outage = PollerDeps(
-        settings=settings, store=store, publisher=_UnavailableSns(), secrets=secret_resolver()
+        settings=settings,
+        store=store,
+        publisher=_UnavailableSns(),
+        secrets=secret_resolver(settings.secret_cache_s),
+        upstream=lambda: HttpUpstream(settings),
+        clock=CLOCK,
     )
 
     report = asyncio.run(run_cycle(outage))
@@ -678,8 +689,11 @@ def test_a_transition_whose_publish_failed_is_republished_once_by_a_later_cycle(
         settings=settings,
         store=store,
         publisher=poller_deps().publisher,
-        secrets=secret_resolver(),
-        clock=lambda: time.time() + 3600,
+        secrets=secret_resolver(settings.secret_cache_s),
+        upstream=lambda: HttpUpstream(settings),
+        # Past the outbox backoff after one failed attempt (120 s), well within stall_after_s (1800 s):
+        # one clock now drives both the outbox and the job's own timing.
+        clock=FakeClock(time.time() + 600),
     )
     report = asyncio.run(run_cycle(later))
     assert (report.republished, report.published, report.transitions) == (1, 0, 0)
@@ -704,7 +718,7 @@ def _stack_trace(kib: int) -> str:
 
 
 def test_a_failure_repeated_across_many_files_alerts_once_without_breaking_the_cycle(
-    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink, store: JobStore
+    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink, store: DynamoJobStore
 ) -> None:
     # An 8 KiB error is ordinary (messages.py caps errors for SNS and Slack because "an upstream error
     # can be a whole stack trace"), and both APIs repeat it per file / per shard: 60 of them are kept

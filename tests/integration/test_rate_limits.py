@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 
 from jobwatch.adapters import aws
+from jobwatch.adapters.http.upstream import HttpUpstream
 from jobwatch.adapters.sns import SnsPublisher
 from jobwatch.app.poll_cycle import CycleReport, PollerDeps, run_cycle
 from jobwatch.domain.model import Health, Phase
 from jobwatch.entrypoints.wiring import job_store, secret_resolver
-from jobwatch_devkit.faultlab import FakeClock
+from jobwatch_devkit.fakes import FakeClock
 from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.simulator import UpstreamSimulator, fault_rate_limit, state
 
@@ -99,9 +100,9 @@ def _cycle(deployment: LocalDeployment, clock: FakeClock) -> CycleReport:
         settings=settings,
         store=job_store(settings),
         publisher=SnsPublisher(aws.sns(), settings.topic_arn),
-        secrets=secret_resolver(),
-        now_iso=clock.iso,
-        clock=clock.clock,
+        secrets=secret_resolver(settings.secret_cache_s),
+        upstream=lambda: HttpUpstream(settings),
+        clock=clock,
     )
     return asyncio.run(run_cycle(deps))
 
@@ -124,13 +125,13 @@ def test_a_retry_after_past_the_next_scheduled_poll_holds_the_job_until_then(
     assert (after_429.version, after_429.snapshot) == (0, None)
 
     for minutes in (1, 2, 3, 4):  # the scheduled polls inside the 300 s are not sent
-        clock.now += 60
+        clock.advance(60)
         report = _cycle(deployment, clock)
         assert (report.polled, report.throttled) == (0, 1), minutes
     assert sim.request_count("held") == 1
     assert store.get_job(key) == after_429  # nothing written while held
 
-    clock.now += 61  # 301 s after the 429
+    clock.advance(61)  # 301 s after the 429
     report = _cycle(deployment, clock)
     assert (report.polled, report.throttled, report.transitions) == (1, 0, 1)
     started = store.get_job(key)

@@ -2,8 +2,9 @@
 
 Transitions reach the Slack queue the real way (a poll cycle publishes to SNS, SNS fans out to SQS).
 The sender then runs through `drain_slack_queue` (the local stand-in for the SQS event source
-mapping: records reported as failures stay on the queue) or, for redeliveries, straight through
-`jobwatch.delivery.deliver_batch` with the records SQS would hand to the Lambda function again.
+mapping: records reported as failures stay on the queue) or, for redeliveries, straight through the
+Slack sender function's `Sender.deliver` (`jobwatch_tools.local.slack()`) with the records SQS would
+hand to the Lambda function again.
 """
 
 from __future__ import annotations
@@ -15,16 +16,16 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from jobwatch_tools.local import slack
 
 from jobwatch.adapters import aws
 from jobwatch.adapters.sns import SnsPublisher
 from jobwatch.delivery.envelope import transition_from_sqs_body
 from jobwatch.delivery.records import BatchReport, record_from_message
-from jobwatch.delivery.slack_sender import deliver_batch
 from jobwatch.domain.model import Transition
-from jobwatch.entrypoints.slack_sender import delivery_deps
-from jobwatch.entrypoints.wiring import job_store
-from jobwatch.settings import get_settings
+from jobwatch.entrypoints.wiring import delivery_ledger
+from jobwatch.ports import Claim
+from jobwatch.settings import SlackSenderSettings, load_settings
 from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.simulator import UpstreamSimulator, state
 from jobwatch_devkit.slack_sink import SinkResponse, SlackSink
@@ -153,7 +154,9 @@ def _peek(queue_url: str) -> list[dict[str, Any]]:
 def _claim_state(transition_id: str) -> str | None:
     """The state of the Slack delivery claim of one transition (None: no claim)."""
     key = {"pk": {"S": f"DELIVERY#slack#{transition_id}"}, "sk": {"S": "CLAIM"}}
-    response = aws.dynamodb().get_item(TableName=get_settings().table, Key=key, ConsistentRead=True)
+    response = aws.dynamodb().get_item(
+        TableName=load_settings(SlackSenderSettings).table, Key=key, ConsistentRead=True
+    )
     item = response.get("Item")
     return None if item is None else str(item["state"]["S"])
 
@@ -177,13 +180,13 @@ def test_sqs_redelivery_of_a_posted_transition_never_posts_twice(
     queue = deployment.settings.slack_queue_url
     (record,) = _peek(queue)
     assert transition_from_sqs_body(record["body"]) == transition
-    deps = delivery_deps()
+    sender = slack()
 
     # The same record twice in one batch (SQS at-least-once), then again in a later batch.
-    report = deliver_batch({"Records": [record, record]}, deps, queue_url=queue)
+    report = sender.deliver({"Records": [record, record]})
     assert _counts(report) == (1, 1, 0, 0, 0)
     assert _claim_state(transition.transition_id) == "DELIVERED"
-    report = deliver_batch({"Records": [record]}, deps, queue_url=queue)
+    report = sender.deliver({"Records": [record]})
     assert _counts(report) == (0, 1, 0, 0, 0)
     # The original message is still on the queue: draining it is one more duplicate, not a post.
     assert _counts(deployment.deliver()) == (0, 1, 0, 0, 0)
@@ -216,27 +219,27 @@ def test_a_claim_held_by_another_worker_defers_the_post_until_its_lease_ends(
     transition = _transition(deployment, sim, sim_url, "exp-claimed")
     queue = deployment.settings.slack_queue_url
     (record,) = _peek(queue)
-    store = job_store(deployment.settings)
-    deps = delivery_deps()
+    ledger = delivery_ledger(deployment.settings)
+    sender = slack()
 
     # Another sender is posting this transition right now (live lease): do not post it a second time.
     # The record is deferred (a delayed copy; the original is acknowledged), spending no receive.
-    assert store.claim_delivery("slack", transition.transition_id, 120) == "claimed"
-    report = deliver_batch({"Records": [record]}, deps, queue_url=queue)
+    assert ledger.claim("slack", transition.transition_id, 120, time.time()) is Claim.CLAIMED
+    report = sender.deliver({"Records": [record]})
     assert _counts(report) == (0, 0, 0, 0, 0) and report.deferred == 1
     assert _delayed(queue) == 1
     assert sink.messages() == [] and sink.rejected() == []
     assert _claim_state(transition.transition_id) == "IN_PROGRESS"  # still the other sender's
 
     # That sender died without finishing: once its lease has run out, the redelivery posts.
-    assert store.claim_delivery("slack", transition.transition_id, -1) == "busy"
+    assert ledger.claim("slack", transition.transition_id, -1, time.time()) is Claim.BUSY
     aws.dynamodb().update_item(
         TableName=deployment.settings.table,
         Key={"pk": {"S": f"DELIVERY#slack#{transition.transition_id}"}, "sk": {"S": "CLAIM"}},
         UpdateExpression="SET leaseUntil = :past",
         ExpressionAttributeValues={":past": {"N": f"{time.time() - 1:.3f}"}},
     )
-    report = deliver_batch({"Records": [record]}, deps, queue_url=queue)
+    report = sender.deliver({"Records": [record]})
     assert _counts(report) == (1, 0, 0, 0, 0)
     assert len(sink.messages()) == 1
     assert _claim_state(transition.transition_id) == "DELIVERED"
@@ -287,12 +290,12 @@ def test_a_rate_limit_after_a_post_never_shows_that_post_twice(
     ]
     records.reverse()  # exp-before-429 first
     sink.script(["ok", "rate_limited"])
-    deps = delivery_deps()
+    sender = slack()
 
-    report = deliver_batch({"Records": records}, deps, queue_url=queue)
+    report = sender.deliver({"Records": records})
     assert (report.delivered, report.deferred, report.failures) == (1, 1, [])
     # The invocation dies before Lambda deletes anything: the whole batch comes again.
-    report = deliver_batch({"Records": records}, deps, queue_url=queue)
+    report = sender.deliver({"Records": records})
     assert (report.delivered, report.duplicates) == (1, 1)
     assert _counts(deployment.deliver())[:2] == (0, 2)  # the originals and the deferred copy: no post
     time.sleep(1.1)
@@ -358,12 +361,12 @@ def test_a_post_that_keeps_failing_is_dead_lettered_after_the_attempt_cap(
     queue, dlq = deployment.settings.slack_queue_url, deployment.settings.slack_dlq_url
     transition = _transition(deployment, sim, sim_url, "exp-slack-down")
     sink.script(["server_error", "service_unavailable", "server_error"])
-    deps = delivery_deps()
+    sender = slack()
 
     outcomes = []
     for _ in range(3):  # the original, then each deferred copy as it comes back
         record = _take(queue)
-        report = deliver_batch({"Records": [record]}, deps, queue_url=queue)
+        report = sender.deliver({"Records": [record]})
         outcomes.append((report.retried, report.deferred, report.dead_lettered, report.failures))
     assert outcomes == [(1, 1, 0, []), (1, 1, 0, []), (0, 0, 1, [])]
     assert _claim_state(transition.transition_id) == "FAILED_PERMANENT"
@@ -372,7 +375,7 @@ def test_a_post_that_keeps_failing_is_dead_lettered_after_the_attempt_cap(
         "gave up after 3 attempts; last: HTTP 500: internal_error"
     )
     # A duplicate still in flight never posts, and the job's next transition does not wait for it.
-    assert _counts(deliver_batch({"Records": [record]}, deps, queue_url=queue))[:2] == (0, 1)
+    assert _counts(sender.deliver({"Records": [record]}))[:2] == (0, 1)
     assert sink.messages() == [] and len(sink.rejected()) == 3
     assert _depth(queue) == (0, 0) and _delayed(queue) == 0
 
@@ -410,7 +413,7 @@ def test_permanent_refusal_is_dead_lettered_once_and_never_retried(
     assert dead["messageAttributes"]["reason"]["StringValue"] == f"HTTP {answer.status}: {answer.body}"
 
     # A redelivery of the same message (SQS duplicate, or a redrive from the DLQ) does not post.
-    report = deliver_batch({"Records": [record]}, delivery_deps(), queue_url=queue)
+    report = slack().deliver({"Records": [record]})
     assert _counts(report) == (0, 1, 0, 0, 0)
     assert len(sink.rejected()) == 1 and sink.messages() == []
     assert _depth(dlq) == (1, 0)  # still dead-lettered exactly once

@@ -15,20 +15,17 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from jobwatch_tools.local import slack
 
 from jobwatch.adapters import aws
+from jobwatch.adapters.http.upstream import HttpUpstream
 from jobwatch.app.poll_cycle import PollerDeps, run_cycle
+from jobwatch.delivery.engine import MAX_DEFERRALS
 from jobwatch.delivery.envelope import transition_from_sqs_body
-from jobwatch.delivery.records import record_from_message
-from jobwatch.delivery.slack_sender import (
-    DEFERRALS_ATTRIBUTE,
-    MAX_DEFERRALS,
-    WAITING_SINCE_ATTRIBUTE,
-    deliver_batch,
-)
+from jobwatch.delivery.records import DEFERRALS_ATTRIBUTE, WAITING_SINCE_ATTRIBUTE, record_from_message
 from jobwatch.domain.model import Event, Transition
-from jobwatch.entrypoints.slack_sender import delivery_deps
-from jobwatch.entrypoints.wiring import job_store, secret_resolver
+from jobwatch.entrypoints.wiring import CLOCK, delivery_ledger, job_store, secret_resolver
+from jobwatch.ports import Claim
 from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.simulator import UpstreamSimulator, state
 from jobwatch_devkit.slack_sink import SlackSink
@@ -91,7 +88,7 @@ def test_each_transition_names_its_predecessor_and_a_batch_is_posted_in_job_orde
     assert transition_from_sqs_body(succeeded["body"]).previous_transition_id == first.transition_id
 
     # SQS hands them over swapped in one batch: the sender puts them back in order.
-    report = deliver_batch({"Records": [succeeded, started]}, delivery_deps())
+    report = slack().deliver({"Records": [succeeded, started]})
     assert (report.delivered, report.failures) == (2, [])
     posted = [m.raw for m in sink.messages()]
     assert "STARTED" in posted[0] and "SUCCEEDED" in posted[1]
@@ -103,10 +100,10 @@ def test_a_transition_that_arrives_before_its_predecessor_waits_for_it_across_ba
     deployment = make_deployment({"JOBWATCH_SLACK_ORDER_RETRY_S": "1"})
     started, succeeded = _two_transitions(deployment, sim, sim_url, "exp-cross-batch")
     queue = deployment.settings.slack_queue_url
-    deps = delivery_deps()
+    sender = slack()
 
     # SUCCEEDED comes first, alone in its batch: it is deferred, not posted and not failed.
-    report = deliver_batch({"Records": [succeeded]}, deps, queue_url=queue)
+    report = sender.deliver({"Records": [succeeded]})
     assert (report.delivered, report.deferred, report.failures) == (0, 1, [])
     assert sink.messages() == []
     time.sleep(1.1)
@@ -117,14 +114,14 @@ def test_a_transition_that_arrives_before_its_predecessor_waits_for_it_across_ba
     assert time.time() - 5 < waiting_since <= time.time()
 
     # Offered again before STARTED is in Slack, it waits again, keeping its first waiting time.
-    report = deliver_batch({"Records": [copy]}, deps, queue_url=queue)
+    report = sender.deliver({"Records": [copy]})
     assert (report.delivered, report.deferred) == (0, 1)
-    assert deliver_batch({"Records": [started]}, deps, queue_url=queue).delivered == 1
+    assert sender.deliver({"Records": [started]}).delivered == 1
     time.sleep(2.1)
     (second_copy,) = _records(queue)
     assert second_copy["messageAttributes"][DEFERRALS_ATTRIBUTE]["stringValue"] == "2"
     assert float(second_copy["messageAttributes"][WAITING_SINCE_ATTRIBUTE]["stringValue"]) == waiting_since
-    report = deliver_batch({"Records": [second_copy]}, deps, queue_url=queue)
+    report = sender.deliver({"Records": [second_copy]})
     assert (report.delivered, report.deferred) == (1, 0)
     assert _posted_events(sink) == ["STARTED", "SUCCEEDED"]
 
@@ -133,12 +130,12 @@ def test_a_predecessor_refused_for_good_does_not_hold_its_successor(
     deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink
 ) -> None:
     started, succeeded = _two_transitions(deployment, sim, sim_url, "exp-refused-first")
-    store = job_store(deployment.settings)
+    ledger = delivery_ledger(deployment.settings)
     first = transition_from_sqs_body(started["body"]).transition_id
-    assert store.claim_delivery("slack", first, 120) == "claimed"
-    store.finish_delivery("slack", first, "FAILED_PERMANENT", "HTTP 400: invalid_blocks")
+    assert ledger.claim("slack", first, 120, time.time()) is Claim.CLAIMED
+    ledger.finish("slack", first, "FAILED_PERMANENT", "HTTP 400: invalid_blocks", time.time())
 
-    report = deliver_batch({"Records": [succeeded]}, delivery_deps(), queue_url=None)
+    report = slack().deliver({"Records": [succeeded]})
     assert (report.delivered, report.deferred) == (1, 0)
     assert _posted_events(sink) == ["SUCCEEDED"]
 
@@ -156,7 +153,12 @@ def test_transition_standing_follows_a_transition_from_outbox_to_history(
     sim.add_job(EXPORT, "exp-standing", [state("STARTED")], backend="s3")
     deployment.track(source=EXPORT, endpoint=sim_url, job_id="exp-standing", backend="s3")
     deps = PollerDeps(
-        settings=settings, store=store, publisher=_FailingPublisher(), secrets=secret_resolver()
+        settings=settings,
+        store=store,
+        publisher=_FailingPublisher(),
+        secrets=secret_resolver(settings.secret_cache_s),
+        upstream=lambda: HttpUpstream(settings),
+        clock=CLOCK,
     )
     asyncio.run(run_cycle(deps))
     (owed,) = store.pending_transitions()
@@ -185,7 +187,7 @@ def test_a_predecessor_that_never_left_the_outbox_does_not_hold_its_successor(
     )
     assert job_store(deployment.settings).transition_standing(first.transition_id) == "DEAD_LETTERED"
 
-    report = deliver_batch({"Records": [succeeded]}, delivery_deps(), queue_url=None)
+    report = slack().deliver({"Records": [succeeded]})
     assert (report.delivered, report.deferred) == (1, 0)
 
 
@@ -194,15 +196,14 @@ def test_a_transition_posts_out_of_order_once_it_has_waited_the_longest_allowed(
 ) -> None:
     _, succeeded = _two_transitions(deployment, sim, sim_url, "exp-waited-too-long")
     wait = deployment.settings.slack_order_wait_s
-    queue = deployment.settings.slack_queue_url
-    deps = delivery_deps()
+    sender = slack()
 
     fresh = _with_attributes(succeeded, jobwatchWaitingSince=time.time() - wait + 60, jobwatchDeferrals=30)
-    report = deliver_batch({"Records": [fresh]}, deps, queue_url=queue)
+    report = sender.deliver({"Records": [fresh]})
     assert (report.delivered, report.deferred, report.order_waits_expired) == (0, 1, 0)
 
     stale = _with_attributes(succeeded, jobwatchWaitingSince=time.time() - wait - 1, jobwatchDeferrals=31)
-    report = deliver_batch({"Records": [stale]}, deps, queue_url=queue)
+    report = sender.deliver({"Records": [stale]})
     assert (report.delivered, report.deferred, report.order_waits_expired) == (1, 0, 1)
     assert _posted_events(sink) == ["SUCCEEDED"]
 
@@ -212,13 +213,11 @@ def test_a_message_deferred_too_often_goes_back_to_sqs_where_the_redrive_policy_
 ) -> None:
     _, succeeded = _two_transitions(deployment, sim, sim_url, "exp-deferred-too-often")
     worn = _with_attributes(succeeded, jobwatchWaitingSince=time.time(), jobwatchDeferrals=MAX_DEFERRALS)
-    report = deliver_batch({"Records": [worn]}, delivery_deps(), queue_url=None)
+    report = slack().deliver({"Records": [worn]})
     assert (report.delivered, report.deferred, report.failures) == (0, 0, [succeeded["messageId"]])
 
     garbled = {**succeeded, "messageAttributes": {DEFERRALS_ATTRIBUTE: {"stringValue": "nan"}}}
-    report = deliver_batch(
-        {"Records": [garbled]}, delivery_deps(), queue_url=deployment.settings.slack_queue_url
-    )
+    report = slack().deliver({"Records": [garbled]})
     assert (report.deferred, report.failures) == (1, [])  # an unreadable count counts as none
     assert sink.messages() == []
 
@@ -236,13 +235,13 @@ def test_a_rate_limit_defers_the_rest_of_the_batch_without_spending_receives(
     assert len(records) == 3
     sink.script(["rate_limited"])  # 429 with Retry-After: 1 on the first post
 
-    report = deliver_batch({"Records": records}, delivery_deps(), queue_url=queue)
+    report = slack().deliver({"Records": records})
     assert (report.delivered, report.deferred, report.retried, report.failures) == (0, 3, 0, [])
     assert len(sink.rejected()) == 1  # one post tried; the others were not sent into the limit
     time.sleep(1.1)
     copies = _records(queue)
     assert sorted(r["body"] for r in copies) == sorted(r["body"] for r in records)
-    assert deliver_batch({"Records": copies}, delivery_deps(), queue_url=queue).delivered == 3
+    assert slack().deliver({"Records": copies}).delivered == 3
 
 
 def test_duplicates_of_a_waiting_message_collapse_into_one_waiting_copy(
@@ -253,22 +252,22 @@ def test_duplicates_of_a_waiting_message_collapse_into_one_waiting_copy(
     deployment = make_deployment({"JOBWATCH_SLACK_ORDER_RETRY_S": "1"})
     started, succeeded = _two_transitions(deployment, sim, sim_url, "exp-collapse")
     queue = deployment.settings.slack_queue_url
-    deps = delivery_deps()
+    sender = slack()
 
     # The same message handed over twice (one batch, then another): one copy waits, one is dropped.
-    first = deliver_batch({"Records": [succeeded]}, deps, queue_url=queue)
-    second = deliver_batch({"Records": [succeeded]}, deps, queue_url=queue)
+    first = sender.deliver({"Records": [succeeded]})
+    second = sender.deliver({"Records": [succeeded]})
     assert (first.deferred, first.collapsed, second.deferred, second.collapsed) == (1, 0, 0, 1)
     time.sleep(1.1)
     (copy,) = _records(queue)
 
     # The standing copy comes back (twice, as SQS may): it waits again once; its duplicate is dropped.
-    again = deliver_batch({"Records": [copy, copy]}, deps, queue_url=queue)
+    again = sender.deliver({"Records": [copy, copy]})
     assert (again.deferred, again.collapsed, again.failures) == (1, 1, [])
-    assert deliver_batch({"Records": [started]}, deps, queue_url=queue).delivered == 1
+    assert sender.deliver({"Records": [started]}).delivered == 1
     time.sleep(2.1)
     (last,) = _records(queue)
-    assert deliver_batch({"Records": [last]}, deps, queue_url=queue).delivered == 1
+    assert sender.deliver({"Records": [last]}).delivered == 1
     assert _posted_events(sink) == ["STARTED", "SUCCEEDED"]
     assert _records(queue) == []
 
@@ -279,21 +278,20 @@ def test_a_predecessor_still_in_hand_is_waited_for_however_long_its_retries_take
     """The order-wait bound counts only the time a predecessor is out of sight: one that is being
     retried (a standing deferred copy) or posted (a live claim) keeps its successors waiting."""
     started, succeeded = _two_transitions(deployment, sim, sim_url, "exp-in-hand")
-    store = job_store(deployment.settings)
+    ledger = delivery_ledger(deployment.settings)
     first = transition_from_sqs_body(started["body"]).transition_id
-    queue = deployment.settings.slack_queue_url
-    deps = delivery_deps()
+    sender = slack()
     long_ago = time.time() - deployment.settings.slack_order_wait_s - 600
 
     # STARTED has a standing deferred copy (as after a failed post): SUCCEEDED waits, its clock reset.
-    assert store.hand_wait_to("slack", first, "c0ffee", None, time.time(), 900)
+    assert ledger.hand_wait_to("slack", first, "c0ffee", None, time.time(), 900)
     stale = _with_attributes(succeeded, jobwatchWaitingSince=long_ago, jobwatchDeferrals=40)
-    report = deliver_batch({"Records": [stale]}, deps, queue_url=queue)
+    report = sender.deliver({"Records": [stale]})
     assert (report.delivered, report.deferred, report.order_waits_expired) == (0, 1, 0)
 
     # Or a sender is posting it right now (live claim): the same.
-    assert store.claim_delivery("slack", first, 120) == "claimed"
-    report = deliver_batch({"Records": [stale]}, deps, queue_url=queue)
+    assert ledger.claim("slack", first, 120, time.time()) is Claim.CLAIMED
+    report = sender.deliver({"Records": [stale]})
     assert (report.delivered, report.order_waits_expired) == (0, 0)
 
     # A claim whose worker died (lease run out) and no standing copy: out of sight, the bound applies.
@@ -307,7 +305,7 @@ def test_a_predecessor_still_in_hand_is_waited_for_however_long_its_retries_take
         TableName=deployment.settings.table,
         Key={"pk": {"S": f"DELIVERY#slack#{first}"}, "sk": {"S": "WAIT"}},
     )
-    assert store.delivery_state("slack", first, time.time()) == "STALE"
-    report = deliver_batch({"Records": [stale]}, deps, queue_url=queue)
+    assert ledger.state("slack", first, time.time()) == "STALE"
+    report = sender.deliver({"Records": [stale]})
     assert (report.delivered, report.order_waits_expired) == (1, 1)
     assert _posted_events(sink) == ["SUCCEEDED"]

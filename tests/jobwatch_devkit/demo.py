@@ -28,11 +28,11 @@ from typing import Any
 
 import httpx
 from jobwatch_tools.api_server import ApiServer
+from jobwatch_tools.local import api_handler
 
 from jobwatch.api import routes as api
 from jobwatch.domain.humanize import format_progress
 from jobwatch.domain.model import TrackedJob, Transition
-from jobwatch.entrypoints.api import handle
 from jobwatch.render.email import email_body, email_subject
 from jobwatch.sources import get_source
 from jobwatch_devkit.harness import Email, LocalDeployment
@@ -533,7 +533,7 @@ def run_demo() -> int:
             f"stack created from template.yaml: table {deployment.settings.table}, "
             f"topic {deployment.settings.topic_arn.rsplit(':', 1)[-1]}"
         )
-        api_server = ApiServer(handle, api.ROUTES).start()
+        api_server = ApiServer(api_handler, api.ROUTES).start()
         try:
             register(api_server.url, sim_url, sim)
         finally:

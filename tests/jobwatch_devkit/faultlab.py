@@ -3,7 +3,7 @@
 This is the proof of issue 3 ("nothing lost, nothing doubled, nothing false"). One *round* registers
 N random *schedules* (one job each) in one `LocalDeployment` (moto server + upstream simulators + Slack
 sink), runs poll cycles through `jobwatch.poller.run_cycle` until every schedule's story is told and
-every job has settled, drains the Slack queue through `jobwatch.delivery.deliver_batch` in between, and
+every job has settled, drains the Slack queue through `jobwatch.delivery.engine.deliver_batch` in between, and
 then checks what every channel received against ground truth computed from the scripts alone.
 
 Schedules (`make_schedule`)
@@ -93,7 +93,7 @@ Invariants (`RoundResult`, checked at the end of each round)
       beyond the ones explained by a publish whose answer was lost (`email_ambiguous`).
     - out_of_order_sns / out_of_order_slack: jobs whose transitions reached SNS / Slack (first copy of
       each) in another order than they were recorded in (transition ids carry the order).
-    - state_mismatches: jobs whose stored phase/status (`JobStore.get_job`) differs from the last
+    - state_mismatches: jobs whose stored phase/status (`DynamoJobStore.get_job`) differs from the last
       upstream state the script served (LOST/NOT_FOUND for lost jobs).
     - outbox_left / slack_queue_left: the outbox and the Slack queue are empty at the end.
     Diagnostics (not invariants): `spurious_poll_errors` counts polls of a good answer that failed
@@ -138,21 +138,24 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import boto3
 import httpx
 from botocore.config import Config
 
-from jobwatch.adapters.dynamodb.jobs import JobStore, PendingTransition
+from jobwatch.adapters.dynamodb.jobs import DynamoJobStore
+from jobwatch.adapters.dynamodb.ledger import DynamoDeliveryLedger
+from jobwatch.adapters.http.upstream import HttpUpstream
 from jobwatch.adapters.secrets import SecretResolver
 from jobwatch.adapters.sns import SnsEmailPublisher, SnsPublisher
+from jobwatch.adapters.sqs import SqsDeliveryQueue
 from jobwatch.app.poll_cycle import CycleReport, PollerDeps, run_cycle
-from jobwatch.delivery.email_sender import EmailDeps, deliver_email_batch
+from jobwatch.channels.email import EmailChannel
+from jobwatch.channels.slack_webhook import SlackWebhookChannel
+from jobwatch.delivery.engine import DeliveryDeps, deliver_batch
 from jobwatch.delivery.envelope import transition_from_sqs_body
 from jobwatch.delivery.records import BatchReport, record_from_message
-from jobwatch.delivery.slack_sender import DeliveryDeps, deliver_batch
 from jobwatch.domain.errors import PollErrorKind
 from jobwatch.domain.model import (
     EVENT_FOR_PHASE,
@@ -165,7 +168,9 @@ from jobwatch.domain.model import (
     Transition,
 )
 from jobwatch.observability import logger, metrics
+from jobwatch.ports import JobStore, PendingTransition
 
+from .fakes import FakeClock
 from .harness import LocalDeployment
 from .simulator import (
     MILVUS,
@@ -659,17 +664,6 @@ def expected_story(
 
 
 @dataclass
-class FakeClock:
-    now: float
-
-    def clock(self) -> float:
-        return self.now
-
-    def iso(self) -> str:
-        return datetime.fromtimestamp(self.now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@dataclass
 class RunFaults:
     """What to inject into one poller run, decided per call from the seed (thread-safe)."""
 
@@ -737,17 +731,12 @@ class RunFaults:
         )
 
 
-class FaultStore(JobStore):
-    """The real JobStore with fault points around every call the poller makes, and an optional rendezvous."""
+class FaultStore:
+    """A job store (`ports.JobStore`) with fault points around every call the poller makes, and an
+    optional rendezvous; what it does not intercept goes to the store it wraps."""
 
-    def __init__(
-        self,
-        client: DynamoDBClient,
-        table: str,
-        faults: RunFaults,
-        barrier: threading.Barrier | None = None,
-    ) -> None:
-        super().__init__(client, table)
+    def __init__(self, store: JobStore, faults: RunFaults, barrier: threading.Barrier | None = None) -> None:
+        self.store = store
         self.faults = faults
         self.barrier = barrier
 
@@ -765,8 +754,8 @@ class FaultStore(JobStore):
         return f.around(
             "save_state",
             job.key,
-            lambda: JobStore.save_state(
-                self, job, snapshot, health, snapshot_changed, transitions, now_iso, now_s
+            lambda: self.store.save_state(
+                job, snapshot, health, snapshot_changed, transitions, now_iso, now_s
             ),
             f.store_error_p,
             job_level=True,
@@ -777,7 +766,7 @@ class FaultStore(JobStore):
         return f.around(
             "save_health",
             job.key,
-            lambda: JobStore.save_health(self, job, health),
+            lambda: self.store.save_health(job, health),
             f.store_error_p,
             job_level=True,
         )
@@ -787,7 +776,7 @@ class FaultStore(JobStore):
         f.around(
             "mark_published",
             transition.transition_id,
-            lambda: JobStore.mark_published(self, transition, message_id, now_s),
+            lambda: self.store.mark_published(transition, message_id, now_s),
             f.outbox_error_p,
         )
 
@@ -796,7 +785,7 @@ class FaultStore(JobStore):
         f.around(
             "note_publish_failure",
             transition.transition_id,
-            lambda: JobStore.note_publish_failure(self, transition),
+            lambda: self.store.note_publish_failure(transition),
             f.outbox_error_p,
         )
 
@@ -805,24 +794,25 @@ class FaultStore(JobStore):
         f.around(
             "mark_dead_lettered",
             transition.transition_id,
-            lambda: JobStore.mark_dead_lettered(self, transition, reason, now_s),
+            lambda: self.store.mark_dead_lettered(transition, reason, now_s),
             0.0,
         )
 
     def pending_transitions(self) -> list[PendingTransition]:
         f = self.faults
-        return f.around(
-            "pending_transitions", "", lambda: JobStore.pending_transitions(self), f.outbox_error_p
-        )
+        return f.around("pending_transitions", "", self.store.pending_transitions, f.outbox_error_p)
 
     def pollable_pages(self) -> Iterator[list[TrackedJob]]:
         """All pages are read before the first is handed out; then both overlapping runs meet."""
         f = self.faults
-        pages = f.around("pollable_pages", "", lambda: list(JobStore.pollable_pages(self)), 0.0)
+        pages = f.around("pollable_pages", "", lambda: list(self.store.pollable_pages()), 0.0)
         if self.barrier is not None:
             with contextlib.suppress(threading.BrokenBarrierError):
                 self.barrier.wait(timeout=60)
         yield from pages
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
 
 
 class _VisibilitySpy:
@@ -1036,8 +1026,8 @@ class _EmailTopic:
 
 
 class _InstantRetry:
-    """SQS for the e-mail sender: its visibility backoff is not waited for in fake time; the lab
-    makes a failed record visible again at once (each offer is still a real receive)."""
+    """SQS for the e-mail sender: its retry delays are not waited for in fake time; a retried copy is
+    sent back without its delay, and a record handed back to SQS is made visible again at once."""
 
     def __init__(self, sqs: SQSClient) -> None:
         self._sqs = sqs
@@ -1046,6 +1036,7 @@ class _InstantRetry:
         return None
 
     def send_message(self, **kwargs: Any) -> Any:
+        kwargs.pop("DelaySeconds", None)
         return self._sqs.send_message(**kwargs)
 
 
@@ -1283,7 +1274,7 @@ class _Round:
         self.containers = (_Container.create(), _Container.create())
         session = boto3.session.Session()
         self.sqs: SQSClient = session.client("sqs", config=_CLIENT_CONFIG)
-        self.reader = JobStore(_dynamodb(session), self.settings.table)
+        self.reader = DynamoJobStore(_dynamodb(session), self.settings.table)
         self.email_topic = _EmailTopic(
             SnsEmailPublisher(session.client("sns", config=_CLIENT_CONFIG), self.settings.email_topic_arn),
             self.email_rng,
@@ -1320,7 +1311,7 @@ class _Round:
                     self.result.faults_injected[f"upstream:{planned.kind}"] += 1
                 elif planned.step.delay_ms:
                     self.result.faults_injected["upstream:slow-answer"] += 1
-        now = self.clock.iso()
+        now = self.clock.now_iso()
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(lambda s: self.reader.add_job(s.spec, now), schedules))
         self.result.schedules = len(schedules)
@@ -1371,11 +1362,13 @@ class _Round:
         settings = self.settings
         deps = PollerDeps(
             settings=settings,
-            store=FaultStore(container.dynamodb, settings.table, faults, barrier),
+            store=cast(
+                "JobStore", FaultStore(DynamoJobStore(container.dynamodb, settings.table), faults, barrier)
+            ),
             publisher=FlakyPublisher(SnsPublisher(container.sns, settings.topic_arn), faults),
             secrets=container.secrets,
-            now_iso=self.clock.iso,
-            clock=self.clock.clock,
+            upstream=lambda: HttpUpstream(settings),
+            clock=self.clock,
         )
         remaining: Callable[[], float] = lambda: math.inf  # noqa: E731
         if plan.deadline_after is not None:
@@ -1493,10 +1486,10 @@ class _Round:
             clean = any(s.tainted and not s.settled for s in self.schedules)
             if not dead:
                 points_hint = max(4, max(r.faults.points for r in results))
-            next_cycle = self.clock.now + config.cycle_s
+            next_cycle = self.clock.at + config.cycle_s
             lag = None if self.rng.random() < config.p_drain else self.rng.randint(0, 2)
             self._drain(until=next_cycle, faults=True, max_batches=lag)
-            self.clock.now = max(self.clock.now, next_cycle)
+            self.clock.at = max(self.clock.at, next_cycle)
         self.result.problems.append(
             f"round {self.number}: scripts not exhausted after {config.max_cycles} cycles"
         )
@@ -1508,9 +1501,9 @@ class _Round:
             faulty = extra < config.settle_fault_cycles
             plan = _CyclePlan(publish_errors=faulty)
             self._cycle(config.max_cycles + extra, plan, 1)
-            next_cycle = self.clock.now + 3600 + 64 * 60  # past the longest outbox backoff
+            next_cycle = self.clock.at + 3600 + 64 * 60  # past the longest outbox backoff
             self._drain(until=next_cycle, faults=faulty)
-            self.clock.now = max(self.clock.now, next_cycle)
+            self.clock.at = max(self.clock.at, next_cycle)
             if not faulty and not self.reader.pending_transitions() and not self._queue_depth():
                 return
         self.result.problems.append(f"round {self.number}: outbox or Slack queue not empty after settling")
@@ -1551,26 +1544,33 @@ class _Round:
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
             )
 
-    def _delivery_deps(self, http: httpx.Client, spy: _VisibilitySpy) -> DeliveryDeps:
-        return DeliveryDeps(
-            settings=self.settings,
-            store=self.reader,
-            secrets=self.containers[0].secrets,
-            sqs=cast("SQSClient", spy),
-            http=http,
+    def _store(self, container: _Container) -> DynamoJobStore:
+        return DynamoJobStore(container.dynamodb, self.settings.table)
+
+    def _slack_sender(
+        self, http: httpx.Client, spy: _VisibilitySpy, dynamodb: DynamoDBClient
+    ) -> tuple[SlackWebhookChannel, DeliveryDeps]:
+        """The Slack sender as one container builds it, over the lab's SQS spy and fake clock."""
+        settings = self.settings
+        channel = SlackWebhookChannel(settings, self.containers[0].secrets, http)
+        deps = DeliveryDeps(
+            ledger=DynamoDeliveryLedger(dynamodb, settings.table),
+            queue=SqsDeliveryQueue(cast("SQSClient", spy), settings.slack_queue_url, settings.slack_dlq_url),
+            clock=self.clock,  # waits for a predecessor and their leases are in fake time too
+            standing=DynamoJobStore(dynamodb, settings.table).transition_standing,
             sleep=self.sleeps.append,  # in-process Retry-After waits cost no wall time
-            clock=self.clock.clock,  # waits for a predecessor and their leases are in fake time too
         )
+        return channel, deps
 
     def _release_due(self) -> None:
         """Records whose (fake) visibility timeout or delay has passed become visible."""
-        due = [receipt for receipt, at in self.hidden.items() if at <= self.clock.now]
+        due = [receipt for receipt, at in self.hidden.items() if at <= self.clock.at]
         for receipt in due:
             del self.hidden[receipt]
             self.sqs.change_message_visibility(
                 QueueUrl=self.settings.slack_queue_url, ReceiptHandle=receipt, VisibilityTimeout=0
             )
-        ready = [entry for entry in self.delayed if entry[0] <= self.clock.now]
+        ready = [entry for entry in self.delayed if entry[0] <= self.clock.at]
         for entry in ready:
             self.delayed.remove(entry)
             self.sqs.send_message(**entry[1])
@@ -1588,8 +1588,8 @@ class _Round:
         """
         rng, config = self.rng, self.config
         queue = self.settings.slack_queue_url
-        spy = _VisibilitySpy(self.sqs, self.clock.clock, self.delayed)
-        deps = self._delivery_deps(self.http, spy)
+        spy = _VisibilitySpy(self.sqs, self.clock.now, self.delayed)
+        channel, deps = self._slack_sender(self.http, spy, self.containers[0].dynamodb)
         batches = 0
         for _ in range(20_000):
             self._release_due()
@@ -1598,7 +1598,7 @@ class _Round:
                 next_at = self._next_release()
                 if next_at is None or (until is not None and next_at > until):
                     break
-                self.clock.now = max(self.clock.now, next_at)
+                self.clock.at = max(self.clock.at, next_at)
                 continue
             records = [record_from_message(dict(m)) for m in messages]
             mode = "once"
@@ -1623,19 +1623,18 @@ class _Round:
             self.bodies.extend(m["Body"] for m in messages)
             event = {"Records": records}
             if mode == "once":
-                reports = [deliver_batch(event, deps, queue_url=queue)]
+                reports = [deliver_batch(event, channel, deps)]
             elif mode == "twice":
                 self.result.faults_injected["sqs:batch-processed-twice"] += 1
-                deliver_batch(event, deps, queue_url=queue)
-                reports = [deliver_batch(event, deps, queue_url=queue)]  # its answer decides deletion
+                deliver_batch(event, channel, deps)
+                reports = [deliver_batch(event, channel, deps)]  # its answer decides deletion
             else:
                 self.result.faults_injected["sqs:batch-processed-concurrently"] += 1
-                other = self._delivery_deps(self.http2, spy)
-                other.store = JobStore(self.containers[1].dynamodb, self.settings.table)
+                other_channel, other = self._slack_sender(self.http2, spy, self.containers[1].dynamodb)
                 with ThreadPoolExecutor(max_workers=2) as pool:
                     futures = [
-                        pool.submit(deliver_batch, event, deps, queue_url=queue),
-                        pool.submit(deliver_batch, event, other, queue_url=queue),
+                        pool.submit(deliver_batch, event, channel, deps),
+                        pool.submit(deliver_batch, event, other_channel, other),
                     ]
                     reports = [f.result(timeout=120) for f in futures]
             self.result.slack_deferred += sum(r.deferred for r in reports)
@@ -1648,14 +1647,14 @@ class _Round:
                 if m["MessageId"] in failed:  # hidden until its visibility timeout passes (fake time)
                     receipt = m["ReceiptHandle"]
                     delay = spy.requested.get(receipt, self.queue_visibility_s)
-                    self.hidden[receipt] = self.clock.now + delay
+                    self.hidden[receipt] = self.clock.at + delay
                     self.sqs.change_message_visibility(
                         QueueUrl=queue, ReceiptHandle=receipt, VisibilityTimeout=3600
                     )
             metrics.clear_metrics()  # Powertools would flush EMF lines to stdout after 100 values
-            self.clock.now += 1.0
+            self.clock.at += 1.0
             batches += 1
-            if until is not None and self.clock.now >= until:
+            if until is not None and self.clock.at >= until:
                 break
             if max_batches is not None and batches >= max_batches:
                 break
@@ -1688,11 +1687,12 @@ class _Round:
         before or after SNS took them, batches processed twice or by two senders at once."""
         queue = self.settings.email_queue_url
         self.email_topic.faults = faults
-        deps = EmailDeps(
-            store=self.reader,
-            publisher=self.email_topic,
-            sqs=cast("SQSClient", _InstantRetry(self.sqs)),
-            dlq_url=self.settings.email_dlq_url,
+        settings = self.settings
+        channel = EmailChannel(settings, self.email_topic)
+        deps = DeliveryDeps(
+            ledger=DynamoDeliveryLedger(self.containers[0].dynamodb, settings.table),
+            queue=SqsDeliveryQueue(cast("SQSClient", _InstantRetry(self.sqs)), queue, settings.email_dlq_url),
+            clock=self.clock,
         )
         for _ in range(5_000):
             messages = self._receive(queue)
@@ -1703,15 +1703,15 @@ class _Round:
             reports: list[BatchReport]
             if roll < self.config.p_twice:
                 self.result.faults_injected["email:batch-processed-twice"] += 1
-                deliver_email_batch(event, deps, queue)
-                reports = [deliver_email_batch(event, deps, queue)]
+                deliver_batch(event, channel, deps)
+                reports = [deliver_batch(event, channel, deps)]
             elif roll < self.config.p_twice + self.config.p_concurrent:
                 self.result.faults_injected["email:batch-processed-concurrently"] += 1
                 with ThreadPoolExecutor(max_workers=2, thread_name_prefix="faultlab-email") as pool:
-                    futures = [pool.submit(deliver_email_batch, event, deps, queue) for _ in range(2)]
+                    futures = [pool.submit(deliver_batch, event, channel, deps) for _ in range(2)]
                     reports = [f.result(timeout=120) for f in futures]
             else:
-                reports = [deliver_email_batch(event, deps, queue)]
+                reports = [deliver_batch(event, channel, deps)]
             failed = set.intersection(*(set(r.failures) for r in reports))
             done = [m for m in messages if m["MessageId"] not in failed]
             self._delete(queue, done)

@@ -1,7 +1,7 @@
 """A local jobwatch deployment on moto server: the stack from template.yaml plus a capture queue.
 
 Used by the demo, the integration tests and the benchmark so all three drive the real handlers'
-code paths (`handle_schedule`, `drain_slack_queue`) the same way. The capture queue
+code paths (`jobwatch_tools.local`: the functions' own wiring) the same way. The capture queue
 is an ordinary SQS subscriber of the transitions topic: it sees exactly what any subscriber sees.
 """
 
@@ -15,17 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jobwatch_tools.local import drain_email_queue, drain_slack_queue, list_jobs, track_job
+from jobwatch_tools import local
+from jobwatch_tools.local import LocalSettings, drain_email_queue, drain_slack_queue, list_jobs, track_job
 from jobwatch_tools.local_stack import create_local_stack
 
 from jobwatch.adapters import aws
 from jobwatch.app.poll_cycle import CycleReport
 from jobwatch.delivery.records import BatchReport
 from jobwatch.domain.model import TrackedJob, Transition
-from jobwatch.entrypoints.poller import handle_schedule, poller_deps
-from jobwatch.entrypoints.slack_sender import delivery_deps
-from jobwatch.entrypoints.wiring import secret_resolver
-from jobwatch.settings import get_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO_ROOT / "template.yaml"
@@ -45,11 +42,8 @@ AWS_TEST_ENV = {
 
 def clear_process_caches() -> None:
     """Forget clients and settings built for a previous environment (tests switch stacks)."""
+    local.clear_caches()
     for cached in (
-        get_settings,
-        secret_resolver,
-        poller_deps,
-        delivery_deps,
         aws._session,
         aws.dynamodb,
         aws.sns,
@@ -103,7 +97,7 @@ class LocalDeployment:
             if name not in (extra_env or {}):
                 set_var(name, value)
         clear_process_caches()
-        self.settings = get_settings()
+        self.settings = LocalSettings.from_env()
         self.capture_queue_url = self._subscribe_capture_queue(self.settings.topic_arn, "jobwatch-capture")
         self.email_capture_url = self._subscribe_capture_queue(
             self.settings.email_topic_arn, "jobwatch-email-capture"
@@ -125,7 +119,7 @@ class LocalDeployment:
         return job
 
     def poll(self) -> CycleReport:
-        return handle_schedule({}, None)
+        return local.poll_once()
 
     def deliver(self) -> BatchReport:
         return drain_slack_queue()

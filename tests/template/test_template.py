@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from jobwatch_tools.local_stack import load_template
 
-from jobwatch.delivery.slack_sender import WAIT_LEASE_MARGIN_S, retry_window_s
-from jobwatch.settings import Settings
+from jobwatch.delivery.engine import WAIT_LEASE_MARGIN_S, retry_window_s
+from jobwatch.settings import EmailSenderSettings, SlackSenderSettings
 
 pytestmark = pytest.mark.template
 
@@ -53,6 +53,20 @@ def _functions(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def _props(resources: dict[str, Any], logical_id: str) -> dict[str, Any]:
     return dict(resources[logical_id]["Properties"])
+
+
+def _default(kind: type[Any], field: str) -> Any:
+    """The code's default of one setting (what a function gets when the template does not set it)."""
+    return kind.model_fields[field].default
+
+
+def _statements(function: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        statement
+        for policy in function["Policies"]
+        if isinstance(policy, dict) and "Statement" in policy
+        for statement in policy["Statement"]
+    ]
 
 
 # -- lint ---------------------------------------------------------------------------------------
@@ -195,6 +209,24 @@ def test_email_sender_consumes_its_queue_and_publishes_only_to_the_email_topic(
     assert {
         "SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["EmailDeadLetterQueue", "QueueName"]}}
     } in sender["Policies"]
+    # Failed publishes are retried as delayed copies for about 1 h 15 min, then dead-lettered.
+    attempts = _default(EmailSenderSettings, "email_max_attempts")
+    assert retry_window_s(attempts, _default(EmailSenderSettings, "email_retry_base_s")) == 4530
+
+
+def test_email_sender_may_send_delayed_copies_to_its_own_queue(resources: dict[str, Any]) -> None:
+    """The e-mail sender retries a failed publish as the Slack sender does: a delayed copy on its queue."""
+    sender = _props(resources, "EmailSenderFunction")
+    queue = {"Fn::GetAtt": ["EmailQueue", "Arn"]}
+    allowed = [
+        statement
+        for statement in _statements(sender)
+        if statement["Effect"] == "Allow"
+        and "sqs:SendMessage" in statement["Action"]
+        and statement["Resource"] == queue
+    ]
+    by_policy = {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["EmailQueue", "QueueName"]}}}
+    assert allowed or by_policy in sender["Policies"]
 
 
 def test_slack_sender_waits_for_a_predecessor_until_it_could_have_been_redriven(
@@ -208,14 +240,12 @@ def test_slack_sender_waits_for_a_predecessor_until_it_could_have_been_redriven(
     wait = float(sender["Environment"]["Variables"]["JOBWATCH_SLACK_ORDER_WAIT_S"])
     assert wait > queue["VisibilityTimeout"] * queue["RedrivePolicy"]["maxReceiveCount"]
     assert wait > queue["VisibilityTimeout"] * queue["RedrivePolicy"]["maxReceiveCount"] + WAIT_LEASE_MARGIN_S
-    assert retry_window_s(Settings()) > 6 * 3600  # failed posts ride out a long Slack incident
-    assert wait == Settings().slack_order_wait_s  # the template and the code's default agree
-    statements = [
-        statement
-        for policy in sender["Policies"]
-        if isinstance(policy, dict) and "Statement" in policy
-        for statement in policy["Statement"]
-    ]
+    # Failed posts ride out a long Slack incident.
+    attempts = _default(SlackSenderSettings, "slack_max_attempts")
+    assert retry_window_s(attempts, _default(SlackSenderSettings, "slack_retry_base_s")) > 6 * 3600
+    # The template and the code's default agree.
+    assert wait == _default(SlackSenderSettings, "slack_order_wait_s")
+    statements = _statements(sender)
     assert {
         "Sid": "DeferWithDelayedCopy",
         "Effect": "Allow",
@@ -582,5 +612,5 @@ def test_sam_build_produces_an_arm64_layer(sam: tuple[str, dict[str, str]], tmp_
     assert (layer / "httpx").is_dir()
     assert not [path for path in layer.rglob("*jobwatch_devkit*")]
     assert list((layer / "pydantic_core").glob("*aarch64*.so")), "pydantic_core was not built for arm64"
-    for function in ("PollerFunction", "SlackSenderFunction", "ApiFunction"):
+    for function in ("PollerFunction", "SlackSenderFunction", "EmailSenderFunction", "ApiFunction"):
         assert (build / function / "app.py").is_file()

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobwatch.delivery.email_sender import retry_visibility_s
-from jobwatch.delivery.records import BatchReport, record_from_message
-from jobwatch.delivery.slack_sender import (
-    SQS_MAX_DELAY_S,
-    _number_attribute,
-    _string_attribute,
-    retry_delay_s,
-    retry_window_s,
-)
-from jobwatch.settings import Settings
+from jobwatch.delivery.engine import SQS_MAX_DELAY_S, retry_delay_s, retry_window_s
+from jobwatch.delivery.records import BatchReport, number_attribute, record_from_message, string_attribute
+from jobwatch.settings import EmailSenderSettings, SlackSenderSettings
+
+SLACK_REQUIRED = {
+    "table": "t",
+    "slack_webhook_secret": "jobwatch/slack",
+    "slack_queue_url": "q",
+    "slack_dlq_url": "dlq",
+}
+EMAIL_REQUIRED = {"table": "t", "email_topic_arn": "arn", "email_queue_url": "q", "email_dlq_url": "dlq"}
+
+
+def _slack_window(**overrides: Any) -> float:
+    settings = SlackSenderSettings.model_validate({**SLACK_REQUIRED, **overrides})
+    return retry_window_s(settings.slack_max_attempts, settings.slack_retry_base_s)
 
 
 def test_retry_delays_double_from_the_base_and_stop_at_sqs_longest_delay() -> None:
@@ -22,9 +28,9 @@ def test_retry_delays_double_from_the_base_and_stop_at_sqs_longest_delay() -> No
 
 
 def test_the_retry_window_sums_the_delays_between_attempts() -> None:
-    assert retry_window_s(Settings()) == 30 + 60 + 120 + 240 + 480 + 24 * 900  # 30 attempts, 29 waits
-    assert retry_window_s(Settings(slack_max_attempts=8)) == 30 + 60 + 120 + 240 + 480 + 900 + 900
-    assert retry_window_s(Settings(slack_max_attempts=1)) == 0
+    assert _slack_window() == 30 + 60 + 120 + 240 + 480 + 24 * 900  # 30 attempts, 29 waits
+    assert _slack_window(slack_max_attempts=8) == 30 + 60 + 120 + 240 + 480 + 900 + 900
+    assert _slack_window(slack_max_attempts=1) == 0
 
 
 def _record(**attributes: Any) -> dict[str, Any]:
@@ -32,13 +38,13 @@ def _record(**attributes: Any) -> dict[str, Any]:
 
 
 def test_message_attributes_that_are_missing_or_garbled_read_as_absent() -> None:
-    assert _number_attribute(_record(jobwatchDeferrals="3"), "jobwatchDeferrals") == 3.0
+    assert number_attribute(_record(jobwatchDeferrals="3"), "jobwatchDeferrals") == 3.0
     for garbled in ("", "nan", "inf", "three", None):
-        assert _number_attribute(_record(jobwatchDeferrals=garbled), "jobwatchDeferrals") is None
-    assert _number_attribute({}, "jobwatchDeferrals") is None
-    assert _number_attribute({"messageAttributes": None}, "jobwatchDeferrals") is None
-    assert _string_attribute(_record(jobwatchCopy="ab12"), "jobwatchCopy") == "ab12"
-    assert _string_attribute(_record(jobwatchCopy=""), "jobwatchCopy") is None
+        assert number_attribute(_record(jobwatchDeferrals=garbled), "jobwatchDeferrals") is None
+    assert number_attribute({}, "jobwatchDeferrals") is None
+    assert number_attribute({"messageAttributes": None}, "jobwatchDeferrals") is None
+    assert string_attribute(_record(jobwatchCopy="ab12"), "jobwatchCopy") == "ab12"
+    assert string_attribute(_record(jobwatchCopy=""), "jobwatchCopy") is None
 
 
 def test_a_received_message_becomes_a_lambda_record_with_its_attributes() -> None:
@@ -52,7 +58,7 @@ def test_a_received_message_becomes_a_lambda_record_with_its_attributes() -> Non
     record = record_from_message(message)
     assert record["messageId"] == "m-1" and record["receiptHandle"] == "r-1" and record["body"] == "{}"
     assert record["messageAttributes"] == {"jobwatchAttempts": {"stringValue": "2", "dataType": "Number"}}
-    assert _number_attribute(record, "jobwatchAttempts") == 2.0
+    assert number_attribute(record, "jobwatchAttempts") == 2.0
 
 
 def test_batch_reports_add_up_every_counter() -> None:
@@ -68,7 +74,10 @@ def test_batch_reports_add_up_every_counter() -> None:
     assert total.failures == ["a", "b"]
 
 
-def test_email_retries_back_off_through_visibility_and_are_capped() -> None:
-    assert [retry_visibility_s(n) for n in (1, 2, 3, 6, 10, 40)] == [30, 60, 120, 900, 900, 900]
-    # Ten receives (the e-mail queue's maxReceiveCount) span about 1 h 15 min of SNS trouble.
-    assert sum(retry_visibility_s(n) for n in range(1, 10)) == 4530
+def test_email_retries_back_off_like_slack_and_are_capped() -> None:
+    settings = EmailSenderSettings.model_validate(EMAIL_REQUIRED)
+    base = settings.email_retry_base_s
+    assert [retry_delay_s(n, base) for n in (1, 2, 3, 6, 10, 40)] == [30, 60, 120, 900, 900, 900]
+    # Ten attempts (`email_max_attempts`) span about 1 h 15 min of SNS trouble.
+    assert settings.email_max_attempts == 10
+    assert retry_window_s(settings.email_max_attempts, base) == 4530

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from jobwatch.api.models import JobRegistration, WatchRegistration
+from jobwatch.app.models import JobRegistration, WatchRegistration
 from jobwatch.app.registration import (
     RegistrationRefused,
     build_spec,
@@ -24,7 +24,7 @@ from jobwatch.app.registration import (
 )
 from jobwatch.domain.endpoints import EndpointPolicy, address_class
 from jobwatch.domain.errors import RegistrationError
-from jobwatch.settings import Settings
+from jobwatch.settings import EndpointSettings
 
 BASE = {
     "source": "zilliz-import-v1",
@@ -142,7 +142,9 @@ def test_the_cli_entry_checks_the_source_before_anything_else() -> None:
 
 
 def test_policy_from_settings_carries_the_allowlist() -> None:
-    settings = Settings(allow_http_loopback=True, endpoint_allowlist=("10.0.0.0/8", "weaviate.internal"))
+    settings = EndpointSettings(
+        allow_http_loopback=True, endpoint_allowlist=("10.0.0.0/8", "weaviate.internal")
+    )
     pol = EndpointPolicy.from_settings(settings, fake_resolver)
     assert check_endpoint("https://weaviate.internal:8080/", pol) == "https://weaviate.internal:8080"
     assert check_endpoint("http://127.0.0.1:9000", pol) == "http://127.0.0.1:9000"

@@ -7,20 +7,34 @@ import re
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jobwatch.sources
-from jobwatch.channels import Channel
-from jobwatch.channels.slack_webhook import SlackChannel
+from jobwatch.channels.base import Channel
+from jobwatch.channels.slack_webhook import SlackWebhookChannel
 from jobwatch.domain.model import Event, JobSpec, Phase, Snapshot, Transition
 from jobwatch.domain.severity import severity_for
 from jobwatch.render.email import email_subject
-from jobwatch.render.slack_blocks import escape, fit, render_payload, slack_len, validate_payload
+from jobwatch.render.slack_blocks import (
+    MAX_BLOCKS,
+    MAX_FIELD_CHARS,
+    MAX_FIELDS_PER_SECTION,
+    MAX_HEADER_CHARS,
+    MAX_SECTION_CHARS,
+    escape,
+    fit,
+    render_payload,
+    slack_len,
+    validate_payload,
+)
 from jobwatch.render.view import NO_SECRET, describe, event_emoji, phase_change_text
+from jobwatch.settings import SlackSenderSettings
 from jobwatch.sources import UnknownSourceError
 from jobwatch.sources.base import Fact
+from jobwatch_devkit.fakes import FakeSecrets
 
 # --- fixtures (self-contained: a fake source feeding facts from details["facts"]) -------------------
 
@@ -176,13 +190,23 @@ def assert_safe(payload: dict[str, Any]) -> None:
 
 
 def test_slack_channel_declares_its_limits() -> None:
-    channel: Channel = SlackChannel()
-    assert channel.name == "slack"
-    assert (channel.max_blocks, channel.max_section_chars, channel.max_header_chars) == (50, 3000, 150)
-    assert SlackChannel.max_field_chars == 2000
-    assert SlackChannel.max_fields_per_section == 10
-    assert channel.max_messages_per_second == 1.0
+    settings = SlackSenderSettings.from_env(
+        {
+            "JOBWATCH_TABLE": "t",
+            "JOBWATCH_SLACK_WEBHOOK_SECRET": "s",
+            "JOBWATCH_SLACK_QUEUE_URL": "q",
+            "JOBWATCH_SLACK_DLQ_URL": "d",
+        }
+    )
+    channel: Channel = SlackWebhookChannel(settings, FakeSecrets(), httpx.Client())
+    limits = channel.limits
+    assert (limits.name, limits.metric_prefix, limits.ordered) == ("slack", "Slack", True)
+    assert limits.min_interval_s == 1.0  # Slack's documented one message a second per webhook
+    assert (limits.max_attempts, limits.retry_base_s) == (30, 30.0)
+    assert (MAX_BLOCKS, MAX_SECTION_CHARS, MAX_HEADER_CHARS) == (50, 3000, 150)
+    assert (MAX_FIELD_CHARS, MAX_FIELDS_PER_SECTION) == (2000, 10)
     assert channel.render(make()) == render_payload(make())
+    assert channel.problems({"blocks": []}) == validate_payload({"blocks": []}) != []
 
 
 @pytest.mark.parametrize("event", list(Event))

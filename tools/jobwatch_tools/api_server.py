@@ -246,10 +246,10 @@ class ApiServer(ThreadingHTTPServer):
 
 def serve(port: int = 8080, *, ready: Callable[[str], None] | None = None) -> int:
     """`jobwatch api serve`: block serving the real handler until interrupted."""
-    from jobwatch.api import routes as api
-    from jobwatch.entrypoints.api import handle
+    from jobwatch.api.routes import ROUTES
+    from jobwatch_tools.local import api_handler
 
-    server = ApiServer(handle, api.ROUTES, port)
+    server = ApiServer(api_handler, ROUTES, port)
     message = f"jobwatch API listening on {server.url} (Ctrl-C stops)"
     (ready or (lambda text: print(text, flush=True)))(message)
     try:

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from jobwatch.domain.errors import PollError, RegistrationError
 from jobwatch.domain.model import Snapshot
-from jobwatch.entrypoints.api import build_operations
+from jobwatch.settings import SettingsError
 from jobwatch.sources import source_names
 
 if TYPE_CHECKING:
-    from jobwatch.api.models import JobResource
+    from jobwatch.app.models import JobResource
     from jobwatch.app.operations import Operations
 
 EXIT_USAGE = 2
@@ -84,9 +84,9 @@ def _notify_fields(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def _operations() -> Operations:
-    from jobwatch.settings import get_settings
+    from jobwatch_tools.local import operations
 
-    return build_operations(get_settings())
+    return operations()
 
 
 def _print_json(value: Any) -> None:
@@ -114,11 +114,11 @@ def _snapshot_text(snapshot: Snapshot) -> str:
 def cmd_check(args: argparse.Namespace) -> int:
     from jobwatch.app.registration import build_spec
     from jobwatch.domain.endpoints import EndpointPolicy
-    from jobwatch.settings import get_settings
+    from jobwatch.settings import EndpointSettings
     from jobwatch_tools.local import check_job
 
     try:
-        spec = build_spec(_job_fields(args), EndpointPolicy.from_settings(get_settings()))
+        spec = build_spec(_job_fields(args), EndpointPolicy.from_settings(EndpointSettings.from_env()))
     except RegistrationError as exc:
         return _fail(str(exc))
     api_key = None
@@ -243,7 +243,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from jobwatch.api.models import WatchRegistration
+    from jobwatch.app.models import WatchRegistration
     from jobwatch.app.registration import parse_model, parse_pairs
 
     try:
@@ -286,7 +286,9 @@ def cmd_watches(args: argparse.Namespace) -> int:
 
 
 def cmd_discover(args: argparse.Namespace) -> int:
-    report = _operations().discover()
+    from jobwatch_tools.local import discover_once
+
+    report = discover_once()
     if args.json:
         print(json.dumps(report.as_dict(), sort_keys=True))
         return 0
@@ -306,10 +308,10 @@ def cmd_api_serve(args: argparse.Namespace) -> int:
 
 
 def _poll_once(as_json: bool) -> dict[str, Any]:
-    from jobwatch.entrypoints.poller import handle_schedule
     from jobwatch.observability import metrics
+    from jobwatch_tools.local import poll_once
 
-    report = handle_schedule({}, None).as_dict()
+    report = poll_once().as_dict()
     metrics.clear_metrics()  # the Lambda flushes them as EMF; a local run only reports them
     if as_json:
         print(json.dumps(report, sort_keys=True))
@@ -355,7 +357,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
 def cmd_deliver(args: argparse.Namespace) -> int:
     try:
         _deliver_once(args.json)
-    except RuntimeError as exc:
+    except (RuntimeError, SettingsError) as exc:
         return _fail(str(exc))
     return 0
 

@@ -1,49 +1,96 @@
-"""Local runs of the functions' code paths: drain the sender queues as the SQS event source would,
-poll one job once, track a job. Tools only: never in the Lambda layer.
+"""Local runs of the functions' code paths: one poll cycle, the sender queues drained as the SQS
+event source would, one job polled once, the registration operations. Each uses the same wiring
+the Lambda function builds at cold start (`jobwatch.entrypoints`), built once per process here.
+Tools only: never in the Lambda layer.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from functools import cache
+from typing import Any
 
 from jobwatch.adapters import aws
-from jobwatch.adapters.http.client import make_http_client
-from jobwatch.app.poll_cycle import poll_spec, utc_now_iso
+from jobwatch.adapters.http.upstream import HttpUpstream
+from jobwatch.app.discovery import DiscoveryReport, run_discovery
+from jobwatch.app.models import JobResource
+from jobwatch.app.operations import Operations
+from jobwatch.app.poll_cycle import CycleReport, PollerDeps
+from jobwatch.app.polling import poll_spec
+from jobwatch.app.registration import parse_job_registration
+from jobwatch.channels.slack_webhook import SlackWebhookChannel
+from jobwatch.delivery.engine import Sender
+from jobwatch.delivery.records import BatchReport, record_from_message
 from jobwatch.domain.model import JobSpec, Snapshot, TrackedJob
-from jobwatch.entrypoints.email_sender import email_deps
-from jobwatch.entrypoints.slack_sender import delivery_deps
-from jobwatch.entrypoints.wiring import job_store
-from jobwatch.observability import logger
-from jobwatch.settings import get_settings
+from jobwatch.entrypoints import api, email_sender, poller, slack_sender
+from jobwatch.entrypoints.wiring import CLOCK, secret_resolver
+from jobwatch.settings import (
+    ApiSettings,
+    EmailSenderSettings,
+    PollerSettings,
+    SettingsError,
+    SlackSenderSettings,
+    UpstreamSettings,
+    load_settings,
+)
 
-if TYPE_CHECKING:  # the poller's cold start does not pay for the Slack side
-    from jobwatch.delivery.records import BatchReport
+
+class LocalSettings(PollerSettings, SlackSenderSettings, EmailSenderSettings, ApiSettings):
+    """Every function's settings at once: what `jobwatch local-stack` exports for a local run."""
+
+
+@cache
+def poller_deps() -> PollerDeps:
+    return poller.wire(load_settings(PollerSettings))
+
+
+@cache
+def slack() -> Sender:
+    return slack_sender.wire(load_settings(SlackSenderSettings))
+
+
+@cache
+def email() -> Sender | None:
+    """The e-mail sender, or None in a deployment without an e-mail queue."""
+    try:
+        settings = load_settings(EmailSenderSettings)
+    except SettingsError:
+        return None
+    return email_sender.wire(settings)
+
+
+@cache
+def operations() -> Operations:
+    return api.wire(load_settings(ApiSettings))
+
+
+def clear_caches() -> None:
+    """Forget wiring built for a previous environment (tests and the demo switch stacks)."""
+    if slack.cache_info().currsize and isinstance(channel := slack().channel, SlackWebhookChannel):
+        channel.close()
+    for cached in (poller_deps, slack, email, operations, load_settings, secret_resolver):
+        cached.cache_clear()
+
+
+def poll_once() -> CycleReport:
+    """One poll cycle through the poller function's code path."""
+    return poller.run(poller_deps(), {}, None)
 
 
 def drain_slack_queue(max_batches: int = 100) -> BatchReport:
-    """Receive from the Slack queue and feed batches through the Lambda code path (local runs)."""
-    from jobwatch.delivery.slack_sender import deliver_batch
-
-    deps = delivery_deps()
-    queue_url = deps.settings.slack_queue_url
-    if not queue_url:
-        raise RuntimeError(
-            "JOBWATCH_SLACK_QUEUE_URL is not set (run `jobwatch local-stack` and eval its output)"
-        )
-    return _drain_queue(queue_url, lambda event: deliver_batch(event, deps, queue_url=queue_url), max_batches)
+    """Receive from the Slack queue and feed batches through the sender function's code path."""
+    sender = slack()
+    queue_url = load_settings(SlackSenderSettings).slack_queue_url
+    return _drain_queue(queue_url, sender.deliver, max_batches)
 
 
 def drain_email_queue(max_batches: int = 100) -> BatchReport | None:
     """The e-mail queue's counterpart of `drain_slack_queue`; None when no e-mail queue is set."""
-    from jobwatch.delivery.email_sender import deliver_email_batch
-
-    queue_url = get_settings().email_queue_url
-    if not queue_url:
+    sender = email()
+    if sender is None:
         return None
-    deps = email_deps()
-    return _drain_queue(queue_url, lambda event: deliver_email_batch(event, deps, queue_url), max_batches)
+    return _drain_queue(load_settings(EmailSenderSettings).email_queue_url, sender.deliver, max_batches)
 
 
 def _drain_queue(
@@ -51,8 +98,6 @@ def _drain_queue(
 ) -> BatchReport:
     """Receive batches and feed them to `deliver` as the SQS event source mapping would: records are
     deleted only when not reported as failures."""
-    from jobwatch.delivery.records import BatchReport, record_from_message
-
     sqs = aws.sqs()
     total = BatchReport()
     for _ in range(max_batches):
@@ -78,34 +123,44 @@ def _drain_queue(
 
 
 def check_job(spec: JobSpec, api_key: str | None) -> Snapshot:
-    """Poll one job once without tracking it (`jobwatch check`)."""
-    settings = get_settings()
+    """Poll one job once without tracking it (`jobwatch check`): no AWS needed."""
+    settings = UpstreamSettings.from_env()
 
     async def once() -> Snapshot:
-        async with make_http_client(settings, 1) as client:
-            return await poll_spec(client, spec, api_key)
+        async with HttpUpstream(settings, per_endpoint=1) as upstream:
+            return await poll_spec(upstream, spec, api_key)
+
+    return asyncio.run(once())
+
+
+def discover_once() -> DiscoveryReport:
+    """One discovery run over every watch (what the poller does at the start of a cycle)."""
+    deps = poller_deps()
+
+    async def once() -> DiscoveryReport:
+        async with HttpUpstream(deps.settings, per_endpoint=8) as upstream:
+            assert deps.watches is not None
+            return await run_discovery(deps.store, deps.watches, upstream, deps.secrets, deps.settings, CLOCK)
 
     return asyncio.run(once())
 
 
 def track_job(fields: Mapping[str, Any]) -> tuple[TrackedJob, bool]:
-    settings = get_settings()
-    from jobwatch.app.registration import build_spec
-    from jobwatch.domain.endpoints import EndpointPolicy
-
-    spec = build_spec(fields, EndpointPolicy.from_settings(settings))
-    job, created = job_store(settings).add_job(spec, utc_now_iso())
-    logger.info(
-        "job tracked" if created else "job already tracked",
-        extra={
-            "jobKey": job.key,
-            "jobId": spec.job_id,
-            "source": spec.source,
-            "secretName": spec.secret_name,
-        },
-    )
+    """`jobwatch track` from Python: the API's own validation and store write."""
+    resource, created = operations().track(parse_job_registration(fields))
+    job = operations().store.get_job(resource.key)
+    assert job is not None
     return job, created
 
 
 def list_jobs() -> list[TrackedJob]:
-    return job_store(get_settings()).all_jobs()
+    return operations().store.all_jobs()
+
+
+def show(key: str) -> JobResource | None:
+    return operations().show(key)
+
+
+def api_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The API function's handler with this process's operations (`jobwatch api serve`, tests)."""
+    return api.handle(event, context, operations())

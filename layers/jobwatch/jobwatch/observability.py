@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from enum import StrEnum
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -28,8 +29,8 @@ class _OffTracer:
 
     Creating a real Tracer imports and patches the X-Ray SDK (about 180 ms of cold start here, and
     per-request overhead on every patched botocore/httpx call) even when tracing is disabled. Lambda
-    still records the invocation segment with `Tracing: Active`; subsegments are opt-in
-    (template parameter `SubsegmentTracing`).
+    still records the invocation segment with `Tracing: Active`; subsegments are opt-in: set
+    `POWERTOOLS_TRACE_DISABLED=false` in a function's environment (docs/decisions.md, D17).
     """
 
     def capture_lambda_handler(self, lambda_handler: Any = None, **_: Any) -> Any:
@@ -51,7 +52,52 @@ def _subsegments_enabled() -> bool:
 tracer: Tracer | _OffTracer = Tracer(service=SERVICE) if _subsegments_enabled() else _OffTracer()
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
-__all__ = ["MetricUnit", "job_fields", "logger", "metrics", "tracer"]
+__all__ = [
+    "ChannelMetric",
+    "Metric",
+    "MetricUnit",
+    "channel_metric",
+    "job_fields",
+    "logger",
+    "metrics",
+    "tracer",
+]
+
+
+class Metric(StrEnum):
+    """Every metric name jobwatch emits (namespace `Jobwatch`, dimension service=jobwatch), in one place.
+
+    Alarms in template.yaml refer to some of these by name; a template test checks they exist here.
+    """
+
+    JOBS_POLLED = "JobsPolled"
+    POLL_ERRORS = "PollErrors"
+    TRANSITIONS = "Transitions"
+    PUBLISHED = "Published"
+    PUBLISH_FAILURES = "PublishFailures"
+    OUTBOX_DEAD_LETTERED = "OutboxDeadLettered"
+    JOB_CRASHES = "JobCrashes"
+    WRITE_CONFLICTS = "WriteConflicts"
+    DEFERRED = "Deferred"
+    NOT_DUE = "NotDue"
+    THROTTLED_POLLS = "ThrottledPolls"
+    IGNORED_RESULTS = "IgnoredResults"
+    CYCLE_COMPLETED = "CycleCompleted"
+
+
+class ChannelMetric(StrEnum):
+    """What the delivery engine counts per channel; the name is the channel's prefix plus this."""
+
+    DELIVERED = "Delivered"
+    DUPLICATES_SKIPPED = "DuplicatesSkipped"
+    PERMANENT_FAILURES = "PermanentFailures"
+    DEFERRED = "Deferred"
+    ORDER_WAIT_EXPIRED = "OrderWaitExpired"
+
+
+def channel_metric(prefix: str, what: ChannelMetric) -> str:
+    """`SlackDelivered`, `EmailPermanentFailures`, ...: one name per channel and outcome."""
+    return f"{prefix}{what.value}"
 
 
 def job_fields(spec: JobSpec, **extra: Any) -> dict[str, Any]:

@@ -2,14 +2,149 @@
 
 Adapters in `jobwatch.adapters` implement them against AWS and HTTP; the test devkit implements them
 in memory (`jobwatch_devkit.fakes`) for the component tier, which runs the application with no
-sockets. Protocols, so an adapter never inherits from the application.
+sockets. They are Protocols, so an adapter never inherits from the application, and a contract test
+(tests/contract/test_port_contracts.py) holds each fake to the same behaviour as its adapter.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
-from jobwatch.domain.model import Transition
+from jobwatch.domain.model import Health, JobSpec, Snapshot, TrackedJob, Transition, Watch
+from jobwatch.sources.base import HttpRequest, HttpResponse
+
+
+class ConflictError(Exception):
+    """Another writer advanced the job first (an overlapping poller run): this run must not notify."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingTransition:
+    """A transition recorded with its job's state but not yet published (the outbox)."""
+
+    transition: Transition
+    recorded_at: float
+    attempts: int
+
+
+class SecretUnavailableError(Exception):
+    """A secret could not be read or has no usable value; the message names the secret, not the value."""
+
+
+class Clock(Protocol):
+    """Wall-clock time: tests move it forward instead of sleeping."""
+
+    def now(self) -> float:
+        """Epoch seconds."""
+        ...
+
+    def now_iso(self) -> str:
+        """The same instant as ISO 8601 UTC with milliseconds and `Z`."""
+        ...
+
+
+class JobStore(Protocol):
+    """Tracked jobs, their owed transitions (an outbox inside each job) and their settled history.
+
+    Every state change is one write conditional on the version read, so of two overlapping runs only
+    one records a transition; `save_state` raises `ConflictError` for the other.
+    """
+
+    def add_job(
+        self, spec: JobSpec, now_iso: str, *, initial_snapshot: Snapshot | None = None
+    ) -> tuple[TrackedJob, bool]: ...
+
+    def get_job(self, key: str) -> TrackedJob | None: ...
+
+    def delete_job(self, key: str) -> bool: ...
+
+    def pollable_pages(self) -> Iterator[list[TrackedJob]]: ...
+
+    def all_jobs(self) -> list[TrackedJob]: ...
+
+    def save_state(
+        self,
+        job: TrackedJob,
+        snapshot: Snapshot | None,
+        health: Health,
+        snapshot_changed: bool,
+        transitions: Sequence[Transition],
+        now_iso: str,
+        now_s: float,
+    ) -> TrackedJob: ...
+
+    def save_health(self, job: TrackedJob, health: Health) -> TrackedJob: ...
+
+    def recent_transitions(self, key: str, limit: int = 20) -> list[Transition]: ...
+
+    # -- the outbox ------------------------------------------------------------------------------
+
+    def pending_transitions(self) -> list[PendingTransition]: ...
+
+    def mark_published(self, transition: Transition, message_id: str, now_s: float) -> None: ...
+
+    def mark_dead_lettered(self, transition: Transition, reason: str, now_s: float) -> None: ...
+
+    def note_publish_failure(self, transition: Transition) -> None: ...
+
+    def transition_standing(self, transition_id: str) -> str | None:
+        """PUBLISHED or DEAD_LETTERED once settled, OWED while in the outbox, None when unknown."""
+        ...
+
+
+class Claim(StrEnum):
+    CLAIMED = "claimed"
+    """This worker may send now."""
+    DONE = "done"
+    """Already delivered or refused for good: skip."""
+    BUSY = "busy"
+    """Another worker holds a live lease: look again later."""
+
+
+class DeliveryLedger(Protocol):
+    """Per (channel, transition) delivery claims, and the lease of the one deferred copy that stands
+    for a waiting transition. This is what makes delivery exactly-once per channel."""
+
+    def claim(self, channel: str, transition_id: str, lease_s: float, now_s: float) -> Claim: ...
+
+    def finish(self, channel: str, transition_id: str, state: str, detail: str, now_s: float) -> None:
+        """Record DELIVERED or FAILED_PERMANENT; either way the transition is never sent again."""
+        ...
+
+    def release(self, channel: str, transition_id: str) -> None:
+        """Give a claim back after a retryable failure."""
+        ...
+
+    def state(self, channel: str, transition_id: str, now_s: float | None = None) -> str | None:
+        """IN_PROGRESS, DELIVERED, FAILED_PERMANENT, STALE (an expired lease, given `now_s`) or None."""
+        ...
+
+    def waiting_copy(self, channel: str, transition_id: str, now_s: float) -> str | None: ...
+
+    def hand_wait_to(
+        self, channel: str, transition_id: str, token: str, previous: str | None, now_s: float, lease_s: float
+    ) -> bool: ...
+
+
+class WatchStore(Protocol):
+    """Watches (auto-discovery) and the upstream jobs each one already handed over."""
+
+    def add(self, watch: Watch) -> tuple[Watch, bool]: ...
+
+    def get(self, watch_id: str) -> Watch | None: ...
+
+    def list(self) -> list[Watch]: ...
+
+    def delete(self, watch_id: str) -> bool: ...
+
+    def mark_primed(self, watch_id: str, now_iso: str) -> None: ...
+
+    def seen_job_ids(self, watch_id: str) -> set[str]: ...
+
+    def mark_seen(self, watch_id: str, job_id: str, job_key: str, now_iso: str) -> None: ...
 
 
 class Publisher(Protocol):
@@ -18,7 +153,39 @@ class Publisher(Protocol):
     def publish(self, transition: Transition) -> str: ...
 
 
+class EmailPublisher(Protocol):
+    """Publishes the rendered alert e-mail of a transition to the e-mail topic; returns the message id."""
+
+    def publish_email(self, transition: Transition) -> str: ...
+
+
 class Secrets(Protocol):
     """Reads a secret's value by name; raises `SecretUnavailableError` naming the secret, never the value."""
 
     def get(self, name: str) -> str: ...
+
+
+class Upstream(Protocol):
+    """The poller's side of HTTP: sends one source request, returns the response or raises PollError.
+
+    Connection reuse, timeouts and the endpoint rules on every connection are the adapter's; the
+    per-endpoint concurrency, rate and rests stay in the application (`app.gates`).
+    """
+
+    async def fetch(self, request: HttpRequest) -> HttpResponse: ...
+
+
+class DeliveryQueue(Protocol):
+    """A sender's own queue: where a message waits (a delayed copy) and where it is parked for good."""
+
+    def send_later(self, body: str, delay_s: int, attributes: dict[str, str]) -> None:
+        """Put a copy of `body` back with a delay; attributes are strings (numbers as text)."""
+        ...
+
+    def retry_later(self, receipt_handle: str, delay_s: int) -> None:
+        """Let the queue offer a received message again after `delay_s` (spends one of its receives)."""
+        ...
+
+    def dead_letter(self, body: str, reason: str) -> None:
+        """Park a message for an operator, with the reason."""
+        ...

@@ -8,15 +8,13 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from jobwatch.ports import SecretUnavailableError
+
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
 
 # Keys accepted when a secret holds a JSON object instead of the bare value.
 _VALUE_KEYS = ("apiKey", "api_key", "token", "key", "url", "webhookUrl", "webhook_url")
-
-
-class SecretUnavailableError(Exception):
-    """The secret could not be read or has no usable value; the message names the secret, not the value."""
 
 
 def extract_value(raw: str) -> str:

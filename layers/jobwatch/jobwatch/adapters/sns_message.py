@@ -14,7 +14,7 @@ from jobwatch.domain.model import Transition
 from jobwatch.domain.severity import severity_for
 from jobwatch.domain.text import clean_text
 from jobwatch.render.email import MAX_EMAIL_ERROR_CHARS, MAX_NOTE_CHARS, email_body, email_subject
-from jobwatch.render.view import _EMOJI_BY_SEVERITY, _cap_block
+from jobwatch.render.view import EMOJI_BY_SEVERITY, cap_block
 
 SNS_MAX_MESSAGE_BYTES = 262_144
 """SNS limit for one publish: message, subject and attributes together, in UTF-8 bytes."""
@@ -39,7 +39,7 @@ def sns_message_attributes(t: Transition) -> dict[str, dict[str, str]]:
         "event": str(t.event),
         "phase": t.current.phase.value,
         "source": t.source,
-        "severity": t.severity if t.severity in _EMOJI_BY_SEVERITY else severity_for(t.event),
+        "severity": t.severity if t.severity in EMOJI_BY_SEVERITY else severity_for(t.event),
     }
     attributes: dict[str, dict[str, str]] = {}
     for name, raw in values.items():
@@ -101,7 +101,7 @@ def _keep_scalar_details(snapshot: dict[str, Any]) -> None:
 def _cap_errors(snapshot: dict[str, Any]) -> None:
     error = snapshot.get("error")
     if isinstance(error, str) and len(error) > MAX_EMAIL_ERROR_CHARS:
-        snapshot["error"] = _cap_block(error, MAX_EMAIL_ERROR_CHARS)
+        snapshot["error"] = cap_block(error, MAX_EMAIL_ERROR_CHARS)
 
 
 def _cap_texts(event: dict[str, Any]) -> None:
@@ -110,7 +110,7 @@ def _cap_texts(event: dict[str, Any]) -> None:
         _cap_errors(snapshot)
     note = event.get("note")
     if isinstance(note, str) and len(note) > MAX_NOTE_CHARS:
-        event["note"] = _cap_block(note, MAX_NOTE_CHARS)
+        event["note"] = cap_block(note, MAX_NOTE_CHARS)
 
 
 def _on(name: str, step: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:

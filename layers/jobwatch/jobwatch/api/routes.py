@@ -28,7 +28,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel
 
-from jobwatch.api.models import (
+from jobwatch.app.models import (
     Deleted,
     ErrorBody,
     FieldProblem,

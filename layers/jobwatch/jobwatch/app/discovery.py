@@ -12,38 +12,26 @@ It is recorded already terminal (never polled, never notified). "Before the watc
 (Zilliz and Milvus lists carry no times). Later listings treat a finished newcomer as news: it ended
 while the watch was watching, between two cycles, and its first poll notifies it.
 
-The store write for that case is `JobStore.add_job(spec, now, initial_snapshot=...)` when the store
-offers it (one atomic write); until then it is `add_job` followed by a version-conditioned
-`save_snapshot` without a transition.
+The store write for that case is `JobStore.add_job(spec, now, initial_snapshot=...)`: one atomic
+write of a job that is terminal and never pollable.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import httpx
-
-from jobwatch.adapters.dynamodb.jobs import JobStore
-from jobwatch.adapters.http.client import fetch
-from jobwatch.adapters.secrets import SecretUnavailableError
-from jobwatch.api.models import JOB_ID_MAX
 from jobwatch.app.registration import endpoint_refusal
 from jobwatch.domain.endpoints import EndpointPolicy
 from jobwatch.domain.errors import PollError, PollErrorKind
-from jobwatch.domain.model import JobSpec, Phase, Snapshot, TrackedJob, Watch, bounded
+from jobwatch.domain.model import JOB_ID_MAX, JobSpec, Phase, Snapshot, TrackedJob, Watch, bounded
 from jobwatch.observability import logger
-from jobwatch.ports import Secrets
-from jobwatch.settings import Settings
+from jobwatch.ports import Clock, JobStore, Secrets, SecretUnavailableError, Upstream, WatchStore
+from jobwatch.settings import EndpointSettings
 from jobwatch.sources import listing
 from jobwatch.sources.listing import ListedJob
-
-if TYPE_CHECKING:
-    from jobwatch.adapters.dynamodb.watches import WatchStore
 
 WATCH_SOURCES: dict[str, str] = {
     "zilliz-cloud-v1": "zilliz-import-v1",
@@ -130,21 +118,23 @@ def record_ended(
     return store.add_job(spec, now_iso, initial_snapshot=snapshot)
 
 
-async def list_watch(client: httpx.AsyncClient, watch: Watch, api_key: str | None) -> list[ListedJob]:
+async def list_watch(upstream: Upstream, watch: Watch, api_key: str | None) -> list[ListedJob]:
     """Every job the watched place lists (pages followed up to MAX_PAGES), or PollError."""
     if watch.kind == "milvus":
         return listing.parse_milvus_list(
-            await fetch(client, listing.milvus_request(watch.endpoint, watch.db_name, api_key))
+            await upstream.fetch(listing.milvus_request(watch.endpoint, watch.db_name, api_key))
         ).jobs
     if watch.kind == "weaviate-backups":
         request = listing.weaviate_backups_request(watch.endpoint, watch.backend or "", api_key)
-        return listing.parse_weaviate_backups(await fetch(client, request)).jobs
+        return listing.parse_weaviate_backups(await upstream.fetch(request)).jobs
     v1 = watch.kind == "zilliz-cloud-v1"
     build = listing.zilliz_v1_request if v1 else listing.zilliz_v2_request
     parse = listing.parse_zilliz_v1_list if v1 else listing.parse_zilliz_v2_list
     jobs: list[ListedJob] = []
     for page_number in range(1, MAX_PAGES + 1):
-        page = parse(await fetch(client, build(watch.endpoint, watch.cluster_id or "", api_key, page_number)))
+        page = parse(
+            await upstream.fetch(build(watch.endpoint, watch.cluster_id or "", api_key, page_number))
+        )
         jobs.extend(page.jobs)
         if not page.jobs or len(page.jobs) < listing.PAGE_SIZE:
             break
@@ -158,18 +148,17 @@ class _Discovery:
         self,
         store: JobStore,
         watches: WatchStore,
-        client: httpx.AsyncClient,
+        upstream: Upstream,
         secrets: Secrets,
-        settings: Settings,
-        now_iso: str,
-        clock: Callable[[], float],
+        settings: EndpointSettings,
+        clock: Clock,
     ) -> None:
         self.store = store
         self.watches = watches
-        self.client = client
+        self.upstream = upstream
         self.secrets = secrets
         self.policy = EndpointPolicy.from_settings(settings)
-        self.now_iso = now_iso
+        self.now_iso = clock.now_iso()
         self.clock = clock
         self.report = DiscoveryReport()
 
@@ -199,7 +188,7 @@ class _Discovery:
             self.error(watch, f"{PollErrorKind.CONFIG.value}: {exc}")
             return
         try:
-            listed = await list_watch(self.client, watch, api_key)
+            listed = await list_watch(self.upstream, watch, api_key)
         except PollError as exc:
             self.error(watch, str(exc))
             return
@@ -221,7 +210,7 @@ class _Discovery:
         silent = ended_before_watch(watch, job)
         if silent:
             _, created = record_ended(
-                self.store, spec, ended_snapshot(watch, job), self.now_iso, self.clock()
+                self.store, spec, ended_snapshot(watch, job), self.now_iso, self.clock.now()
             )
         else:
             _, created = self.store.add_job(spec, self.now_iso)
@@ -250,14 +239,13 @@ class _Discovery:
 async def run_discovery(
     store: JobStore,
     watches: WatchStore,
-    client: httpx.AsyncClient,
+    upstream: Upstream,
     secrets: Secrets,
-    settings: Settings,
-    now_iso: str,
-    clock: Callable[[], float] | None = None,
+    settings: EndpointSettings,
+    clock: Clock,
 ) -> DiscoveryReport:
     """List every watch once and track the jobs they have not handed over yet. Never raises for a watch."""
-    discovery = _Discovery(store, watches, client, secrets, settings, now_iso, clock or time.time)
+    discovery = _Discovery(store, watches, upstream, secrets, settings, clock)
     all_watches = await asyncio.to_thread(watches.list)
     discovery.report.watches = len(all_watches)
     gate = asyncio.Semaphore(WATCH_CONCURRENCY)

@@ -1,24 +1,20 @@
 """What the registration API and the CLI do, written once.
 
-`jobwatch.api` (HTTP) and `jobwatch.cli` (terminal) both parse their input into the models of
-`jobwatch.api_models` and call these methods; neither talks to the stores or validates on its own.
+`jobwatch.api.routes` (HTTP) and `jobwatch_tools.cli` (terminal) both parse their input into the models
+of `jobwatch.app.models` and call these methods; neither talks to the stores or validates on its own.
 So `POST /jobs` and `jobwatch track`, `GET /jobs` and `jobwatch list`, and so on, cannot drift.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from jobwatch.adapters.dynamodb.jobs import JobStore
-from jobwatch.adapters.dynamodb.watches import WatchStore
-from jobwatch.adapters.http.client import make_http_client
-from jobwatch.api.models import (
+from jobwatch.app.models import (
     JobList,
     JobRegistration,
     JobResource,
@@ -26,15 +22,13 @@ from jobwatch.api.models import (
     WatchList,
     WatchRegistration,
 )
-from jobwatch.app.discovery import DiscoveryReport, run_discovery
-from jobwatch.app.poll_cycle import utc_now_iso
 from jobwatch.app.registration import RegistrationRefused, build_spec, build_watch
 from jobwatch.domain.endpoints import EndpointPolicy
 from jobwatch.domain.model import Event, Phase, Snapshot, TrackedJob, Transition, Watch
 from jobwatch.domain.severity import severity_for
 from jobwatch.observability import logger
-from jobwatch.ports import Publisher, Secrets
-from jobwatch.settings import Settings
+from jobwatch.ports import Clock, JobStore, Publisher, WatchStore
+from jobwatch.settings import ApiSettings
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
@@ -77,20 +71,19 @@ def _not_polled() -> Snapshot:
 
 @dataclass
 class Operations:
-    settings: Settings
+    settings: ApiSettings
     store: JobStore
     watches: WatchStore
     publisher: Publisher
-    secrets: Secrets
     policy: EndpointPolicy
-    now_iso: Callable[[], str] = utc_now_iso
+    clock: Clock
 
     # -- jobs ------------------------------------------------------------------------------------------
 
     def track(self, registration: JobRegistration) -> tuple[JobResource, bool]:
         """Validate (SSRF guard included) and store; (resource, created). Refusals write nothing."""
         spec = build_spec(registration, self.policy)
-        job, created = self.store.add_job(spec, self.now_iso())
+        job, created = self.store.add_job(spec, self.clock.now_iso())
         logger.info(
             "job tracked" if created else "job already tracked",
             extra={
@@ -158,7 +151,7 @@ class Operations:
             job_id=job.spec.job_id,
             event=Event.TEST,
             severity=severity_for(Event.TEST),
-            occurred_at=self.now_iso(),
+            occurred_at=self.clock.now_iso(),
             job=job.spec,
             previous=job.snapshot,
             current=current,
@@ -172,7 +165,7 @@ class Operations:
     # -- watches ---------------------------------------------------------------------------------------
 
     def add_watch(self, registration: WatchRegistration) -> tuple[Watch, bool]:
-        watch, created = self.watches.add(build_watch(registration, self.policy, self.now_iso()))
+        watch, created = self.watches.add(build_watch(registration, self.policy, self.clock.now_iso()))
         logger.info("watch added" if created else "watch already exists", extra={"watchId": watch.id})
         return watch, created
 
@@ -181,14 +174,3 @@ class Operations:
 
     def remove_watch(self, watch_id: str) -> bool:
         return self.watches.delete(watch_id)
-
-    def discover(self) -> DiscoveryReport:
-        """One discovery run over every watch (what the poller does at the start of a cycle)."""
-
-        async def once() -> DiscoveryReport:
-            async with make_http_client(self.settings, 8) as client:
-                return await run_discovery(
-                    self.store, self.watches, client, self.secrets, self.settings, self.now_iso()
-                )
-
-        return asyncio.run(once())

@@ -27,10 +27,10 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ValidationError
 
-from jobwatch.api.models import JOB_ID_MAX, FieldProblem, JobRegistration, WatchRegistration, check_source
+from jobwatch.app.models import FieldProblem, JobRegistration, WatchRegistration, check_source
 from jobwatch.domain.endpoints import EndpointPolicy, IPAddress, Resolver, is_loopback_name, parse_ip
 from jobwatch.domain.errors import RegistrationError
-from jobwatch.domain.model import JobSpec, Watch
+from jobwatch.domain.model import JOB_ID_MAX, JobSpec, Watch
 from jobwatch.sources import get_source, source_names
 
 _HOST_NAME = re.compile(

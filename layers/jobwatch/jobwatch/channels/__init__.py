@@ -1,5 +1,2 @@
-"""Chat channels (Slack, ...): pure payload builders that share the wording in `jobwatch.messages`."""
-
-from jobwatch.channels.base import Channel
-
-__all__ = ["Channel"]
+"""Notification channels: one module per destination kind, each declaring its limits and
+implementing render + send (`channels.base`); the delivery engine does the rest."""

@@ -1,30 +1,85 @@
-"""Slack through an incoming webhook: Block Kit within Slack's limits, about one message a second."""
+"""Slack through an incoming webhook: Block Kit within Slack's limits, about one message a second.
+
+A webhook can only post (no threads, no edits). Its answers: 2xx delivered; 429 rate limited with
+`Retry-After`; 400/403/404/410 mean the webhook is wrong or revoked (refused for good, alarm);
+anything else, or no answer, is retried with backoff. The webhook URL is a secret: read from Secrets
+Manager by name, cached for the process, never logged.
+"""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import httpx
+
+from jobwatch.channels.base import DELIVERED, ChannelLimits, SendOutcome, SendResult
 from jobwatch.domain.model import Transition
-from jobwatch.render.slack_blocks import (
-    MAX_BLOCKS,
-    MAX_FIELD_CHARS,
-    MAX_FIELDS_PER_SECTION,
-    MAX_HEADER_CHARS,
-    MAX_SECTION_CHARS,
-    render_payload,
-)
+from jobwatch.ports import Secrets, SecretUnavailableError
+from jobwatch.render.slack_blocks import render_payload, validate_payload
+from jobwatch.settings import SlackSenderSettings
+
+CLAIM_LEASE_S = 120.0
+SECRET_PAUSE_S = 60.0
+"""An unreadable webhook secret pauses the batch this long (and counts as a failed attempt)."""
 
 
-class SlackChannel:
-    """Slack incoming webhook: Block Kit limits and the documented 1 message/second."""
+def _retry_after(response: httpx.Response) -> float | None:
+    header = response.headers.get("retry-after")
+    if header is None:
+        return None
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        return None
 
-    name: ClassVar[str] = "slack"
-    max_blocks: ClassVar[int] = MAX_BLOCKS
-    max_section_chars: ClassVar[int] = MAX_SECTION_CHARS
-    max_field_chars: ClassVar[int] = MAX_FIELD_CHARS
-    max_fields_per_section: ClassVar[int] = MAX_FIELDS_PER_SECTION
-    max_header_chars: ClassVar[int] = MAX_HEADER_CHARS
-    max_messages_per_second: ClassVar[float] = 1.0
 
-    def render(self, t: Transition) -> dict[str, Any]:
-        return render_payload(t)
+class SlackWebhookChannel:
+    permanent_statuses: ClassVar[frozenset[int]] = frozenset({400, 403, 404, 410})
+
+    def __init__(self, settings: SlackSenderSettings, secrets: Secrets, http: httpx.Client) -> None:
+        self._secret_name = settings.slack_webhook_secret
+        self._secrets = secrets
+        self._http = http
+        self._webhook: str | None = None
+        self.limits = ChannelLimits(
+            name="slack",
+            metric_prefix="Slack",
+            min_interval_s=settings.slack_min_interval_s,
+            max_retry_after_s=settings.slack_max_retry_after_s,
+            max_attempts=settings.slack_max_attempts,
+            retry_base_s=settings.slack_retry_base_s,
+            claim_lease_s=CLAIM_LEASE_S,
+            ordered=True,
+            order_wait_s=settings.slack_order_wait_s,
+            order_retry_s=settings.slack_order_retry_s,
+        )
+
+    def close(self) -> None:
+        """Close the HTTP client (local runs that rebuild their wiring)."""
+        self._http.close()
+
+    def render(self, transition: Transition) -> dict[str, Any]:
+        return render_payload(transition)
+
+    def problems(self, payload: dict[str, Any]) -> list[str]:
+        return validate_payload(payload)
+
+    def send(self, payload: dict[str, Any]) -> SendResult:
+        try:
+            webhook = self._webhook or self._secrets.get(self._secret_name)
+        except SecretUnavailableError as exc:
+            return SendResult(SendOutcome.BLOCKED, f"webhook secret unavailable: {exc}", SECRET_PAUSE_S)
+        self._webhook = webhook
+        try:
+            response = self._http.post(webhook, json=payload)
+        except httpx.HTTPError as exc:
+            return SendResult(SendOutcome.RETRY, f"no answer: {type(exc).__name__}: {exc}")
+        status = response.status_code
+        if 200 <= status < 300:
+            return DELIVERED
+        detail = f"HTTP {status}: {response.text[:200]}"
+        if status == 429:
+            return SendResult(SendOutcome.RATE_LIMITED, detail, _retry_after(response))
+        if status in self.permanent_statuses:
+            return SendResult(SendOutcome.PERMANENT, detail)
+        return SendResult(SendOutcome.RETRY, detail)

@@ -1,16 +1,21 @@
-"""What both channel senders share: the SQS batch report, the record shape, and dead-lettering.
+"""The SQS side of delivery: the batch report Lambda expects, record attributes, the record shape.
 
-Kept apart from the Slack sender so the e-mail sender depends on neither Slack nor httpx.
+A delivery record is an SQS message carrying a transition event (in the SNS envelope, or raw). The
+engine keeps its own bookkeeping in message attributes of the delayed copies it sends back: how
+often a copy was deferred, how many sends failed, since when it waits, and which copy it is.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from mypy_boto3_sqs.client import SQSClient
+DEFERRALS_ATTRIBUTE = "jobwatchDeferrals"
+WAITING_SINCE_ATTRIBUTE = "jobwatchWaitingSince"
+COPY_TOKEN_ATTRIBUTE = "jobwatchCopy"
+ATTEMPTS_ATTRIBUTE = "jobwatchAttempts"
 
 
 @dataclass
@@ -53,11 +58,16 @@ def record_from_message(message: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def send_to_dead_letter_queue(sqs: SQSClient, dlq_url: str, body: str, reason: str) -> None:
-    """Park a message for an operator, with the reason as a message attribute (no-op without a DLQ)."""
-    if dlq_url:
-        sqs.send_message(
-            QueueUrl=dlq_url,
-            MessageBody=body,
-            MessageAttributes={"reason": {"DataType": "String", "StringValue": reason[:256]}},
-        )
+def number_attribute(record: dict[str, Any], name: str) -> float | None:
+    """A numeric message attribute as the Lambda event carries it; None when absent or garbled."""
+    attribute = (record.get("messageAttributes") or {}).get(name) or {}
+    try:
+        value = float(str(attribute.get("stringValue")))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def string_attribute(record: dict[str, Any], name: str) -> str | None:
+    value = ((record.get("messageAttributes") or {}).get(name) or {}).get("stringValue")
+    return value if isinstance(value, str) and value else None

@@ -8,8 +8,9 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
-from jobwatch.settings import Settings
+from jobwatch.settings import EndpointSettings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -95,7 +96,7 @@ class EndpointPolicy:
         object.__setattr__(self, "_hosts", frozenset(hosts))
 
     @classmethod
-    def from_settings(cls, settings: Settings, resolver: Resolver | None = None) -> EndpointPolicy:
+    def from_settings(cls, settings: EndpointSettings, resolver: Resolver | None = None) -> EndpointPolicy:
         return cls(settings.allow_http_loopback, settings.endpoint_allowlist, resolver)
 
     def _in_allowed_network(self, ip: IPAddress) -> bool:
@@ -122,3 +123,9 @@ def is_loopback_name(host: str) -> bool:
         return True
     ip = parse_ip(host)
     return ip is not None and ip.is_loopback
+
+
+def endpoint_of(url: str) -> str:
+    """`scheme://host:port` of a URL: the unit per-endpoint limits and connection pools are kept by."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"

@@ -38,7 +38,7 @@ def format_progress(progress: float | None) -> str:
     return f"{floored:.1f}".removesuffix(".0") + "%"
 
 
-def _parse_timestamp(value: str | None) -> datetime | None:
+def parse_timestamp(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
@@ -52,7 +52,7 @@ def _parse_timestamp(value: str | None) -> datetime | None:
 
 def format_timestamp(value: str | None) -> str:
     """`2024-05-01 12:03:04 UTC`; an unparsable value is shown cleaned rather than dropped."""
-    parsed = _parse_timestamp(value)
+    parsed = parse_timestamp(value)
     if parsed is not None:
         return parsed.strftime("%Y-%m-%d %H:%M:%S UTC")
     return clean_text(value, 64) if value else NOT_AVAILABLE

@@ -99,6 +99,10 @@ class NotifySettings(WireModel):
     """A job running longer than this is OVERDUE (None: deployment default)."""
 
 
+JOB_ID_MAX = 512
+"""Longest upstream job id accepted (Zilliz and Milvus ids are ~30 characters, Weaviate ids user-chosen)."""
+
+
 class JobSpec(WireModel):
     """Everything needed to poll one job. Holds the *name* of the API-key secret, never the key."""
 

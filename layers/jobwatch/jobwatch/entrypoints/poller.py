@@ -1,23 +1,20 @@
-"""The poller function: read the Scheduler input, run one poll cycle."""
+"""The poller function: read the Scheduler input, run one poll cycle, return its counts."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from jobwatch.adapters import aws
+from jobwatch.adapters.http.upstream import HttpUpstream
 from jobwatch.adapters.sns import SnsPublisher
 from jobwatch.app.poll_cycle import CycleReport, PollerDeps, run_cycle
-from jobwatch.entrypoints.wiring import _remaining, job_store, secret_resolver
+from jobwatch.entrypoints.wiring import CLOCK, job_store, remaining, secret_resolver, watch_store
 from jobwatch.observability import logger
-from jobwatch.settings import get_settings
-
-if TYPE_CHECKING:  # the poller's cold start does not pay for the Slack side
-    pass
+from jobwatch.settings import PollerSettings
 
 
 class ScheduleInput(BaseModel):
@@ -28,25 +25,28 @@ class ScheduleInput(BaseModel):
     executionId: str | None = None
 
 
-@cache
-def poller_deps() -> PollerDeps:
-    from jobwatch.adapters.dynamodb.watches import WatchStore
-
-    settings = get_settings()
+def wire(settings: PollerSettings) -> PollerDeps:
     return PollerDeps(
         settings=settings,
         store=job_store(settings),
         publisher=SnsPublisher(aws.sns(), settings.topic_arn),
-        secrets=secret_resolver(),
-        watches=WatchStore(aws.dynamodb(), settings.table),
+        secrets=secret_resolver(settings.secret_cache_s),
+        upstream=lambda: HttpUpstream(settings),
+        clock=CLOCK,
+        watches=watch_store(settings),
     )
 
 
-def handle_schedule(event: Mapping[str, Any] | None, context: Any) -> CycleReport:
-    """One poll cycle, as run by the scheduled Lambda."""
+def cold_start() -> PollerDeps:
+    """Settings and adapters for this process; a missing variable stops here with one line."""
+    return wire(PollerSettings.from_env())
+
+
+def run(deps: PollerDeps, event: Mapping[str, Any] | None, context: Any) -> CycleReport:
+    """One poll cycle, as the scheduled Lambda runs it."""
     schedule = ScheduleInput.model_validate(event or {})
     logger.info(
         "poll cycle starting",
         extra={"scheduledTime": schedule.scheduledTime, "executionId": schedule.executionId},
     )
-    return asyncio.run(run_cycle(poller_deps(), _remaining(context)))
+    return asyncio.run(run_cycle(deps, remaining(context)))

@@ -1,39 +1,34 @@
-"""The Slack sender function: one SQS batch of transitions to Slack."""
+"""The Slack sender function: one SQS batch of transitions to the Slack incoming webhook."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from functools import cache
-from typing import TYPE_CHECKING, Any
+import httpx
 
 from jobwatch.adapters import aws
-from jobwatch.entrypoints.wiring import _remaining, job_store, secret_resolver
-from jobwatch.settings import get_settings
+from jobwatch.adapters.sqs import SqsDeliveryQueue
+from jobwatch.channels.slack_webhook import SlackWebhookChannel
+from jobwatch.delivery.engine import DeliveryDeps, Sender
+from jobwatch.entrypoints.wiring import CLOCK, delivery_ledger, job_store, secret_resolver
+from jobwatch.settings import SlackSenderSettings
 
-if TYPE_CHECKING:  # the poller's cold start does not pay for the Slack side
-    from jobwatch.delivery.records import BatchReport
-    from jobwatch.delivery.slack_sender import DeliveryDeps
+SLACK_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 
 
-@cache
-def delivery_deps() -> DeliveryDeps:
-    import httpx
-
-    from jobwatch.delivery.slack_sender import DeliveryDeps
-
-    settings = get_settings()
-    return DeliveryDeps(
-        settings=settings,
-        store=job_store(settings),
-        secrets=secret_resolver(),
-        sqs=aws.sqs(),
-        http=httpx.Client(timeout=httpx.Timeout(10.0, connect=3.0), follow_redirects=False),
+def wire(settings: SlackSenderSettings) -> Sender:
+    channel = SlackWebhookChannel(
+        settings,
+        secret_resolver(settings.secret_cache_s),
+        httpx.Client(timeout=SLACK_TIMEOUT, follow_redirects=False),
     )
+    deps = DeliveryDeps(
+        ledger=delivery_ledger(settings),
+        queue=SqsDeliveryQueue(aws.sqs(), settings.slack_queue_url, settings.slack_dlq_url),
+        clock=CLOCK,
+        standing=job_store(settings).transition_standing,
+    )
+    return Sender(channel, deps)
 
 
-def handle_slack_batch(event: Mapping[str, Any], context: Any) -> BatchReport:
-    """One SQS batch of transitions for Slack, as run by the Slack-sender Lambda."""
-    from jobwatch.delivery.slack_sender import deliver_batch
-
-    deps = delivery_deps()
-    return deliver_batch(dict(event), deps, _remaining(context), deps.settings.slack_queue_url or None)
+def cold_start() -> Sender:
+    """Settings and adapters for this process; a missing variable stops here with one line."""
+    return wire(SlackSenderSettings.from_env())

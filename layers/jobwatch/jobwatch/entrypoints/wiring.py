@@ -1,24 +1,24 @@
-"""What every function's entry point shares: AWS clients, stores and the secret cache, built once per
-process, and the remaining-time callable of a Lambda context.
-"""
+"""What every function's entry point shares: AWS-backed adapters built once per process, and the
+remaining-time callable of a Lambda context. Clients come from `adapters.aws` (cached per process)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jobwatch.adapters import aws
-from jobwatch.adapters.dynamodb.jobs import JobStore
+from jobwatch.adapters.clock import SystemClock
+from jobwatch.adapters.dynamodb.jobs import DynamoJobStore
+from jobwatch.adapters.dynamodb.ledger import DynamoDeliveryLedger
+from jobwatch.adapters.dynamodb.watches import DynamoWatchStore
 from jobwatch.adapters.secrets import SecretResolver
-from jobwatch.settings import Settings, get_settings
-
-if TYPE_CHECKING:  # the poller's cold start does not pay for the Slack side
-    pass
+from jobwatch.settings import StoreSettings
 
 
-def _remaining(context: Any) -> Callable[[], float]:
+def remaining(context: Any) -> Callable[[], float]:
+    """Seconds left in this invocation (infinite outside Lambda)."""
     getter = getattr(context, "get_remaining_time_in_millis", None)
     if getter is None:
         return lambda: math.inf
@@ -26,9 +26,21 @@ def _remaining(context: Any) -> Callable[[], float]:
 
 
 @cache
-def secret_resolver() -> SecretResolver:
-    return SecretResolver(aws.secretsmanager(), get_settings().secret_cache_s)
+def secret_resolver(cache_s: float) -> SecretResolver:
+    """One cache of secret values per process (values are never logged)."""
+    return SecretResolver(aws.secretsmanager(), cache_s)
 
 
-def job_store(settings: Settings) -> JobStore:
-    return JobStore(aws.dynamodb(), settings.table, retention_days=settings.retention_days)
+def job_store(settings: StoreSettings) -> DynamoJobStore:
+    return DynamoJobStore(aws.dynamodb(), settings.table, retention_days=settings.retention_days)
+
+
+def delivery_ledger(settings: StoreSettings) -> DynamoDeliveryLedger:
+    return DynamoDeliveryLedger(aws.dynamodb(), settings.table, retention_days=settings.retention_days)
+
+
+def watch_store(settings: StoreSettings) -> DynamoWatchStore:
+    return DynamoWatchStore(aws.dynamodb(), settings.table)
+
+
+CLOCK = SystemClock()

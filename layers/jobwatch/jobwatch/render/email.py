@@ -5,10 +5,10 @@ from __future__ import annotations
 from jobwatch.domain.model import Transition
 from jobwatch.domain.text import ellipsize, to_ascii
 from jobwatch.render.view import (
-    _MAX_LINE_CHARS,
+    MAX_LINE_CHARS,
     TEST_NOTICE,
     TransitionView,
-    _cap_block,
+    cap_block,
     collections_text,
     describe,
     labels_text,
@@ -80,7 +80,7 @@ def email_body(t: Transition) -> str:
     if view.is_test:
         lines += ["This message only checks that jobwatch notifications reach you.", ""]
     if view.note:
-        lines += _block_lines("Why", _cap_block(view.note, MAX_NOTE_CHARS))
+        lines += _block_lines("Why", cap_block(view.note, MAX_NOTE_CHARS))
     if view.secret_name:
         lines.append(_line("Secret", view.secret_name))
     lines += [
@@ -95,13 +95,13 @@ def email_body(t: Transition) -> str:
         _line("Duration", view.duration),
     ]
     facts = view.facts[:_MAX_EMAIL_FACTS]
-    lines += [_line(f.label, ellipsize(f.value, _MAX_LINE_CHARS)) for f in facts]
+    lines += [_line(f.label, ellipsize(f.value, MAX_LINE_CHARS)) for f in facts]
     if len(view.facts) > len(facts):
         lines.append(f"(+{len(view.facts) - len(facts)} more facts)")
     lines.append(_line("Labels", ellipsize(labels_text(view.labels), 1_000)))
     if view.error:
         lines += ["", "Error:"]
-        capped = _cap_block(view.error, MAX_EMAIL_ERROR_CHARS)
+        capped = cap_block(view.error, MAX_EMAIL_ERROR_CHARS)
         lines += [f"    {row}".rstrip() for row in capped.split("\n")]
     lines += [
         "",

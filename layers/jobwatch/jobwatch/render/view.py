@@ -11,10 +11,10 @@ from typing import Any
 from jobwatch import sources
 from jobwatch.domain.humanize import (
     NOT_AVAILABLE,
-    _parse_timestamp,
     format_duration,
     format_progress,
     format_timestamp,
+    parse_timestamp,
 )
 from jobwatch.domain.model import Event, Transition
 from jobwatch.domain.severity import severity_for
@@ -36,7 +36,7 @@ _PLACEHOLDER_STATUS = "(not observed yet)"
 """`current.status` of that placeholder (jobwatch.transitions._PLACEHOLDER)."""
 
 
-_MAX_LINE_CHARS = 500
+MAX_LINE_CHARS = 500
 """Cap for one single-line value in the email (job id, endpoint, fact): keeps the body bounded."""
 
 
@@ -60,7 +60,7 @@ _EMOJI_BY_EVENT: dict[str, str] = {
 }
 
 
-_EMOJI_BY_SEVERITY: dict[str, str] = {"error": "🔴", "warning": "🟠", "success": "🟢", "info": "🔵"}
+EMOJI_BY_SEVERITY: dict[str, str] = {"error": "🔴", "warning": "🟠", "success": "🟢", "info": "🔵"}
 
 
 # How an event reads after the job name; events not listed read as their lower-cased name.
@@ -86,7 +86,7 @@ def event_emoji(event: Event | str, severity: str | None = None) -> str:
     emoji = _EMOJI_BY_EVENT.get(str(event))
     if emoji is not None:
         return emoji
-    return _EMOJI_BY_SEVERITY.get(severity or severity_for(event), _EMOJI_BY_SEVERITY["info"])
+    return EMOJI_BY_SEVERITY.get(severity or severity_for(event), EMOJI_BY_SEVERITY["info"])
 
 
 def outcome_text(event: Event | str, success_word: str | None = None) -> str:
@@ -101,7 +101,7 @@ def _truncated_note(total_chars: int) -> str:
     return f"… (truncated, {total_chars:,} chars)"
 
 
-def _cap_block(text: str, limit: int) -> str:
+def cap_block(text: str, limit: int) -> str:
     """Cap a multi-line text, saying how long the original was so the reader knows to look upstream."""
     if len(text) <= limit:
         return text
@@ -111,15 +111,15 @@ def _cap_block(text: str, limit: int) -> str:
 
 def duration_text(t: Transition) -> str:
     """Upstream's own start/end when both are known; else start → this transition, marked `observed`."""
-    started = _parse_timestamp(t.current.started_at)
+    started = parse_timestamp(t.current.started_at)
     if started is None and t.previous is not None:
-        started = _parse_timestamp(t.previous.started_at)
+        started = parse_timestamp(t.previous.started_at)
     if started is None:
         return NOT_AVAILABLE
-    completed = _parse_timestamp(t.current.completed_at)
+    completed = parse_timestamp(t.current.completed_at)
     if completed is not None and completed >= started:
         return format_duration((completed - started).total_seconds())
-    observed = _parse_timestamp(t.occurred_at)
+    observed = parse_timestamp(t.occurred_at)
     if observed is not None and observed >= started:
         return f"{format_duration((observed - started).total_seconds())} (observed)"
     return NOT_AVAILABLE
@@ -242,23 +242,23 @@ def _location(t: Transition) -> tuple[str, str]:
     label = "Cluster" if spec.cluster_id else "Backend/path" if spec.backend else "Location"
     raw = _detail(t, "location")
     if raw is not None and clean_text(raw):
-        return label, clean_text(raw, _MAX_LINE_CHARS)
+        return label, clean_text(raw, MAX_LINE_CHARS)
     if spec.cluster_id:
-        return label, clean_text(f"cluster {spec.cluster_id}", _MAX_LINE_CHARS)
+        return label, clean_text(f"cluster {spec.cluster_id}", MAX_LINE_CHARS)
     if spec.backend:
-        return label, clean_text(spec.backend, _MAX_LINE_CHARS)
+        return label, clean_text(spec.backend, MAX_LINE_CHARS)
     return label, NOT_AVAILABLE
 
 
 def describe(t: Transition) -> TransitionView:
     """Everything a renderer needs, looked up and cleaned once."""
     event = str(t.event)
-    severity = t.severity if t.severity in _EMOJI_BY_SEVERITY else severity_for(event)
+    severity = t.severity if t.severity in EMOJI_BY_SEVERITY else severity_for(event)
     title, success_word, source = _lookup_source(t.source)
     location_label, location = _location(t)
     error = clean_multiline(t.current.error) if t.current.error else ""
     note = clean_multiline(t.note) if t.note else ""
-    secret = clean_text(t.job.secret_name, _MAX_LINE_CHARS) if t.job.secret_name else ""
+    secret = clean_text(t.job.secret_name, MAX_LINE_CHARS) if t.job.secret_name else ""
     labels = tuple(sorted((clean_text(k, 100), clean_text(v, 200)) for k, v in t.job.labels.items()))
     return TransitionView(
         event=event,
@@ -268,8 +268,8 @@ def describe(t: Transition) -> TransitionView:
         source=clean_text(t.source, 80),
         title=title,
         outcome=outcome_text(event, success_word),
-        job_id=clean_text(t.job_id, _MAX_LINE_CHARS) or "?",
-        endpoint=clean_text(t.job.endpoint, _MAX_LINE_CHARS) or NOT_AVAILABLE,
+        job_id=clean_text(t.job_id, MAX_LINE_CHARS) or "?",
+        endpoint=clean_text(t.job.endpoint, MAX_LINE_CHARS) or NOT_AVAILABLE,
         location_label=location_label,
         location=location,
         collections=_collections(t),

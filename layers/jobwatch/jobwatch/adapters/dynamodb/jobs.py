@@ -1,12 +1,9 @@
 """DynamoDB store: tracked jobs, their transitions (the outbox) and per-channel delivery claims.
 
-One table, three item kinds sharing `pk`/`sk`:
+One table; the job store owns two item kinds (the delivery ledger and the watch store own others):
 - job         pk=JOB#<key>   sk=JOB       version, doc (JSON), health (JSON), pollShard (while
                                           non-terminal), outbox {transitionId: entry}, outboxShard
 - history     pk=JOB#<key>   sk=TR#<ver>  doc (event JSON), delivery (PUBLISHED / DEAD_LETTERED)
-- claim       pk=DELIVERY#<channel>#<transitionId>  sk=CLAIM  state, leaseUntil
-- wait        pk=DELIVERY#<channel>#<transitionId>  sk=WAIT   token, leaseUntil (the deferred copy
-                                                            that currently stands for the transition)
 
 The job's document is one JSON string attribute: the poller reads thousands of jobs per cycle and
 botocore's per-attribute parsing would otherwise dominate its CPU time.
@@ -18,10 +15,10 @@ import contextlib
 import json
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from jobwatch.domain.model import Health, JobSpec, Snapshot, TrackedJob, Transition
+from jobwatch.ports import ConflictError, PendingTransition
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -48,18 +45,9 @@ def _compact(value: dict[str, Any]) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
-class ConflictError(Exception):
-    """Another writer advanced the job first (an overlapping poller run): this run must not notify."""
+class DynamoJobStore:
+    """`ports.JobStore` on DynamoDB: one item per job (with its outbox), one per settled transition."""
 
-
-@dataclass(frozen=True, slots=True)
-class PendingTransition:
-    transition: Transition
-    recorded_at: float
-    attempts: int
-
-
-class JobStore:
     def __init__(self, client: DynamoDBClient, table: str, *, retention_days: int = 30) -> None:
         self._db = client
         self._table = table
@@ -399,118 +387,3 @@ class JobStore:
             Limit=limit,
         )
         return [Transition.model_validate_json(item["doc"]["S"]) for item in response.get("Items", [])]
-
-    # -- delivery claims (dedupe at the channel edge) --------------------------------------------
-
-    def claim_delivery(self, channel: str, transition_id: str, lease_s: float) -> str:
-        """Claim the right to deliver one transition to one channel.
-
-        Returns "claimed", "done" (already delivered or permanently failed: skip) or "busy"
-        (another worker holds a live lease: retry later).
-        """
-        now = time.time()
-        key = {"pk": {"S": f"DELIVERY#{channel}#{transition_id}"}, "sk": {"S": "CLAIM"}}
-        try:
-            self._db.put_item(
-                TableName=self._table,
-                Item={
-                    **key,
-                    "state": {"S": "IN_PROGRESS"},
-                    "leaseUntil": {"N": f"{now + lease_s:.3f}"},
-                    "expiresAt": {"N": str(int(now) + self._retention_s)},
-                },
-                ConditionExpression="attribute_not_exists(pk) OR (#st = :inprog AND leaseUntil < :now)",
-                ExpressionAttributeNames={"#st": "state"},
-                ExpressionAttributeValues={":inprog": {"S": "IN_PROGRESS"}, ":now": {"N": f"{now:.3f}"}},
-            )
-        except self._db.exceptions.ConditionalCheckFailedException:
-            existing = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
-            if existing is None:
-                return "busy"
-            return "busy" if existing["state"]["S"] == "IN_PROGRESS" else "done"
-        return "claimed"
-
-    def finish_delivery(self, channel: str, transition_id: str, state: str, detail: str = "") -> None:
-        """Record DELIVERED or FAILED_PERMANENT; either way the transition is never posted again."""
-        self._db.update_item(
-            TableName=self._table,
-            Key={"pk": {"S": f"DELIVERY#{channel}#{transition_id}"}, "sk": {"S": "CLAIM"}},
-            UpdateExpression="SET #st = :s, detail = :d, finishedAt = :t",
-            ExpressionAttributeNames={"#st": "state"},
-            ExpressionAttributeValues={
-                ":s": {"S": state},
-                ":d": {"S": detail[:500]},
-                ":t": {"N": f"{time.time():.3f}"},
-            },
-        )
-
-    def delivery_state(self, channel: str, transition_id: str, now_s: float | None = None) -> str | None:
-        """IN_PROGRESS, DELIVERED or FAILED_PERMANENT; None when that transition never reached here.
-
-        Given `now_s`, an IN_PROGRESS claim whose lease has run out (its worker died) is STALE.
-        """
-        item = self._db.get_item(
-            TableName=self._table,
-            Key={"pk": {"S": f"DELIVERY#{channel}#{transition_id}"}, "sk": {"S": "CLAIM"}},
-            ConsistentRead=True,
-        ).get("Item")
-        if item is None:
-            return None
-        state = str(item["state"]["S"])
-        if state == "IN_PROGRESS" and now_s is not None and float(item["leaseUntil"]["N"]) < now_s:
-            return "STALE"
-        return state
-
-    def waiting_copy(self, channel: str, transition_id: str, now_s: float) -> str | None:
-        """Token of the deferred copy that stands for this transition, while its lease is live."""
-        item = self._db.get_item(
-            TableName=self._table,
-            Key={"pk": {"S": f"DELIVERY#{channel}#{transition_id}"}, "sk": {"S": "WAIT"}},
-            ConsistentRead=True,
-        ).get("Item")
-        if item is None or float(item["leaseUntil"]["N"]) < now_s:
-            return None
-        return str(item["token"]["S"])
-
-    def hand_wait_to(
-        self, channel: str, transition_id: str, token: str, previous: str | None, now_s: float, lease_s: float
-    ) -> bool:
-        """Make the copy `token` (already sent) the one that stands for the transition.
-
-        Allowed when nobody holds a live lease or when `previous` (the copy being handled) does.
-        False means another copy won: the one just sent is surplus and is dropped when it returns.
-        """
-        condition = "attribute_not_exists(pk) OR leaseUntil < :now OR #tok = :previous"
-        try:
-            self._db.put_item(
-                TableName=self._table,
-                Item={
-                    "pk": {"S": f"DELIVERY#{channel}#{transition_id}"},
-                    "sk": {"S": "WAIT"},
-                    "token": {"S": token},
-                    "leaseUntil": {"N": f"{now_s + lease_s:.3f}"},
-                    "expiresAt": {"N": str(int(now_s) + self._retention_s)},
-                },
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#tok": "token"},
-                ExpressionAttributeValues={
-                    ":now": {"N": f"{now_s:.3f}"},
-                    # An original message has no token; "-" never matches a stored one (hex).
-                    ":previous": {"S": previous or "-"},
-                },
-            )
-        except self._db.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
-
-    def release_delivery(self, channel: str, transition_id: str) -> None:
-        """Give the claim back after a retryable failure so the redelivered message can post."""
-        # Already finished or released: nothing to give back.
-        with contextlib.suppress(self._db.exceptions.ConditionalCheckFailedException):
-            self._db.delete_item(
-                TableName=self._table,
-                Key={"pk": {"S": f"DELIVERY#{channel}#{transition_id}"}, "sk": {"S": "CLAIM"}},
-                ConditionExpression="#st = :inprog",
-                ExpressionAttributeNames={"#st": "state"},
-                ExpressionAttributeValues={":inprog": {"S": "IN_PROGRESS"}},
-            )

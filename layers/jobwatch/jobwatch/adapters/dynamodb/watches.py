@@ -36,7 +36,9 @@ def _seen_sk(job_id: str) -> str:
     return _SEEN_PREFIX + hashlib.sha256(job_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-class WatchStore:
+class DynamoWatchStore:
+    """`ports.WatchStore` on DynamoDB."""
+
     def __init__(self, client: DynamoDBClient, table: str) -> None:
         self._db = client
         self._table = table

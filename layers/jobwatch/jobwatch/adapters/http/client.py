@@ -9,18 +9,13 @@ import math
 import ssl
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING
 
 import httpx
 
 from jobwatch.adapters.http.aio_network import asyncio_transport
 from jobwatch.domain.errors import PollError, PollErrorKind
-from jobwatch.settings import Settings
+from jobwatch.settings import UpstreamSettings
 from jobwatch.sources.base import HttpRequest, HttpResponse
-
-if TYPE_CHECKING:
-    pass
-
 
 USER_AGENT = "jobwatch/0.1 (+status poller)"
 
@@ -36,7 +31,7 @@ def _tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def make_http_client(settings: Settings, concurrency: int) -> httpx.AsyncClient:
+def make_http_client(settings: UpstreamSettings, concurrency: int) -> httpx.AsyncClient:
     """An httpx client with bounded pool, timeouts and keep-alive; no redirects, and the endpoint
     rules applied again to every address it connects to (registration checked them once)."""
     from jobwatch.domain.endpoints import EndpointPolicy

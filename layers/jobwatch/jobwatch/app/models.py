@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 from pydantic.alias_generators import to_camel
 
 from jobwatch.domain.model import (
+    JOB_ID_MAX,
     Event,
     JobSpec,
     NotifySettings,
@@ -31,7 +32,6 @@ from jobwatch.sources import UnknownSourceError, get_source, source_names
 SECRET_NAME_PATTERN = r"^[A-Za-z0-9/_+=.@:-]{1,2048}$"
 LABEL_KEY_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 OPTION_KEY_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
-JOB_ID_MAX = 512
 MAX_LABELS = 32
 MAX_OPTIONS = 16
 EVENT_NAMES: tuple[str, ...] = tuple(event.value for event in Event)

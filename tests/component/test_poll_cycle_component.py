@@ -1,0 +1,157 @@
+"""The poll cycle on fakes: what is written, what is published, and when, with no sockets."""
+
+from __future__ import annotations
+
+import asyncio
+
+from jobwatch.app.outbox import OUTBOX_GRACE_S, OUTBOX_MAX_ATTEMPTS
+from jobwatch.app.poll_cycle import run_cycle
+from jobwatch.domain.errors import PollError, PollErrorKind
+from jobwatch.domain.model import NotifySettings
+from jobwatch_devkit.component import World, export_spec, export_status
+from jobwatch_devkit.fakes import json_answer
+
+
+def _running_then(world: World, job_id: str, *later: str) -> None:
+    world.upstream.script(
+        job_id,
+        [json_answer(export_status(job_id, "STARTED"))]
+        + [json_answer(export_status(job_id, s)) for s in later],
+    )
+
+
+def test_a_new_job_is_one_transition_written_and_published_once() -> None:
+    world = World()
+    world.track(export_spec("nightly"))
+    _running_then(world, "nightly")
+
+    first = world.cycle()
+
+    assert (first.polled, first.transitions, first.published) == (1, 1, 1)
+    assert world.publisher.events() == [("nightly", "STARTED")]
+    assert world.store.pending_transitions() == []
+    (job,) = world.store.all_jobs()
+    assert job.version == 1 and job.last_transition_id == world.publisher.published[0].transition_id
+
+
+def test_a_quiet_cycle_writes_nothing_and_publishes_nothing() -> None:
+    world = World()
+    world.track(export_spec("nightly"))
+    _running_then(world, "nightly")
+    world.cycle()
+    writes = world.store.writes
+
+    quiet = world.cycle()
+
+    assert (quiet.polled, quiet.unchanged, quiet.transitions) == (1, 1, 0)
+    assert world.store.writes == writes
+    assert len(world.publisher.published) == 1
+
+
+def test_poll_errors_change_nothing_until_the_unreachable_threshold() -> None:
+    world = World()
+    job = world.track(export_spec("flaky"))
+    world.upstream.script("flaky", [PollError(PollErrorKind.TIMEOUT, "no answer in time")])
+
+    for _ in range(2):
+        report = world.cycle()
+        assert (report.poll_errors, report.transitions) == (1, 0)
+    assert world.publisher.published == []
+    third = world.cycle()
+
+    assert [t.event for t in world.publisher.published] == ["UNREACHABLE"]
+    assert third.transitions == 1
+    stored = world.store.get_job(job.key)
+    assert stored is not None and stored.snapshot is None  # the phase never moved
+
+
+def test_overlapping_runs_record_and_publish_a_transition_once() -> None:
+    world = World()
+    for n in range(20):
+        world.track(export_spec(f"job-{n}"))
+        _running_then(world, f"job-{n}")
+
+    async def both() -> None:
+        deps = world.poller()
+        await asyncio.gather(run_cycle(deps), run_cycle(deps))
+
+    asyncio.run(both())
+
+    ids = [t.transition_id for t in world.publisher.published]
+    assert len(ids) == len(set(ids)) == 20
+    assert all(job.version == 1 for job in world.store.all_jobs())
+
+
+def test_a_failed_publish_stays_owed_and_later_transitions_of_the_job_wait_for_it() -> None:
+    world = World()
+    world.track(export_spec("nightly"))
+    _running_then(world, "nightly", "SUCCESS")
+    world.publisher.fail_next()
+
+    first = world.cycle()
+    assert (first.transitions, first.published, first.publish_failures) == (1, 0, 1)
+    (owed,) = world.store.pending_transitions()
+    assert owed.attempts == 1
+
+    second = world.cycle()  # SUCCESS is recorded, but STARTED is still owed: it waits behind it
+    assert (second.transitions, second.published) == (1, 0)
+    assert world.publisher.published == []
+
+    world.clock.advance(2 * OUTBOX_GRACE_S + 1)
+    third = world.cycle()
+    assert third.republished == 2
+    assert world.publisher.events() == [("nightly", "STARTED"), ("nightly", "SUCCEEDED")]
+    assert world.store.pending_transitions() == []
+
+
+def test_an_outbox_entry_is_dead_lettered_after_the_attempt_cap() -> None:
+    world = World()
+    # Only STARTED is notified: the hours this test skips would otherwise add STALLED and OVERDUE.
+    world.track(export_spec("nightly", notify=NotifySettings(events=["STARTED"])))
+    _running_then(world, "nightly")
+    world.publisher.down = True
+    world.cycle()
+    dead = 0
+    for _ in range(OUTBOX_MAX_ATTEMPTS + 2):
+        world.clock.advance(OUTBOX_GRACE_S * 2**6 + 1)
+        dead += world.cycle().dead_lettered
+
+    assert dead == 1
+    assert world.store.pending_transitions() == []
+    (job,) = world.store.all_jobs()
+    assert world.store.transition_standing(f"{job.key}#1") == "DEAD_LETTERED"
+
+
+def test_a_terminal_job_leaves_the_pollable_set() -> None:
+    world = World()
+    world.track(export_spec("done"))
+    world.upstream.script("done", [json_answer(export_status("done", "SUCCESS"))])
+
+    world.cycle()
+    after = world.cycle()
+
+    assert after.jobs == 0
+    assert world.publisher.events() == [("done", "SUCCEEDED")]
+
+
+def test_discovery_tracks_a_watched_job_and_polls_it_in_the_same_cycle() -> None:
+    from jobwatch.domain.model import Watch
+
+    world = World()
+    world.watches.add(
+        Watch(
+            id="weaviate-backups.0123456789abcdef",
+            kind="weaviate-backups",
+            endpoint="https://weaviate.example.com",
+            backend="s3",
+            created_at=world.clock.now_iso(),
+        )
+    )
+    listing = [{"id": "bk-1", "status": "STARTED", "classes": ["Articles"]}]
+    world.upstream.script("/v1/backups/s3", [json_answer(listing)])
+    world.upstream.script("bk-1", [json_answer({"id": "bk-1", "backend": "s3", "status": "TRANSFERRING"})])
+
+    report = world.cycle()
+
+    assert report.discovered == 1
+    assert world.publisher.events() == [("bk-1", "STARTED")]
