@@ -56,3 +56,9 @@ def sqs() -> SQSClient:
 def secretsmanager() -> SecretsManagerClient:
     client: SecretsManagerClient = _session().client("secretsmanager", config=_config())
     return client
+
+
+@cache
+def events() -> Any:
+    """EventBridge (`events`); typed as Any until `boto3-stubs[events]` is a dev dependency."""
+    return _session().client("events", config=_config())
