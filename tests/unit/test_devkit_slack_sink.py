@@ -1,7 +1,9 @@
-"""The Slack sink validates like Slack, records accepted and refused posts, and plays scripted failures."""
+"""The Slack sink validates like Slack, records accepted and refused posts, and plays scripted failures;
+its Web API posts, edits and threads messages, checks the bot token, and shows a channel as people see it."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -9,9 +11,17 @@ from typing import Any
 
 import httpx
 import pytest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web import WebClient
 
 from jobwatch_devkit.processes import slack_sink_process
-from jobwatch_devkit.slack_sink import SINK_PRESETS, SinkResponse, SlackSink, validate_payload
+from jobwatch_devkit.slack_sink import (
+    DEFAULT_BOT_TOKEN,
+    SINK_PRESETS,
+    SinkResponse,
+    SlackSink,
+    validate_payload,
+)
 
 
 @pytest.fixture(scope="module")
@@ -246,3 +256,330 @@ def test_subprocess_start_and_stop() -> None:
     assert proc.pid is None
     with pytest.raises(httpx.ConnectError):
         httpx.post(webhook, json={"text": "gone"})
+
+
+# -- the Web API --------------------------------------------------------------------------------------------
+
+CHANNEL = "C0SINK01"
+AUTH = {"Authorization": f"Bearer {DEFAULT_BOT_TOKEN}"}
+
+
+def _api(client: httpx.Client, sink: SlackSink, method: str, **args: Any) -> httpx.Response:
+    return client.post(sink.api_url + method, json=args, headers=AUTH)
+
+
+def _post(client: httpx.Client, sink: SlackSink, **args: Any) -> dict[str, Any]:
+    answer = _api(client, sink, "chat.postMessage", **{"channel": CHANNEL, **args}).json()
+    assert answer["ok"] is True, answer
+    return dict(answer)
+
+
+def test_api_url_shape(sink: SlackSink) -> None:
+    assert sink.api_url == f"http://127.0.0.1:{sink.port}/api/"
+
+
+def test_post_message_answers_like_slack(sink: SlackSink, client: httpx.Client) -> None:
+    r = _api(client, sink, "chat.postMessage", channel=CHANNEL, text="hello", blocks=[_section("*hi*")])
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+    answer = r.json()
+    assert answer["ok"] is True and answer["channel"] == CHANNEL
+    assert answer["message"]["text"] == "hello" and answer["message"]["ts"] == answer["ts"]
+    assert answer["message"]["blocks"] == [_section("*hi*")]
+    stamps = [answer["ts"]] + [_post(client, sink, text=f"m{i}")["ts"] for i in range(20)]
+    assert len(set(stamps)) == 21 and stamps == sorted(stamps, key=float)
+    assert all(len(ts.split(".")[1]) == 6 for ts in stamps)
+    assert sink.messages() == []  # webhook posts and Web API messages are kept apart
+    [call] = sink.api_calls()[:1]
+    assert (call.method, call.ok, call.accepted, call.args["text"]) == (
+        "chat.postMessage",
+        True,
+        True,
+        "hello",
+    )
+
+
+def test_form_bodies_and_token_fields_are_accepted(sink: SlackSink, client: httpx.Client) -> None:
+    root = _post(client, sink, text="root")
+    form = {
+        "token": DEFAULT_BOT_TOKEN,
+        "channel": CHANNEL,
+        "text": "reply",
+        "blocks": json.dumps([_section("in a thread")]),
+        "thread_ts": root["ts"],
+        "reply_broadcast": "true",
+    }
+    answer = client.post(sink.api_url + "chat.postMessage", data=form).json()
+    assert answer["ok"] is True and answer["message"]["thread_ts"] == root["ts"]
+    [thread] = sink.channel_view(CHANNEL)
+    [reply] = thread.replies
+    assert reply.reply_broadcast and reply.blocks == [_section("in a thread")]
+    assert "token" not in sink.api_calls()[1].args
+
+
+@pytest.mark.parametrize(
+    ("headers", "error"),
+    [({}, "not_authed"), ({"Authorization": "Bearer xoxb-wrong"}, "invalid_auth")],
+)
+def test_the_bot_token_is_checked(
+    sink: SlackSink, client: httpx.Client, headers: dict[str, str], error: str
+) -> None:
+    r = client.post(
+        sink.api_url + "chat.postMessage", json={"channel": CHANNEL, "text": "x"}, headers=headers
+    )
+    assert (r.status_code, r.json()) == (200, {"ok": False, "error": error})
+    assert sink.channel_view(CHANNEL) == [] and not sink.api_calls()[0].accepted
+
+
+def test_a_sink_can_be_given_its_own_token() -> None:
+    with SlackSink(bot_token="xoxb-custom") as own, httpx.Client() as c:
+        assert c.post(
+            own.api_url + "chat.postMessage", json={"channel": CHANNEL, "text": "x"}, headers=AUTH
+        ).json() == {
+            "ok": False,
+            "error": "invalid_auth",
+        }
+        ok = c.post(
+            own.api_url + "chat.postMessage",
+            json={"channel": CHANNEL, "text": "x"},
+            headers={"Authorization": "Bearer xoxb-custom"},
+        )
+        assert ok.json()["ok"] is True
+
+
+def test_replies_attach_to_the_root_of_their_thread(sink: SlackSink, client: httpx.Client) -> None:
+    root = _post(client, sink, text="root")
+    first = _post(client, sink, text="first", thread_ts=root["ts"])
+    second = _post(
+        client, sink, text="second", thread_ts=first["ts"]
+    )  # a reply's ts: still the root's thread
+    assert second["message"]["thread_ts"] == root["ts"]
+    missing = _api(client, sink, "chat.postMessage", channel=CHANNEL, text="x", thread_ts="1.000001").json()
+    assert missing == {"ok": False, "error": "thread_not_found"}
+    [thread] = sink.channel_view(CHANNEL)
+    assert thread.root.text == "root" and [r.text for r in thread.replies] == ["first", "second"]
+    assert [r.reply_broadcast for r in thread.replies] == [False, False]
+
+
+def test_update_replaces_the_text_and_keeps_or_drops_blocks(sink: SlackSink, client: httpx.Client) -> None:
+    root = _post(client, sink, text="v1", blocks=[_header("Version 1")])
+    kept = _api(client, sink, "chat.update", channel=CHANNEL, ts=root["ts"], text="v2").json()
+    assert kept["ok"] is True and kept["ts"] == root["ts"] and kept["text"] == "v2"
+    assert sink.channel_view(CHANNEL)[0].root.blocks == [_header("Version 1")]  # omitted: kept
+    dropped = _api(client, sink, "chat.update", channel=CHANNEL, ts=root["ts"], text="v3", blocks=[]).json()
+    assert dropped["ok"] is True
+    [thread] = sink.channel_view(CHANNEL)
+    assert (thread.root.text, thread.root.blocks, thread.root.edits) == ("v3", [], 2)
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        ({"ts": "1.000001", "text": "x"}, "message_not_found"),
+        ({"text": "x"}, "message_not_found"),
+        ({"channel": "", "ts": "1.000001", "text": "x"}, "channel_not_found"),
+    ],
+)
+def test_an_update_of_an_unknown_message_is_refused(
+    sink: SlackSink, client: httpx.Client, args: dict[str, Any], error: str
+) -> None:
+    r = _api(client, sink, "chat.update", **{"channel": CHANNEL, **args})
+    assert (r.status_code, r.json()) == (200, {"ok": False, "error": error})
+
+
+def test_a_deleted_message_is_gone_for_view_and_update(sink: SlackSink, client: httpx.Client) -> None:
+    root = _post(client, sink, text="root")
+    _post(client, sink, text="reply", thread_ts=root["ts"])
+    other = _post(client, sink, text="other")
+    assert sink.delete_message(CHANNEL, root["ts"]) and not sink.delete_message(CHANNEL, root["ts"])
+    assert [t.root.text for t in sink.channel_view(CHANNEL)] == ["other"]
+    gone = _api(client, sink, "chat.update", channel=CHANNEL, ts=root["ts"], text="x").json()
+    assert gone == {"ok": False, "error": "message_not_found"}
+    assert _api(client, sink, "chat.update", channel=CHANNEL, ts=other["ts"], text="y").json()["ok"]
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        ({"channel": CHANNEL, "blocks": [_header("h" * 151)], "text": "t"}, "invalid_blocks"),
+        ({"channel": CHANNEL, "blocks": [{"type": "fancy"}]}, "invalid_blocks"),
+        ({"channel": CHANNEL}, "no_text"),
+        ({"channel": CHANNEL, "text": 5}, "invalid_arguments"),
+        ({"text": "no channel"}, "channel_not_found"),
+    ],
+)
+def test_invalid_messages_are_refused_with_slacks_error(
+    sink: SlackSink, client: httpx.Client, args: dict[str, Any], error: str
+) -> None:
+    r = _api(client, sink, "chat.postMessage", **args)
+    assert (r.status_code, r.json()) == (200, {"ok": False, "error": error})
+    assert sink.channels() == []
+
+
+def test_unknown_methods_and_bodies(sink: SlackSink, client: httpx.Client) -> None:
+    assert _api(client, sink, "chat.delete", channel=CHANNEL).json() == {
+        "ok": False,
+        "error": "unknown_method",
+    }
+    bad = client.post(
+        sink.api_url + "chat.postMessage", content=b"{", headers={**AUTH, "content-type": "application/json"}
+    )
+    assert bad.json() == {"ok": False, "error": "invalid_json"}
+    assert client.get(sink.api_url + "chat.postMessage").status_code == 405
+
+
+def test_scripted_api_errors_are_answered_like_slack(sink: SlackSink, client: httpx.Client) -> None:
+    sink.script(["api:channel_not_found", SinkResponse.api_error("ratelimited", retry_after="9")])
+    refused = _api(client, sink, "chat.postMessage", channel=CHANNEL, text="x")
+    assert (refused.status_code, refused.json()) == (200, {"ok": False, "error": "channel_not_found"})
+    limited = _api(client, sink, "chat.postMessage", channel=CHANNEL, text="x")
+    assert (limited.status_code, limited.headers["retry-after"]) == (429, "9")
+    assert limited.json() == {"ok": False, "error": "ratelimited"}
+    assert sink.channels() == [] and [c.error for c in sink.api_calls()] == [
+        "channel_not_found",
+        "ratelimited",
+    ]
+    assert _post(client, sink, text="then fine")["ok"]
+
+
+def test_a_scripted_answer_for_one_method_waits_for_it(sink: SlackSink, client: httpx.Client) -> None:
+    sink.script([SinkResponse.api_error("msg_too_long", method="chat.update")])
+    root = _post(client, sink, text="root")  # not chat.update: answered normally
+    assert client.post(sink.url, json={"text": "webhook"}).text == "ok"  # nor a webhook post
+    assert len(sink.pending_script()) == 1
+    too_long = _api(client, sink, "chat.update", channel=CHANNEL, ts=root["ts"], text="x" * 10)
+    assert too_long.json() == {"ok": False, "error": "msg_too_long"}
+    assert sink.pending_script() == [] and sink.channel_view(CHANNEL)[0].root.edits == 0
+
+
+def test_a_call_that_took_effect_can_still_answer_an_error(sink: SlackSink, client: httpx.Client) -> None:
+    sink.script(["accept_then_500", {"status": 0, "body": "", "record": True, "drop": True}])
+    r = _api(client, sink, "chat.postMessage", channel=CHANNEL, text="posted")
+    assert r.status_code == 500
+    with pytest.raises(httpx.RemoteProtocolError):
+        _api(client, sink, "chat.postMessage", channel=CHANNEL, text="also posted")
+    assert [t.root.text for t in sink.channel_view(CHANNEL)] == ["posted", "also posted"]
+    assert [(c.status, c.accepted) for c in sink.api_calls()] == [(500, True), (0, True)]
+
+
+def test_the_channel_reads_as_a_person_sees_it(sink: SlackSink, client: httpx.Client) -> None:
+    first = _post(
+        client, sink, text="job A", blocks=[_header("A running"), _section("*A* `a-1` &lt;!channel&gt;")]
+    )
+    _post(client, sink, text="<!subteam^S0OPS> A started", thread_ts=first["ts"])
+    _post(client, sink, text="job B")
+    _api(
+        client,
+        sink,
+        "chat.update",
+        channel=CHANNEL,
+        ts=first["ts"],
+        text="job A",
+        blocks=[_header("A failed")],
+    )
+    _post(client, sink, text="A failed <@U0LEAD>", thread_ts=first["ts"], reply_broadcast=True)
+    _post(client, sink, channel="C0OTHER1", text="elsewhere")
+
+    threads = sink.channel_view(CHANNEL)
+    assert [t.root.text for t in threads] == ["job A", "job B"]
+    assert threads[0].root.visible_text == "A failed" and threads[0].root.edits == 1
+    assert [r.mentions for r in threads[0].replies] == [["<!subteam^S0OPS>"], ["<@U0LEAD>"]]
+    assert threads[0].root.mentions == []
+    assert sink.channels() == [CHANNEL, "C0OTHER1"]
+    lines = sink.channel_text(CHANNEL).splitlines()
+    assert lines[0] == f"#{CHANNEL}"
+    assert lines[1] == f"● {first['ts']} (edited 1x)" and lines[2] == "  A failed"
+    assert lines[3].startswith("  ↳ ") and lines[4] == "      @subteam^S0OPS A started"
+    assert lines[5].endswith("[also sent to the channel]") and lines[6] == "      A failed @U0LEAD"
+    assert lines[7].startswith("● ") and lines[8] == "  job B"
+
+
+def test_escaped_text_shows_as_typed_and_mentions_nobody(sink: SlackSink, client: httpx.Client) -> None:
+    _post(client, sink, text="x", blocks=[_section("*A* `a-1` &lt;!channel&gt; &amp; &lt;@U1&gt;")])
+    [thread] = sink.channel_view(CHANNEL)
+    assert thread.root.visible_text == "*A* `a-1` <!channel> & <@U1>" and thread.root.mentions == []
+
+
+def test_the_view_is_a_copy(sink: SlackSink, client: httpx.Client) -> None:
+    root = _post(client, sink, text="before")
+    [before] = sink.channel_view(CHANNEL)
+    _api(client, sink, "chat.update", channel=CHANNEL, ts=root["ts"], text="after")
+    assert before.root.text == "before" and sink.channel_view(CHANNEL)[0].root.text == "after"
+
+
+def test_reset_forgets_the_web_api_but_keeps_the_token(sink: SlackSink, client: httpx.Client) -> None:
+    _post(client, sink, text="x")
+    sink.reset()
+    assert sink.channel_view(CHANNEL) == [] and sink.api_calls() == [] and sink.channels() == []
+    assert _post(client, sink, text="y")["ok"]
+
+
+def test_wait_for_api_calls(sink: SlackSink, client: httpx.Client) -> None:
+    def later() -> None:
+        time.sleep(0.1)
+        _post(client, sink, text="late")
+
+    thread = threading.Thread(target=later)
+    thread.start()
+    [call] = sink.wait_for_api_calls(1, method="chat.postMessage", timeout=3)
+    thread.join()
+    assert call.args["text"] == "late"
+    with pytest.raises(TimeoutError):
+        sink.wait_for_api_calls(1, method="chat.update", timeout=0.05)
+
+
+def test_api_error_scripts_round_trip_through_json() -> None:
+    for scripted in [
+        SinkResponse.api_error("channel_not_found"),
+        SinkResponse.api_error("ratelimited", method="chat.update", retry_after="4"),
+        SinkResponse(500, "internal_error", method="chat.postMessage", record=True),
+    ]:
+        assert SinkResponse.from_json(scripted.to_json()) == scripted
+    assert SinkResponse.from_json("api:ratelimited") == SinkResponse.api_error("ratelimited")
+    limited = SinkResponse.api_error("ratelimited")
+    assert (limited.status, limited.retry_after, json.loads(limited.body)) == (
+        429,
+        "1",
+        {"ok": False, "error": "ratelimited"},
+    )
+    assert SinkResponse.from_json(
+        {"error": "is_archived", "method": "chat.update"}
+    ) == SinkResponse.api_error("is_archived", method="chat.update")
+    with pytest.raises(ValueError, match="unknown fields"):
+        SinkResponse.from_json({"error": "x", "bogus": 1})
+
+
+def test_api_control_routes(sink: SlackSink, client: httpx.Client) -> None:
+    base = sink.base_url
+    client.post(base + "/_sink/script", json=[{"error": "not_in_channel", "method": "chat.postMessage"}])
+    assert (
+        _api(client, sink, "chat.postMessage", channel=CHANNEL, text="x").json()["error"] == "not_in_channel"
+    )
+    root = _post(client, sink, text="root")
+    _post(client, sink, text="reply", thread_ts=root["ts"])
+    state = client.get(base + "/_sink/api").json()
+    assert [c["method"] for c in state["calls"]] == ["chat.postMessage"] * 3
+    [thread] = state["channels"][CHANNEL]
+    assert thread["root"]["text"] == "root" and [r["text"] for r in thread["replies"]] == ["reply"]
+    assert thread["replies"][0]["threadTs"] == root["ts"]
+    deleted = client.post(base + "/_sink/api/delete", json={"channel": CHANNEL, "ts": root["ts"]})
+    assert deleted.json() == {"deleted": True}
+    assert client.get(base + "/_sink/api").json()["channels"] == {CHANNEL: []}
+    assert client.post(base + "/_sink/api/delete", json=["x"]).status_code == 400
+
+
+def test_slack_sdk_speaks_to_the_sink(sink: SlackSink) -> None:
+    client = WebClient(token=DEFAULT_BOT_TOKEN, base_url=sink.api_url, retry_handlers=[], timeout=5)
+    root = client.chat_postMessage(channel=CHANNEL, text="root", blocks=[_section("*root*")])
+    client.chat_update(channel=CHANNEL, ts=root["ts"], text="root v2", blocks=[_section("*root v2*")])
+    client.chat_postMessage(channel=CHANNEL, text="reply", thread_ts=root["ts"], reply_broadcast=True)
+    [thread] = sink.channel_view(CHANNEL)
+    assert (thread.root.visible_text, [r.reply_broadcast for r in thread.replies]) == ("*root v2*", [True])
+    sink.script(["api:ratelimited"])
+    with pytest.raises(SlackApiError) as limited:
+        client.chat_postMessage(channel=CHANNEL, text="x")
+    assert limited.value.response.status_code == 429 and limited.value.response.headers["retry-after"] == "1"
+    with pytest.raises(SlackApiError) as refused:
+        WebClient(token="xoxb-other", base_url=sink.api_url).chat_update(
+            channel=CHANNEL, ts=root["ts"], text="x"
+        )
+    assert refused.value.response["error"] == "invalid_auth"
