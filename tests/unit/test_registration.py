@@ -340,3 +340,68 @@ def test_pairs() -> None:
     assert parse_pairs(["team=ml", "env = prod"], "label") == {"team": "ml", "env": "prod"}
     with pytest.raises(RegistrationError, match="key=value"):
         parse_pairs(["novalue"], "label")
+
+
+# -- path segments -------------------------------------------------------------------------------------
+
+WEAVIATE = {"source": "weaviate-export", "endpoint": "https://public.example", "backend": "s3", "job_id": "x"}
+PINECONE = {"source": "pinecone-import", "endpoint": "https://public.example", "job_id": "101"}
+CANNOT_BE_ONE_SEGMENT = ["..", ".", "a/b", "/", "a\\b"]
+ONE_SEGMENT = ["?x=1", "#frag", "%2e%2e", "%2F", "a b", "ünï", "...", "~"]
+
+
+@pytest.mark.parametrize("job_id", CANNOT_BE_ONE_SEGMENT)
+@pytest.mark.parametrize("base", [WEAVIATE, PINECONE], ids=["weaviate-export", "pinecone-import"])
+def test_a_job_id_that_cannot_be_one_path_segment_is_refused(base: dict[str, str], job_id: str) -> None:
+    with pytest.raises(RegistrationRefused) as info:
+        build_spec({**base, "job_id": job_id}, policy())
+    assert info.value.field == "jobId"
+    assert str(info.value).startswith(f"jobId {job_id!r} cannot be one URL path segment: it ")
+    assert [p.to_wire() for p in info.value.problems()] == [
+        {"field": "jobId", "message": str(info.value).removeprefix("jobId ")}
+    ]
+
+
+@pytest.mark.parametrize("backend", [*CANNOT_BE_ONE_SEGMENT, "\x00"])
+def test_a_backend_that_cannot_be_one_path_segment_is_refused(backend: str) -> None:
+    with pytest.raises(RegistrationRefused) as info:
+        build_spec({**WEAVIATE, "backend": backend}, policy())
+    assert info.value.field == "backend"
+    with pytest.raises(RegistrationRefused) as info:
+        build_watch(
+            {"kind": "weaviate-backups", "endpoint": "https://public.example", "backend": backend},
+            policy(),
+            "n",
+        )
+    assert info.value.field == "backend"
+
+
+def test_the_refusals_say_why_in_one_line() -> None:
+    reasons = {}
+    for job_id in ("..", ".", "a/b", "a\\b"):
+        with pytest.raises(RegistrationRefused) as info:
+            build_spec({**WEAVIATE, "job_id": job_id}, policy())
+        reasons[job_id] = str(info.value)
+    assert reasons == {
+        "..": "jobId '..' cannot be one URL path segment: it is a dot segment, which URL resolution removes",
+        ".": "jobId '.' cannot be one URL path segment: it is a dot segment, which URL resolution removes",
+        "a/b": "jobId 'a/b' cannot be one URL path segment: it contains '/' at position 1, which would split "
+        "it into two path segments",
+        "a\\b": "jobId 'a\\\\b' cannot be one URL path segment: it contains '\\\\' at position 1, which "
+        "many URL parsers and servers read as '/'",
+    }
+
+
+@pytest.mark.parametrize("value", ONE_SEGMENT)
+def test_ids_and_backends_that_can_be_one_segment_are_kept_as_given(value: str) -> None:
+    assert build_spec({**WEAVIATE, "job_id": value}, policy()).job_id == value
+    assert build_spec({**WEAVIATE, "backend": value}, policy()).backend == value
+    assert build_spec({**PINECONE, "job_id": value}, policy()).job_id == value
+
+
+@pytest.mark.parametrize("job_id", ["..", "a/b"])
+def test_sources_that_never_put_the_id_in_a_path_accept_it(job_id: str) -> None:
+    """Zilliz and Milvus send the id as a query parameter or JSON value: no path rule applies."""
+    assert build_spec({**BASE, "job_id": job_id}, policy()).job_id == job_id
+    milvus = {"source": "milvus-import", "endpoint": "https://public.example", "job_id": job_id}
+    assert build_spec(milvus, policy()).job_id == job_id

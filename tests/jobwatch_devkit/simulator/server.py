@@ -27,16 +27,21 @@ class RequestRecord(NamedTuple):
 
     method: str
     path: str
+    """The path percent-decoded, as the simulator routes it."""
     source: str | None
     job_id: str | None
     status: int
     """HTTP status answered; 0 when the connection was reset, dropped or left hanging."""
     at: float
+    raw_path: str = ""
+    """The path exactly as it arrived on the request line (percent-encoding kept, no query): what a
+    test of URL building compares, since `/a%2Fb` and `/a/b` decode alike."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "method": self.method,
             "path": self.path,
+            "rawPath": self.raw_path,
             "source": self.source,
             "jobId": self.job_id,
             "status": self.status,
@@ -291,7 +296,10 @@ class UpstreamSimulator(HttpApp):
         self._by_path[request.path] += 1
         if job_id is not None and source is not None:
             self._by_job[(source, job_id)] += 1
-        self._log.append(RequestRecord(request.method, request.path, source, job_id, status, time.time()))
+        record = RequestRecord(
+            request.method, request.path, source, job_id, status, time.time(), _raw_path(request.target)
+        )
+        self._log.append(record)
 
     async def _status(
         self,
@@ -459,6 +467,13 @@ class UpstreamSimulator(HttpApp):
             else:
                 response = Response.json(pinecone.list_body(found, limit, offset))
         return await self._delayed(request, pinecone.PINECONE, None, response)
+
+
+def _raw_path(target: str) -> str:
+    """A request target's path as sent: absolute-form targets lose scheme and host, all lose the query."""
+    if target.startswith(("http://", "https://")):
+        target = "/" + target.split("://", 1)[1].partition("/")[2]
+    return target.partition("?")[0]
 
 
 def _as_step(value: JobState | Step) -> Step:

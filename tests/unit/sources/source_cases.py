@@ -209,6 +209,18 @@ class SourceCase:
     """Spec fields that make a request buildable (the required ones)."""
     envelope_codes: list[tuple[int, int, PollErrorKind, str]] = field(default_factory=list)
     """Enveloped APIs: (HTTP status, `code`, error kind, message) of `{code, message}` answers."""
+    path_fields: tuple[str, ...] = ()
+    """Spec fields the source puts into the URL path, one segment each."""
+    url_template: str = ""
+    """The URL built from `valid_fields`; `{job_id}` and `{backend}` stand for the encoded values."""
+    terminal: Any = None
+    """A terminal body naming the spec's default job id `job-1`."""
+    id_at: tuple[str, ...] = ()
+    """Where the body names its job: the keys leading to the id (checked against the samples)."""
+    status_at: tuple[str, ...] = ()
+    """The key that decides the phase (`status`, `data.state`, Zilliz v1's `data.readyPercentage`)."""
+    conflicting_status: Any = None
+    """Another value of that key, for a body that states it twice."""
 
     @property
     def source(self) -> Source:
@@ -329,21 +341,27 @@ SOURCE_CASES: list[SourceCase] = [
             (weaviate_export_body(path={"a": 1}), "path is an object"),
         ],
         with_key=RequestCase(
-            {"endpoint": "https://w.example.com:8080/", "backend": "s3", "job_id": "a b/c?d"},
+            {"endpoint": "https://w.example.com:8080/", "backend": "s3", "job_id": "a b?c#d"},
             "k3y",
             "GET",
-            "https://w.example.com:8080/v1/export/s3/a%20b%2Fc%3Fd",
+            "https://w.example.com:8080/v1/export/s3/a%20b%3Fc%23d",
             {"Accept": "application/json", "Authorization": "Bearer k3y"},
         ),
         without_key=RequestCase(
-            {"backend": "gcs/x"},
+            {"backend": "gcs?x"},
             None,
             "GET",
-            "https://db.example.com/v1/export/gcs%2Fx/job-1",
+            "https://db.example.com/v1/export/gcs%3Fx/job-1",
             _BEARER_ACCEPT,
         ),
         job_id_goes_in="path",
         valid_fields={"backend": "s3"},
+        path_fields=("backend", "job_id"),
+        url_template="https://db.example.com/v1/export/{backend}/{job_id}",
+        terminal=weaviate_export_body("SUCCESS", id="job-1", completedAt="2026-08-20T02:10:00.000Z"),
+        id_at=("id",),
+        status_at=("status",),
+        conflicting_status="FAILED",
     ),
     SourceCase(
         name="weaviate-backup",
@@ -389,6 +407,12 @@ SOURCE_CASES: list[SourceCase] = [
         ),
         job_id_goes_in="path",
         valid_fields={"backend": "s3"},
+        path_fields=("backend", "job_id"),
+        url_template="https://db.example.com/v1/backups/{backend}/{job_id}",
+        terminal=weaviate_backup_body("FAILED", id="job-1", error="disk full"),
+        id_at=("id",),
+        status_at=("status",),
+        conflicting_status="SUCCESS",
     ),
     SourceCase(
         name="weaviate-restore",
@@ -405,10 +429,10 @@ SOURCE_CASES: list[SourceCase] = [
             (weaviate_restore_body(error=1), "error"),
         ],
         with_key=RequestCase(
-            {"backend": "azure", "job_id": "b/1", "options": {"path": "p q"}},
+            {"backend": "azure", "job_id": "b?1", "options": {"path": "p q"}},
             "k",
             "GET",
-            "https://db.example.com/v1/backups/azure/b%2F1/restore",
+            "https://db.example.com/v1/backups/azure/b%3F1/restore",
             {"Accept": "application/json", "Authorization": "Bearer k"},
             params={"path": "p q"},
         ),
@@ -421,6 +445,12 @@ SOURCE_CASES: list[SourceCase] = [
         ),
         job_id_goes_in="path",
         valid_fields={"backend": "s3"},
+        path_fields=("backend", "job_id"),
+        url_template="https://db.example.com/v1/backups/{backend}/{job_id}/restore",
+        terminal=weaviate_restore_body("SUCCESS", id="job-1"),
+        id_at=("id",),
+        status_at=("status",),
+        conflicting_status="FAILED",
     ),
     SourceCase(
         name="zilliz-import-v1",
@@ -468,6 +498,11 @@ SOURCE_CASES: list[SourceCase] = [
         ),
         job_id_goes_in="params",
         valid_fields={"cluster_id": "in01-123"},
+        url_template="https://db.example.com/v1/vector/collections/import/get",
+        terminal=zilliz_v1_envelope(readyPercentage=1, completeTime="2023-10-28T06:51:49Z"),
+        id_at=("data", "jobId"),
+        status_at=("data", "readyPercentage"),
+        conflicting_status=0.5,
         envelope_codes=[
             (http, code, kind, f"message {code}")
             for http, code, kind in [
@@ -531,6 +566,11 @@ SOURCE_CASES: list[SourceCase] = [
         ),
         job_id_goes_in="json",
         valid_fields={"cluster_id": "in01-1"},
+        url_template="https://db.example.com/v2/vectordb/jobs/import/getProgress",
+        terminal=zilliz_v2_envelope(state="Completed", progress=100, completeTime="2024-04-01T06:17:55Z"),
+        id_at=("data", "jobId"),
+        status_at=("data", "state"),
+        conflicting_status="Failed",
         envelope_codes=[
             (http, code, kind, "The apikey is illegal")
             for http, code, kind in [
@@ -593,6 +633,11 @@ SOURCE_CASES: list[SourceCase] = [
             json={"jobId": "job-1"},
         ),
         job_id_goes_in="json",
+        url_template="https://db.example.com/v2/vectordb/jobs/import/describe",
+        terminal=milvus_envelope(state="Failed", progress=0, reason="import timeout", jobId="job-1"),
+        id_at=("data", "jobId"),
+        status_at=("data", "state"),
+        conflicting_status="Completed",
         envelope_codes=[
             (http, code, kind, "import job does not exist, jobID=1: importing data failed")
             for http, code, kind in [
@@ -657,5 +702,11 @@ SOURCE_CASES: list[SourceCase] = [
             {"Accept": "application/json", "X-Pinecone-Api-Version": "2025-10"},
         ),
         job_id_goes_in="path",
+        path_fields=("job_id",),
+        url_template="https://db.example.com/bulk/imports/{job_id}",
+        terminal=pinecone_body("Completed", id="job-1", percentComplete=100.0),
+        id_at=("id",),
+        status_at=("status",),
+        conflicting_status="Failed",
     ),
 ]

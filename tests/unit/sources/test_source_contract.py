@@ -8,15 +8,27 @@ from __future__ import annotations
 
 import importlib
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pytest
 from source_cases import SOURCE_CASES, RequestCase, SourceCase, StatusCase
-from source_testkit import HTML_PAGE, facts_dict, parse_error, parse_ok, response, spec
+from source_testkit import (
+    HTML_PAGE,
+    depth_of,
+    facts_dict,
+    nested,
+    parse_error,
+    parse_ok,
+    response,
+    spec,
+    with_duplicate,
+    with_value,
+)
 
 from jobwatch.domain.errors import PollError, PollErrorKind
 from jobwatch.domain.model import Phase
 from jobwatch.sources import get_source, source_names
+from jobwatch.sources.base import MAX_JSON_DEPTH
 
 
 def _cases(rows: list[tuple[SourceCase, Any, str]]) -> list[Any]:
@@ -54,9 +66,37 @@ NOT_AN_OBJECT: list[tuple[str, bytes]] = [
     ("json-string", b'"SUCCESS"'),
     ("empty", b""),
     ("not-utf8", b"\xff\xfe\x00garbage"),
-    ("deeply-nested", b"[" * 100_000),
 ]
 """2xx bodies that are not a JSON object: INVALID_BODY for every source."""
+
+PATH_SOURCES = [pytest.param(case, id=case.name) for case in SOURCE_CASES if case.path_fields]
+NON_PATH_SOURCES = [pytest.param(case, id=case.name) for case in SOURCE_CASES if not case.path_fields]
+ALLOWED_SEGMENTS: list[tuple[str, str]] = [
+    ("?x=1", "%3Fx%3D1"),
+    ("#frag", "%23frag"),
+    ("%2e%2e", "%252e%252e"),
+    ("%2F", "%252F"),
+    ("a b", "a%20b"),
+    ("ünï-😀", "%C3%BCn%C3%AF-%F0%9F%98%80"),
+    ("...", "..."),
+    ("a;b=c&d+e", "a%3Bb%3Dc%26d%2Be"),
+    ("~user", "~user"),
+]
+"""Adversarial values that can be one path segment, and exactly how that segment reads on the wire."""
+REFUSED_SEGMENTS: list[tuple[str, str]] = [
+    ("slash", "a/b"),
+    ("only-slash", "/"),
+    ("dot-dot", ".."),
+    ("dot", "."),
+    ("empty", ""),
+    ("backslash", "a\\b"),
+    ("nul", "x\x00y"),
+    ("crlf", "line\r\nbreak"),
+    ("del", "\x7f"),
+    ("c1-control", "\x85"),
+    ("lone-surrogate", "\ud800"),
+]
+"""Values that cannot be one path segment, however encoded (see `domain.identifiers`)."""
 
 
 def test_every_source_has_a_row() -> None:
@@ -100,8 +140,9 @@ def test_request_without_key_sends_no_credentials(case: SourceCase) -> None:
 
 @pytest.mark.parametrize("case", BY_SOURCE)
 def test_job_id_is_sent_verbatim(case: SourceCase) -> None:
-    """Path segments are percent-encoded whole (a `/` or `?` in an id must not change the route)."""
-    job_id = "a b/c?d#e&f%"
+    """Path segments are percent-encoded whole (a `?` or `#` in an id must not change the route);
+    query and JSON values are sent as they are, `/` included (they are never a path)."""
+    job_id = "a b?c#d&f%" if case.job_id_goes_in == "path" else "a b/c?d#e&f%/.."
     request = case.source.build_request(spec(case.name, job_id=job_id, **case.valid_fields), None)
     if case.job_id_goes_in == "path":
         assert quote(job_id, safe="") in request.url
@@ -112,6 +153,67 @@ def test_job_id_is_sent_verbatim(case: SourceCase) -> None:
     else:
         assert request.json is not None
         assert request.json["jobId"] == job_id
+
+
+# --- exact paths ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", BY_SOURCE)
+def test_declared_path_fields_are_the_ones_in_the_url_path(case: SourceCase) -> None:
+    """`path_fields` is what registration checks: it must name exactly the fields the path carries."""
+    assert case.source.path_fields == case.path_fields
+    markers = {"job_id": "PFjob", "backend": "PFbackend", "cluster_id": "PFcluster"}
+    request = case.source.build_request(spec(case.name, **markers), None)
+    in_path = {name for name, marker in markers.items() if marker in urlsplit(request.url).path}
+    assert in_path == set(case.path_fields)
+    assert (case.job_id_goes_in == "path") == ("job_id" in case.path_fields)
+
+
+def _url(case: SourceCase, field: str, encoded: str) -> str:
+    values = {"job_id": "job-1", **{k: quote(v, safe="") for k, v in case.valid_fields.items()}}
+    values[field] = encoded
+    return case.url_template.format(**values)
+
+
+@pytest.mark.parametrize(("value", "encoded"), ALLOWED_SEGMENTS, ids=[v for v, _ in ALLOWED_SEGMENTS])
+@pytest.mark.parametrize("case", PATH_SOURCES)
+def test_adversarial_path_values_are_exactly_one_encoded_segment(
+    case: SourceCase, value: str, encoded: str
+) -> None:
+    for field in case.path_fields:
+        fields = {**case.valid_fields, field: value}
+        request = case.source.build_request(spec(case.name, **fields), None)
+        assert request.url == _url(case, field, encoded), field
+        assert request.params is None
+
+
+@pytest.mark.parametrize("value", [v for _, v in REFUSED_SEGMENTS], ids=[k for k, _ in REFUSED_SEGMENTS])
+@pytest.mark.parametrize("case", PATH_SOURCES)
+def test_values_that_cannot_be_one_segment_are_config_errors_at_poll_time(
+    case: SourceCase, value: str
+) -> None:
+    for field in case.path_fields:
+        fields = {**case.valid_fields, field: value}
+        if field in case.required_fields and not value:
+            continue  # an empty required field is the "needs a backend" CONFIG error
+        with pytest.raises(PollError) as info:
+            case.source.build_request(spec(case.name, **fields), "k")
+        error = info.value
+        assert error.kind is PollErrorKind.CONFIG
+        wire = "jobId" if field == "job_id" else field
+        assert error.message.startswith(f"{wire} {value!r} cannot be one URL path segment: it "), (
+            error.message
+        )
+        assert "\n" not in str(error) and "\x00" not in str(error)
+
+
+@pytest.mark.parametrize("value", ["a/b", "..", ".", "a\\b"])
+@pytest.mark.parametrize("case", NON_PATH_SOURCES)
+def test_sources_without_path_fields_send_any_id_as_data(case: SourceCase, value: str) -> None:
+    request = case.source.build_request(spec(case.name, job_id=value, **case.valid_fields), None)
+    assert request.url == case.url_template
+    sent = request.params if case.job_id_goes_in == "params" else request.json
+    assert sent is not None and sent["jobId"] == value
 
 
 @pytest.mark.parametrize("case", WITH_REQUIRED_FIELDS)
@@ -192,6 +294,16 @@ def test_non_object_body_is_invalid(case: SourceCase, body: bytes) -> None:
     assert error.http_status == 200
 
 
+@pytest.mark.parametrize(
+    "body", [pytest.param(b"[" * 100_000, id="array"), pytest.param(b'{"a":' * 100_000, id="object")]
+)
+@pytest.mark.parametrize("case", BY_SOURCE)
+def test_nesting_that_exhausts_the_parser_is_too_deep(case: SourceCase, body: bytes) -> None:
+    error = parse_error(case.source, response(200, body))
+    assert error.kind is PollErrorKind.TOO_DEEP
+    assert error.http_status == 200
+
+
 @pytest.mark.parametrize(("case", "drift"), DRIFT)
 def test_schema_drift_is_invalid_body(case: SourceCase, drift: tuple[Any, str]) -> None:
     payload, where = drift
@@ -208,3 +320,121 @@ def test_envelope_code_sets_the_error_kind(
     error = parse_error(case.source, response(http, {"code": code, "message": message}))
     assert (error.kind, error.api_code, error.http_status) == (kind, code, http)
     assert error.message == message
+
+
+# --- hostile bodies: another job, duplicated keys, deep nesting -----------------------------------
+
+
+@pytest.mark.parametrize("case", BY_SOURCE)
+def test_every_source_says_where_its_body_names_the_job(case: SourceCase) -> None:
+    assert case.terminal is not None and case.id_at and case.status_at
+    assert with_value(case.terminal, case.id_at, "probe") != case.terminal  # the id sits where it says
+
+
+@pytest.mark.parametrize("case", BY_SOURCE)
+def test_a_terminal_body_about_this_job_parses(case: SourceCase) -> None:
+    snapshot = case.source.parse(response(200, case.terminal), expect_id="job-1")
+    assert snapshot.phase.terminal
+
+
+@pytest.mark.parametrize("case", BY_SOURCE)
+def test_a_terminal_body_about_another_job_is_invalid_body(case: SourceCase) -> None:
+    """A confused or hostile upstream answering with another job's final status moves nothing."""
+    body = with_value(case.terminal, case.id_at, "job-2")
+    with pytest.raises(PollError) as info:
+        case.source.parse(response(200, body), expect_id="job-1")
+    assert info.value.kind is PollErrorKind.INVALID_BODY
+    assert info.value.message == "the answer is about job 'job-2', not 'job-1'"
+    # Ids are opaque: a case or whitespace variant is another job too.
+    for variant in ("JOB-1", " job-1", "job-1 "):
+        with pytest.raises(PollError):
+            case.source.parse(
+                response(200, with_value(case.terminal, case.id_at, variant)), expect_id="job-1"
+            )
+
+
+@pytest.mark.parametrize("case", BY_SOURCE)
+def test_without_an_expected_id_any_named_job_parses(case: SourceCase) -> None:
+    """`expect_id` is optional: callers that have no spec (samples, tools) keep working."""
+    assert case.source.parse(response(200, with_value(case.terminal, case.id_at, "job-2"))).phase.terminal
+
+
+@pytest.mark.parametrize("absent", ["missing", None, ""])
+@pytest.mark.parametrize("case", BY_SOURCE)
+def test_a_body_that_names_no_job_is_accepted(case: SourceCase, absent: str | None) -> None:
+    body = (
+        with_value(case.terminal, case.id_at)
+        if absent == "missing"
+        else with_value(case.terminal, case.id_at, absent)
+    )
+    assert case.source.parse(response(200, body), expect_id="job-1").phase.terminal
+
+
+@pytest.mark.parametrize("case", BY_SOURCE)
+def test_an_integer_id_is_compared_as_its_decimal_text(case: SourceCase) -> None:
+    """Milvus ids are int64; a build that sends one as a JSON number still names the same job."""
+    body = with_value(case.terminal, case.id_at, 451910421389390804)
+    assert case.source.parse(response(200, body), expect_id="451910421389390804").phase.terminal
+    with pytest.raises(PollError) as info:
+        case.source.parse(response(200, body), expect_id="451910421389390805")
+    assert info.value.message == "the answer is about job '451910421389390804', not '451910421389390805'"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [4.519104213893908e17, 1.0, True, ["job-1"], {"id": "job-1"}],
+    ids=["float", "one", "bool", "array", "object"],
+)
+@pytest.mark.parametrize("case", BY_SOURCE)
+def test_an_id_that_is_not_text_or_an_integer_is_drift(case: SourceCase, value: Any) -> None:
+    error = parse_error(case.source, response(200, with_value(case.terminal, case.id_at, value)))
+    assert error.kind is PollErrorKind.INVALID_BODY
+    assert ".".join(case.id_at) + " is " in error.message
+
+
+@pytest.mark.parametrize("case", BY_SOURCE)
+def test_a_duplicated_status_key_is_invalid_body(case: SourceCase) -> None:
+    """`{"status": "FAILED", "status": "SUCCESS"}`: which one counts depends on the parser, so none does."""
+    raw = with_duplicate(case.terminal, case.status_at, case.conflicting_status)
+    error = parse_error(case.source, response(200, raw))
+    assert error.kind is PollErrorKind.INVALID_BODY
+    assert error.message == f"body names the key {case.status_at[-1]!r} twice in one object"
+    assert error.http_status == 200
+
+
+@pytest.mark.parametrize("case", BY_SOURCE)
+def test_a_duplicated_id_key_is_invalid_body_even_when_one_names_this_job(case: SourceCase) -> None:
+    raw = with_duplicate(case.terminal, case.id_at, "job-2")
+    error = parse_error(case.source, response(200, raw))
+    assert error.kind is PollErrorKind.INVALID_BODY
+    assert repr(case.id_at[-1]) in error.message
+
+
+@pytest.mark.parametrize("case", BY_SOURCE)
+def test_a_duplicated_key_deep_inside_is_invalid_body(case: SourceCase) -> None:
+    raw = response(200, case.terminal).body.replace(b"{", b'{"dup": 1, "dup": 2, ', 1)
+    assert parse_error(case.source, response(200, raw)).kind is PollErrorKind.INVALID_BODY
+    nested_dup = with_value(case.terminal, ("extra",), {"inner": [{"k": 1}]})
+    raw = response(200, nested_dup).body.replace(b'{"k": 1}', b'{"k": 1, "k": 1}')
+    error = parse_error(case.source, response(200, raw))
+    assert error.message == "body names the key 'k' twice in one object"
+
+
+@pytest.mark.parametrize("case", BY_SOURCE)
+def test_nesting_deeper_than_the_limit_is_too_deep(case: SourceCase) -> None:
+    """One level past MAX_JSON_DEPTH (in an unknown field, which the parser would otherwise ignore)."""
+    deep = with_value(case.terminal, ("extra",), nested(MAX_JSON_DEPTH))
+    assert depth_of(deep) == MAX_JSON_DEPTH + 1
+    error = parse_error(case.source, response(200, deep))
+    assert error.kind is PollErrorKind.TOO_DEEP
+    assert error.message == f"body nests deeper than {MAX_JSON_DEPTH} levels; no status response does"
+    at_limit = with_value(case.terminal, ("extra",), nested(MAX_JSON_DEPTH - 1))
+    assert depth_of(at_limit) == MAX_JSON_DEPTH
+    assert case.source.parse(response(200, at_limit), expect_id="job-1").phase.terminal
+
+
+@pytest.mark.parametrize("case", BY_SOURCE)
+def test_many_brackets_at_a_shallow_depth_parse(case: SourceCase) -> None:
+    """The depth walk runs (more brackets than the limit) and finds nothing: wide is not deep."""
+    wide = with_value(case.terminal, ("extra",), [[{"a": [1]}] for _ in range(200)])
+    assert case.source.parse(response(200, wide), expect_id="job-1").phase.terminal

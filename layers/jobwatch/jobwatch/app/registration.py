@@ -30,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 from jobwatch.app.models import FieldProblem, JobRegistration, WatchRegistration, check_source
 from jobwatch.domain.endpoints import EndpointPolicy, IPAddress, Resolver, is_loopback_name, parse_ip
 from jobwatch.domain.errors import RegistrationError
+from jobwatch.domain.identifiers import path_segment_problem, wire_field
 from jobwatch.domain.model import JOB_ID_MAX, JobSpec, Watch
 from jobwatch.sources import get_source, source_names
 
@@ -257,6 +258,21 @@ def _require(value: str | None, wire: str, flag: str, python: str, owner: str) -
         )
 
 
+def check_path_segment(name: str, value: str | None) -> None:
+    """A value the poller will put into a URL path must be exactly one segment (`domain.identifiers`):
+    `..`, `.`, empty, or containing `/`, `\\` or a control character is refused, naming the wire field."""
+    if value is None:
+        return  # absent: the required-field check owns that message
+    problem = path_segment_problem(value)
+    if problem is not None:
+        wire = wire_field(name)
+        raise RegistrationRefused(
+            f"{wire} {value!r} cannot be one URL path segment: it {problem}",
+            field=wire,
+            detail=f"{value!r} cannot be one URL path segment: it {problem}",
+        )
+
+
 def build_spec(
     fields: Mapping[str, Any] | JobRegistration,
     policy: EndpointPolicy | None = None,
@@ -278,6 +294,8 @@ def build_spec(
     for name in source.required_fields:
         wire = "clusterId" if name == "cluster_id" else name
         _require(getattr(registration, name), wire, name.replace("_", "-"), name, f"source {source.name!r}")
+    for name in source.path_fields:
+        check_path_segment(name, job_id if name == "job_id" else getattr(registration, name))
     endpoint = check_endpoint(registration.endpoint, policy)
     return JobSpec(
         source=registration.source,
@@ -299,6 +317,9 @@ WATCH_SCOPE: dict[str, tuple[str, str]] = {
 }
 """The scope field each watch kind needs (a Milvus instance lists all its databases' jobs)."""
 
+WATCH_PATH_FIELDS: dict[str, tuple[str, ...]] = {"weaviate-backups": ("backend",)}
+"""Watch fields that go into the listing's URL path (`GET /v1/backups/{backend}`)."""
+
 
 def watch_id(kind: str, endpoint: str, scope: str) -> str:
     """Stable id: the same watch registered twice is the same watch."""
@@ -319,6 +340,8 @@ def build_watch(fields: Mapping[str, Any] | WatchRegistration, policy: EndpointP
             python,
             f"watch {registration.kind!r}",
         )
+    for name in WATCH_PATH_FIELDS.get(registration.kind, ()):
+        check_path_segment(name, getattr(registration, name))
     endpoint = check_endpoint(registration.endpoint, policy)
     cluster_id, backend, db_name = _scope_fields(registration)
     scope = "/".join([cluster_id or "", backend or "", db_name or ""])

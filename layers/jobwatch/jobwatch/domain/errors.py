@@ -18,11 +18,19 @@ class PollErrorKind(StrEnum):
     API_ERROR = "API_ERROR"
     """HTTP success carrying an error code in the body (Zilliz/Milvus convention)."""
     INVALID_BODY = "INVALID_BODY"
-    """Not JSON, HTML error page, or JSON that does not match the documented shape."""
+    """Not JSON, HTML error page, JSON that does not match the documented shape, JSON naming a key
+    twice in one object, or an answer about another job than the one asked about."""
     TIMEOUT = "TIMEOUT"
     CONNECTION = "CONNECTION"
     CONFIG = "CONFIG"
     """jobwatch cannot build the request (missing secret, refused endpoint)."""
+    TOO_LARGE = "TOO_LARGE"
+    """The answer was bigger than the body cap (after decompression): a bomb or a broken upstream."""
+    TOO_SLOW = "TOO_SLOW"
+    """The whole answer did not arrive within the total deadline (a slow drip, an endless body)."""
+    TOO_DEEP = "TOO_DEEP"
+    """The JSON nests deeper than any status response does (`sources.base.MAX_JSON_DEPTH` levels), or
+    deep enough to exhaust the parser's recursion: a hostile or broken upstream, never a job state."""
 
 
 class PollError(Exception):

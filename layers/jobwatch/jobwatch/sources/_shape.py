@@ -27,21 +27,38 @@ LIST_CAP = 50
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 _EXCERPT_CHARS = 200
+_ID_CHARS = 80
 _SCAN_BYTES = 4096
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]{0,500}>")
 
 
 def load_object(response: HttpResponse) -> dict[str, Any]:
-    """`decode_json_object`, plus the failure it lets through: JSON nested deeper than the parser allows."""
-    try:
-        return decode_json_object(response)
-    except RecursionError:
-        raise PollError(
-            PollErrorKind.INVALID_BODY,
-            "body is JSON nested too deeply to be a status response",
-            http_status=response.status_code,
-        ) from None
+    """The body as a JSON object, through the one strict decoder (`base.decode_json`: duplicated keys
+    are INVALID_BODY, nesting deeper than MAX_JSON_DEPTH is TOO_DEEP)."""
+    return decode_json_object(response)
+
+
+def check_job_id(obj: dict[str, Any], key: str, expect_id: str | None, where: str = "") -> None:
+    """Refuse a body that names another job than the one asked about.
+
+    The id is compared as a string, exactly (ids are opaque: no case folding, no trimming). A JSON
+    integer is read as its decimal text, because Milvus ids are int64 and a build that marshals them
+    as numbers must still match `"451910421389390804"`; Python's json keeps such integers exact. Any
+    other type (a float, which may already have lost digits, a boolean, an object) is schema drift.
+    Absent, null and "" name no job and are accepted: not every status body carries an id (see each
+    source), and refusing them would turn a harmless omission into an outage.
+    """
+    value = obj.get(key)
+    if value is None or value == "":
+        return
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    elif not isinstance(value, str):
+        raise drift(_path(where, key), f"is {json_type(value)}, expected a string")
+    if expect_id is not None and value != expect_id:
+        named = value if len(value) <= _ID_CHARS else value[: _ID_CHARS - 3] + "..."
+        raise PollError(PollErrorKind.INVALID_BODY, f"the answer is about job {named!r}, not {expect_id!r}")
 
 
 def drift(where: str, problem: str) -> PollError:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, ClassVar
-from urllib.parse import quote
 
 from jobwatch.domain.errors import PollError, PollErrorKind
 from jobwatch.domain.model import JobSpec, Phase, Snapshot
 from jobwatch.sources import _facts
+from jobwatch.sources._path import path_segment
 from jobwatch.sources._shape import (
+    check_job_id,
     drift,
     error_text,
     is_success,
@@ -50,25 +51,37 @@ _STAGES: Mapping[str, str] = {
 
 
 def build_request(
-    spec: JobSpec, api_key: str | None, *segments: str, params: dict[str, str] | None = None
+    spec: JobSpec,
+    api_key: str | None,
+    kind: str,
+    suffix: tuple[str, ...] = (),
+    params: dict[str, str] | None = None,
 ) -> HttpRequest:
-    """`GET {endpoint}/v1/{segments}` with each segment percent-encoded (ids and backends are user input)."""
+    """`GET {endpoint}/v1/{kind}/{backend}/{id}[/suffix]`; backend and id are one segment each."""
     if not spec.backend:
         raise PollError(PollErrorKind.CONFIG, f"{spec.source} needs a backend (filesystem, s3, gcs, azure)")
-    path = "/".join(quote(segment, safe="") for segment in segments)
+    segments = (kind, path_segment("backend", spec.backend), path_segment("job_id", spec.job_id), *suffix)
     headers = {"Accept": "application/json"}
     if api_key is not None:
         headers["Authorization"] = f"Bearer {api_key}"
     return HttpRequest(
-        method="GET", url=f"{spec.endpoint.rstrip('/')}/v1/{path}", headers=headers, params=params or None
+        method="GET",
+        url=f"{spec.endpoint.rstrip('/')}/v1/{'/'.join(segments)}",
+        headers=headers,
+        params=params or None,
     )
 
 
-def status_body(response: HttpResponse) -> dict[str, Any]:
-    """The decoded status object, or the PollError the response means (error bodies keep their text)."""
+def status_body(response: HttpResponse, expect_id: str | None) -> dict[str, Any]:
+    """The decoded status object, or the PollError the response means (error bodies keep their text).
+
+    The job is named by the top-level `id` (export, backup and restore status all carry it, `omitempty`
+    so never blank in practice); a body without one is accepted, one naming another job is refused.
+    """
     if not is_success(response):
         raise_http_error(response)
     body = load_object(response)
+    check_job_id(body, "id", expect_id)
     if body.get("status") is None:
         text, _ = error_text(response.body)
         if text and ("error" in body or "message" in body):
@@ -113,6 +126,7 @@ class BackupStatusSource:
     title: ClassVar[str]
     success_word: ClassVar[str]
     required_fields: ClassVar[tuple[str, ...]] = ("backend",)
+    path_fields: ClassVar[tuple[str, ...]] = ("backend", "job_id")
     max_requests_per_second: ClassVar[float | None] = None
     path_suffix: ClassVar[tuple[str, ...]] = ()
     has_timestamps: ClassVar[bool] = True
@@ -121,11 +135,10 @@ class BackupStatusSource:
     def build_request(self, spec: JobSpec, api_key: str | None) -> HttpRequest:
         """Bucket/path overrides are query parameters; without them Weaviate looks in its defaults."""
         params = {key: spec.options[key] for key in ("bucket", "path") if spec.options.get(key)}
-        backend = spec.backend or ""
-        return build_request(spec, api_key, "backups", backend, spec.job_id, *self.path_suffix, params=params)
+        return build_request(spec, api_key, "backups", self.path_suffix, params)
 
-    def parse(self, response: HttpResponse) -> Snapshot:
-        body = status_body(response)
+    def parse(self, response: HttpResponse, expect_id: str | None = None) -> Snapshot:
+        body = status_body(response, expect_id)
         status, phase, known = read_status(body, BACKUP_PHASES)
         details = base_details(body)
         details["collections"] = []  # the status body does not list collections

@@ -13,16 +13,14 @@ strict helpers: a drifted list body raises `PollError(INVALID_BODY)` rather than
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
-from jobwatch.domain.errors import PollError, PollErrorKind
 from jobwatch.domain.model import Phase
 from jobwatch.sources._fields import clamp_percent
 from jobwatch.sources._milvus_envelope import MILVUS_CODES, ZILLIZ_CODES, CodeKinds, unwrap
+from jobwatch.sources._path import path_segment
 from jobwatch.sources._shape import (
     as_object,
     drift,
@@ -36,7 +34,7 @@ from jobwatch.sources._shape import (
     raise_http_error,
 )
 from jobwatch.sources._weaviate import BACKUP_PHASES
-from jobwatch.sources.base import HttpRequest, HttpResponse
+from jobwatch.sources.base import HttpRequest, HttpResponse, decode_json
 
 PAGE_SIZE = 100
 
@@ -118,9 +116,10 @@ def milvus_request(endpoint: str, db_name: str | None, api_key: str | None) -> H
 
 
 def weaviate_backups_request(endpoint: str, backend: str, api_key: str | None) -> HttpRequest:
+    """The backend is one path segment (PollError CONFIG when it cannot be: see `domain.identifiers`)."""
     return HttpRequest(
         method="GET",
-        url=f"{endpoint.rstrip('/')}/v1/backups/{quote(backend, safe='')}",
+        url=f"{endpoint.rstrip('/')}/v1/backups/{path_segment('backend', backend)}",
         headers=_headers(api_key),
     )
 
@@ -200,13 +199,7 @@ def parse_weaviate_backups(response: HttpResponse) -> ListPage:
     """`BackupListResponse`: an array; running backups carry Go's zero `completedAt` (read as None)."""
     if not is_success(response):
         raise_http_error(response)
-    try:
-        data = json.loads(response.body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        ctype = response.headers.get("content-type", "unknown content type")
-        raise PollError(
-            PollErrorKind.INVALID_BODY, f"backup list is not JSON ({ctype})", http_status=response.status_code
-        ) from None
+    data = decode_json(response, "backup list")
     if not isinstance(data, list):
         raise drift("body", f"is {json_type(data)}, expected an array of backups")
     jobs = []

@@ -18,6 +18,7 @@ from typing import ClassVar
 from jobwatch.domain.model import JobSpec, Phase, Snapshot
 from jobwatch.sources import _facts
 from jobwatch.sources._milvus_envelope import MILVUS_CODES, unwrap, v2_facts, v2_job_snapshot
+from jobwatch.sources._shape import check_job_id
 from jobwatch.sources.base import Fact, HttpRequest, HttpResponse, Source
 
 _PATH = "/v2/vectordb/jobs/import/describe"
@@ -39,6 +40,8 @@ class MilvusImportSource:
     name: ClassVar[str] = "milvus-import"
     title: ClassVar[str] = "Milvus import"
     required_fields: ClassVar[tuple[str, ...]] = ()
+    path_fields: ClassVar[tuple[str, ...]] = ()
+    """The job id goes in the JSON body, never in the URL."""
     success_word: ClassVar[str] = "import finished"
     max_requests_per_second: ClassVar[float | None] = None
     """Import handlers are not behind Milvus's request limiter."""
@@ -54,8 +57,13 @@ class MilvusImportSource:
             method="POST", url=spec.endpoint.rstrip("/") + _PATH, headers=headers, json={"jobId": spec.job_id}
         )
 
-    def parse(self, response: HttpResponse) -> Snapshot:
-        return v2_job_snapshot(unwrap(response, MILVUS_CODES), _PHASES)
+    def parse(self, response: HttpResponse, expect_id: str | None = None) -> Snapshot:
+        """`data.jobId` names the job: the handler echoes the requested id as a string (a build that
+        sends an int64 number still matches). A body without it, like the truncated #39348 sample, is
+        accepted."""
+        data = unwrap(response, MILVUS_CODES)
+        check_job_id(data, "jobId", expect_id, "data")
+        return v2_job_snapshot(data, _PHASES)
 
     def facts(self, spec: JobSpec, snapshot: Snapshot) -> list[Fact]:
         facts = v2_facts(snapshot)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, ClassVar
-from urllib.parse import quote
 
 from jobwatch.domain.model import JobSpec, Phase, Snapshot
 from jobwatch.sources import _facts
+from jobwatch.sources._path import path_segment
 from jobwatch.sources._shape import (
+    check_job_id,
     drift,
     is_success,
     load_object,
@@ -48,6 +49,7 @@ class PineconeImportSource:
     name: ClassVar[str] = "pinecone-import"
     title: ClassVar[str] = "Pinecone import"
     required_fields: ClassVar[tuple[str, ...]] = ()
+    path_fields: ClassVar[tuple[str, ...]] = ("job_id",)
     success_word: ClassVar[str] = "import finished"
     max_requests_per_second: ClassVar[float | None] = None
 
@@ -62,13 +64,16 @@ class PineconeImportSource:
         if api_key is not None:
             headers["Api-Key"] = api_key
         return HttpRequest(
-            method="GET", url=f"{host}/bulk/imports/{quote(spec.job_id, safe='')}", headers=headers
+            method="GET", url=f"{host}/bulk/imports/{path_segment('job_id', spec.job_id)}", headers=headers
         )
 
-    def parse(self, response: HttpResponse) -> Snapshot:
+    def parse(self, response: HttpResponse, expect_id: str | None = None) -> Snapshot:
+        """The import is named by the top-level `id` (in every example; the spec does not mark it
+        required, so a body without one is accepted)."""
         if not is_success(response):
             raise_http_error(response)
         body = load_object(response)
+        check_job_id(body, "id", expect_id)
         status = req_status(body, "status")
         phase = _PHASES.get(status)
         percent = opt_number(body, "percentComplete")

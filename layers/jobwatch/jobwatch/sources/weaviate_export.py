@@ -96,16 +96,17 @@ class WeaviateExportSource:
     name: ClassVar[str] = "weaviate-export"
     title: ClassVar[str] = "Weaviate export"
     required_fields: ClassVar[tuple[str, ...]] = ("backend",)
+    path_fields: ClassVar[tuple[str, ...]] = ("backend", "job_id")
     success_word: ClassVar[str] = "export finished"
     max_requests_per_second: ClassVar[float | None] = None
     """None documented; the server flushes shard progress every 10 s, so faster polls gain nothing."""
 
     def build_request(self, spec: JobSpec, api_key: str | None) -> HttpRequest:
         """No bucket/path parameters exist for exports: the location is server configuration."""
-        return build_request(spec, api_key, "export", spec.backend or "", spec.job_id)
+        return build_request(spec, api_key, "export")
 
-    def parse(self, response: HttpResponse) -> Snapshot:
-        body = status_body(response)
+    def parse(self, response: HttpResponse, expect_id: str | None = None) -> Snapshot:
+        body = status_body(response, expect_id)
         status, phase, known = read_status(body, _PHASES)
         details = base_details(body)
         details["collections"] = opt_str_list(body, "classes")

@@ -22,6 +22,7 @@ from jobwatch.sources._milvus_envelope import ZILLIZ_CODES, unwrap
 from jobwatch.sources._shape import (
     as_object,
     capped,
+    check_job_id,
     drift,
     opt_int,
     opt_list,
@@ -65,6 +66,8 @@ class ZillizImportV1Source:
     name: ClassVar[str] = "zilliz-import-v1"
     title: ClassVar[str] = "Zilliz Cloud import"
     required_fields: ClassVar[tuple[str, ...]] = ("cluster_id",)
+    path_fields: ClassVar[tuple[str, ...]] = ()
+    """Job and cluster ids are query parameters, never path segments."""
     success_word: ClassVar[str] = "import finished"
     max_requests_per_second: ClassVar[float | None] = 20.0
     """Zilliz's control-plane limit (20 req/s per user per endpoint); v1 documents none of its own."""
@@ -82,8 +85,11 @@ class ZillizImportV1Source:
             params={"jobId": spec.job_id, "clusterId": spec.cluster_id},
         )
 
-    def parse(self, response: HttpResponse) -> Snapshot:
+    def parse(self, response: HttpResponse, expect_id: str | None = None) -> Snapshot:
+        """`data.jobId` names the job (every documented progress body carries it); a body without one
+        is accepted."""
         data = unwrap(response, ZILLIZ_CODES)
+        check_job_id(data, "jobId", expect_id, "data")
         error = opt_text(data, "errorMessage", "data")
         ready = _fraction(data, "readyPercentage", "data")
         if error is not None:

@@ -15,6 +15,7 @@ from typing import ClassVar
 from jobwatch.domain.errors import PollError, PollErrorKind
 from jobwatch.domain.model import JobSpec, Phase, Snapshot
 from jobwatch.sources._milvus_envelope import ZILLIZ_CODES, unwrap, v2_facts, v2_job_snapshot
+from jobwatch.sources._shape import check_job_id
 from jobwatch.sources.base import Fact, HttpRequest, HttpResponse, Source
 
 DEFAULT_ENDPOINT = "https://api.cloud.zilliz.com"
@@ -35,6 +36,8 @@ class ZillizImportV2Source:
     name: ClassVar[str] = "zilliz-import-v2"
     title: ClassVar[str] = "Zilliz Cloud import"
     required_fields: ClassVar[tuple[str, ...]] = ("cluster_id",)
+    path_fields: ClassVar[tuple[str, ...]] = ()
+    """The job id goes in the JSON body, never in the URL."""
     success_word: ClassVar[str] = "import finished"
     max_requests_per_second: ClassVar[float | None] = 20.0
     """Documented: 20 requests per second per user per control-plane endpoint."""
@@ -53,8 +56,12 @@ class ZillizImportV2Source:
             json={"clusterId": spec.cluster_id, "jobId": spec.job_id},
         )
 
-    def parse(self, response: HttpResponse) -> Snapshot:
-        return v2_job_snapshot(unwrap(response, ZILLIZ_CODES), _PHASES)
+    def parse(self, response: HttpResponse, expect_id: str | None = None) -> Snapshot:
+        """`data.jobId` names the job (the documented getProgress body always carries it); a body
+        without one is accepted."""
+        data = unwrap(response, ZILLIZ_CODES)
+        check_job_id(data, "jobId", expect_id, "data")
+        return v2_job_snapshot(data, _PHASES)
 
     def facts(self, spec: JobSpec, snapshot: Snapshot) -> list[Fact]:
         # No `location` detail: the body does not name the cluster, the renderer shows spec.cluster_id.
