@@ -4,6 +4,8 @@ Requests go through a loopback socket into the local server, which turns each in
 proxy event for the real handler. A schemathesis run then throws generated requests for every
 operation of docs/openapi.json at it (25 examples per operation, about half a minute in all) and
 fails on any 5xx and on any response that the document does not allow (status, content type, body).
+The route operations get a second, longer run against a deployment that already holds routes and a
+tracked job, so that explain evaluates real routes rather than answering 404.
 """
 
 from __future__ import annotations
@@ -167,4 +169,66 @@ CHECKS: list[Any] = [
     ],
 )
 def test_api_conforms_to_its_openapi_document(case: Any, served: str) -> None:
+    case.call_and_validate(base_url=served, checks=CHECKS)
+
+
+ROUTE_OPERATIONS = SCHEMA.include(path_regex=r"^/routes|^/jobs/\{key\}/routes$")
+SEEDED_ROUTES = [
+    {
+        "name": "search-failures",
+        "match": {
+            "labels": [
+                {"key": "team", "value": "search"},
+                {"key": "region", "op": "matches", "value": "eu-.*"},
+                {"key": "env", "op": "not-equals", "value": "dev"},
+            ],
+            "events": ["FAILED", "CANCELED"],
+        },
+        "destinations": [
+            {"type": "email", "addresses": ["search@example.com"]},
+            {"type": "eventbridge", "bus": "jobs"},
+        ],
+        "mentions": {"FAILED": ["<!here>"]},
+        "continue": False,
+    },
+    {"name": "loud", "match": {"severities": ["error", "warning"]}, "destinations": [{"type": "email"}]},
+    {
+        "name": "everything",
+        "destinations": [{"type": "slack-webhook", "webhookSecret": "(deployment default)"}],
+    },
+]
+
+
+@pytest.fixture
+def seeded(served: str) -> str:
+    """Routes stored (one with e-mail addresses) and one tracked job; returns the job's key."""
+    with httpx.Client(base_url=served, timeout=10) as client:
+        assert client.put("/routes", json={"routes": SEEDED_ROUTES}).status_code == 200
+        job = client.post(
+            "/jobs",
+            json={
+                "source": "milvus-import",
+                "endpoint": "https://milvus.example.com",
+                "jobId": "fuzzed",
+                "labels": {"team": "search", "region": "eu-west-1"},
+            },
+        )
+        assert job.status_code == 201, job.text
+        return str(job.json()["key"])
+
+
+@ROUTE_OPERATIONS.parametrize()
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+    ],
+)
+def test_route_operations_conform_against_stored_routes(case: Any, served: str, seeded: str) -> None:
+    if case.path_parameters and "key" in case.path_parameters:
+        case.path_parameters["key"] = seeded  # explain a job that exists, with whatever event is drawn
     case.call_and_validate(base_url=served, checks=CHECKS)

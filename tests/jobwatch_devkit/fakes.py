@@ -22,6 +22,7 @@ import httpx
 from jobwatch.adapters.clock import utc_iso
 from jobwatch.domain.errors import PollError
 from jobwatch.domain.model import Health, JobSpec, Snapshot, TrackedJob, Transition, Watch
+from jobwatch.domain.transitions import parse_transition_id
 from jobwatch.ports import Claim, ConflictError, PendingTransition, SecretUnavailableError
 from jobwatch.sources.base import HttpRequest, HttpResponse
 
@@ -47,10 +48,11 @@ class FakeClock:
 # -- the job store -------------------------------------------------------------------------------------
 
 
-def _history_order(transition_id: str) -> tuple[int, int]:
-    """`key#7` -> (7, 0), `key#7.2` -> (7, 2): the order the DynamoDB history sort key gives."""
-    version, _, index = transition_id.rsplit("#", 1)[1].partition(".")
-    return int(version), int(index or 0)
+def _history_order(transition_id: str) -> tuple[str, int, int]:
+    """The order the DynamoDB history sort key gives (older lives, then versions, then positions)."""
+    ref = parse_transition_id(transition_id)
+    assert ref is not None, transition_id
+    return ref.order
 
 
 @dataclass
@@ -102,6 +104,7 @@ class InMemoryJobStore:
                 created_at=now_iso,
                 updated_at=now_iso,
                 changed_at=now_iso if initial_snapshot else None,
+                life="",  # LIVES-PENDING
             )
             self._jobs[spec.key] = _JobItem(job)
             self.writes += 1
@@ -211,7 +214,8 @@ class InMemoryJobStore:
                 entry.attempts += 1
 
     def transition_standing(self, transition_id: str) -> str | None:
-        job_key, _, _ = transition_id.rpartition("#")
+        ref = parse_transition_id(transition_id)
+        job_key = ref.job_key if ref is not None else ""
         with self._lock:
             settled = self._history.get(job_key, {}).get(transition_id)
             if settled is not None:
@@ -230,6 +234,7 @@ class InMemoryLedger:
         self._lock = threading.Lock()
         self._claims: dict[tuple[str, str], dict[str, Any]] = {}
         self._waits: dict[tuple[str, str], dict[str, Any]] = {}
+        self._routing: dict[str, list[dict[str, Any]]] = {}
 
     def claim(self, channel: str, transition_id: str, lease_s: float, now_s: float) -> Claim:
         with self._lock:
@@ -279,6 +284,19 @@ class InMemoryLedger:
                 self._waits[(channel, transition_id)] = {"token": token, "lease_until": now_s + lease_s}
                 return True
             return False
+
+    def routing(self, transition_id: str) -> list[dict[str, Any]] | None:
+        with self._lock:
+            stored = self._routing.get(transition_id)
+        return None if stored is None else json.loads(json.dumps(stored))
+
+    def record_routing(
+        self, transition_id: str, deliveries: list[dict[str, Any]], now_s: float
+    ) -> list[dict[str, Any]]:
+        with self._lock:
+            stored = self._routing.setdefault(transition_id, json.loads(json.dumps(deliveries)))
+        copy: list[dict[str, Any]] = json.loads(json.dumps(stored))
+        return copy
 
 
 # -- watches -------------------------------------------------------------------------------------------
@@ -375,6 +393,10 @@ class FakeSecrets:
         self.values = dict(values or {})
         self.reads: list[str] = []
 
+    def exists(self, name: str) -> bool:
+        """`ports.SecretNames` too: the names of the values held."""
+        return name in self.values
+
     def get(self, name: str) -> str:
         self.reads.append(name)
         if name not in self.values:
@@ -400,7 +422,7 @@ class ScriptedUpstream:
     """`ports.Upstream` with scripted answers per job: each poll takes the next answer of the job's
     script, and the last one repeats. A key starting with `/` matches requests whose URL path ends
     with it (a listing); any other key matches requests whose URL, query or body contain it (the
-    upstream job id, usually)."""
+    upstream job id, usually; the longest such key wins)."""
 
     def __init__(self) -> None:
         self._scripts: dict[str, deque[Answer]] = {}
@@ -415,10 +437,10 @@ class ScriptedUpstream:
             if key.startswith("/") and path.endswith(key):
                 return answers
         haystack = request.url + json.dumps(request.json or {}) + json.dumps(request.params or {})
-        for key, answers in self._scripts.items():
-            if not key.startswith("/") and key in haystack:
-                return answers
-        raise AssertionError(f"no script for {request.url}")
+        found = [key for key in self._scripts if not key.startswith("/") and key in haystack]
+        if not found:
+            raise AssertionError(f"no script for {request.url}")
+        return self._scripts[max(found, key=len)]  # `job-12` wins over `job-1`
 
     async def fetch(self, request: HttpRequest) -> HttpResponse:
         self.requests.append(request)
@@ -543,3 +565,72 @@ def drain(
         clock.at = max(clock.at, upcoming)
         batch = queue.due_records()
     raise AssertionError("the queue did not drain")
+
+
+# -- routes and e-mail subscriptions -----------------------------------------------------------------------
+
+from jobwatch.domain.routing import Route, ordered  # noqa: E402 - kept with the fakes that use it
+
+
+class InMemoryRouteStore:
+    """`ports.RouteStore` in a dict; routes are kept as their wire JSON, as the adapter keeps them."""
+
+    def __init__(self) -> None:
+        self._docs: dict[str, str] = {}
+        self.writes = 0
+
+    def list(self) -> list[Route]:
+        return ordered(Route.model_validate_json(doc) for doc in self._docs.values())
+
+    def get(self, name: str) -> Route | None:
+        doc = self._docs.get(name)
+        return None if doc is None else Route.model_validate_json(doc)
+
+    def put(self, route: Route) -> bool:
+        created = route.name not in self._docs
+        self._docs[route.name] = json.dumps(route.to_wire(), sort_keys=True)
+        self.writes += 1
+        return created
+
+    def delete(self, name: str) -> bool:
+        self.writes += 1
+        return self._docs.pop(name, None) is not None
+
+
+class InMemoryEmailSubscriptions:
+    """`ports.EmailSubscriptions` in a dict. `standing` holds addresses subscribed outside routes (never
+    listed or changed); `confirm=False` leaves new subscriptions pending, as real e-mail does until
+    the address confirms. `calls` records every change asked for."""
+
+    def __init__(self, *, confirm: bool = True, standing: Iterable[str] = ()) -> None:
+        self.confirm = confirm
+        self.standing = set(standing)
+        self.filters: dict[str, tuple[str, ...]] = {}
+        self.pending: set[str] = set()
+        self.calls: list[tuple[str, str, tuple[str, ...]]] = []
+
+    def subscribed(self) -> dict[str, tuple[str, ...] | None]:
+        listed: dict[str, tuple[str, ...] | None] = dict(self.filters)
+        listed.update(dict.fromkeys(self.pending))
+        return listed
+
+    def subscribe(self, address: str, destination_ids: Sequence[str]) -> None:
+        ids = tuple(sorted(set(destination_ids)))
+        if address in self.standing or address in self.pending:
+            return  # left as it is (outside routes), or unchangeable until confirmed
+        self.calls.append(("subscribe" if address not in self.filters else "update", address, ids))
+        if address not in self.filters and not self.confirm:
+            self.pending.add(address)
+            return
+        self.filters[address] = ids
+
+    def confirm_all(self) -> None:
+        """Every pending address clicks its confirmation link (its filter: the one asked for last)."""
+        for address in sorted(self.pending):
+            ids = next(c[2] for c in reversed(self.calls) if c[1] == address)
+            self.filters[address] = ids
+        self.pending.clear()
+
+    def unsubscribe(self, address: str) -> None:
+        if address in self.filters:
+            self.calls.append(("unsubscribe", address, self.filters.pop(address)))

@@ -80,3 +80,27 @@ def test_local_events_resolve_route_templates() -> None:
     assert event["resource"] == "/jobs"
     assert event["multiValueQueryStringParameters"] == {"label": ["a=b", "c"]}
     assert event["isBase64Encoded"] is True and event["body"] == "/w=="
+
+
+def test_route_operations_document_their_bodies_and_error_classes(document: dict[str, Any]) -> None:
+    paths = document["paths"]
+    for method in ("post", "put"):
+        assert {"400", "413", "415", "422", "502"} <= set(paths["/routes"][method]["responses"])
+    assert set(paths["/routes"]["post"]["responses"]) >= {"200", "201"}
+    assert [p["name"] for p in paths["/routes"]["put"]["parameters"]] == ["dryRun", "allowMissingSecret"]
+    (event,) = [p for p in paths["/jobs/{key}/routes"]["get"]["parameters"] if p["in"] == "query"]
+    assert (event["name"], event["required"]) == ("event", True)
+    schemas = document["components"]["schemas"]
+    route = schemas["Route"]
+    assert route["additionalProperties"] is False  # a typo in a routes file must not match everything
+    assert set(route["required"]) == {"name", "destinations"}
+    destinations = route["properties"]["destinations"]["items"]
+    assert destinations["discriminator"]["propertyName"] == "type"
+    assert set(destinations["discriminator"]["mapping"]) == {
+        "slack-app",
+        "slack-webhook",
+        "email",
+        "eventbridge",
+        "webhook",
+    }
+    assert schemas["RoutesApply"]["properties"]["routes"]["maxItems"] == 100

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from jobwatch.domain.model import Health, JobSpec, Snapshot, TrackedJob, Transition, Watch
+from jobwatch.domain.routing import Route
 from jobwatch.sources.base import HttpRequest, HttpResponse
 
 
@@ -128,6 +129,17 @@ class DeliveryLedger(Protocol):
         self, channel: str, transition_id: str, token: str, previous: str | None, now_s: float, lease_s: float
     ) -> bool: ...
 
+    def routing(self, transition_id: str) -> list[dict[str, Any]] | None:
+        """Where the notifier sent a transition (its deliveries as wire dicts), None before it did."""
+        ...
+
+    def record_routing(
+        self, transition_id: str, deliveries: list[dict[str, Any]], now_s: float
+    ) -> list[dict[str, Any]]:
+        """Keep a transition's deliveries; the first record stands (a redelivered or concurrently
+        handled message gets the same destinations even if the routes changed meanwhile)."""
+        ...
+
 
 class WatchStore(Protocol):
     """Watches (auto-discovery) and the upstream jobs each one already handed over."""
@@ -165,6 +177,42 @@ class Secrets(Protocol):
     def get(self, name: str) -> str: ...
 
 
+class SecretNames(Protocol):
+    """Whether a secret exists, without reading its value (registration refuses a name with a typo)."""
+
+    def exists(self, name: str) -> bool: ...
+
+
+class RouteStore(Protocol):
+    """The stored routes (docs/decisions.md, D33); none stored means the deployment's defaults."""
+
+    def list(self) -> list[Route]: ...
+
+    def get(self, name: str) -> Route | None: ...
+
+    def put(self, route: Route) -> bool:
+        """Create or replace; True when it created."""
+        ...
+
+    def delete(self, name: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadRoot:
+    """A job's root message in a Slack channel: edited in place, replied to in its thread."""
+
+    channel: str
+    ts: str
+
+
+class ThreadStore(Protocol):
+    """Where each (Slack destination, job) keeps its root message."""
+
+    def root(self, destination_id: str, job_key: str) -> ThreadRoot | None: ...
+
+    def save_root(self, destination_id: str, job_key: str, root: ThreadRoot) -> None: ...
+
+
 class Upstream(Protocol):
     """The poller's side of HTTP: sends one source request, returns the response or raises PollError.
 
@@ -189,3 +237,26 @@ class DeliveryQueue(Protocol):
     def dead_letter(self, body: str, reason: str) -> None:
         """Park a message for an operator, with the reason."""
         ...
+
+
+class EmailSubscriptions(Protocol):
+    """The alert e-mail topic's subscriptions for routes' e-mail destinations.
+
+    An e-mail destination with addresses is delivered by one publish to the topic with the message
+    attribute `destination` = its id, so each address holds one subscription (SNS keeps one per
+    address and topic) whose filter policy is `{"destination": [<the ids of every e-mail
+    destination listing it>]}`. The topic's standing subscribers (no filter on `destination`) are
+    neither listed nor touched.
+    """
+
+    def subscribed(self) -> dict[str, tuple[str, ...] | None]:
+        """Address -> the destination ids its filter names; None while the address has not confirmed
+        (SNS shows no filter, and allows no change, before that)."""
+        ...
+
+    def subscribe(self, address: str, destination_ids: Sequence[str]) -> None:
+        """Subscribe the address with that filter (it confirms once), or re-point its confirmed
+        subscription to it without a new confirmation."""
+        ...
+
+    def unsubscribe(self, address: str) -> None: ...

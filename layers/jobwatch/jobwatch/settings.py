@@ -118,6 +118,11 @@ class UpstreamSettings(EndpointSettings):
     """Requests per second per endpoint; a source's documented limit (Zilliz: 20/s) applies anyway."""
     upstream_retry_after_max_s: float = Field(default=3600.0, ge=0)
     """Longest upstream `Retry-After` honoured: a misconfigured server cannot silence a job for days."""
+    upstream_deadline_s: float = Field(default=15.0, gt=0)
+    """Longest one upstream answer may take in all: connect, headers and the whole body (a server
+    dripping one byte at a time is cut off here; the read timeout alone restarts on every byte)."""
+    upstream_max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    """Largest decoded answer read (status bodies are a few KiB): a compression bomb stops here."""
     upstream_retry_wait_s: float = Field(default=5.0, ge=0)
     """A rate-limited endpoint's pause up to this long is waited out within the cycle; polls that
     would have to wait longer are skipped until a later cycle (nothing written, nothing counted)."""
@@ -222,6 +227,19 @@ class ApiSettings(StoreSettings, EndpointSettings):
     """The registration API (and the CLI commands that share its operations)."""
 
     topic_arn: str = Field(min_length=1, description="SNS topic the API publishes TEST notifications to.")
+    email_topic_arn: str | None = None
+    """The alert e-mail topic: each address of a route's e-mail destination is subscribed to it with a
+    filter on that destination. Optional: without it, e-mail destinations with addresses are refused."""
+    alert_email_events: tuple[str, ...] = ("FAILED", "CANCELED")
+    """The deployment's `AlertEmailEvents` (comma-separated in `JOBWATCH_ALERT_EMAIL_EVENTS`): what the
+    default routes e-mail when no route is stored (`jobwatch routes explain` shows them)."""
+
+    @field_validator("alert_email_events", mode="before")
+    @classmethod
+    def _split_events(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
 
 @cache

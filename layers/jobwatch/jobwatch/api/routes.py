@@ -31,26 +31,34 @@ from pydantic import BaseModel
 from jobwatch.app.models import (
     Deleted,
     ErrorBody,
+    Explanation,
     FieldProblem,
     JobList,
     JobRegistration,
     JobResource,
+    RouteList,
+    RoutesApply,
+    RoutesDiff,
     TestNotification,
     WatchList,
     WatchRegistration,
 )
-from jobwatch.app.operations import MAX_PAGE_SIZE, BadToken, Operations
-from jobwatch.app.registration import RegistrationRefused
-from jobwatch.domain.model import Phase, Watch
+from jobwatch.app.operations import MAX_PAGE_SIZE, BadToken, Operations, SubscriptionsFailed
+from jobwatch.app.registration import RegistrationRefused, wire_path
+from jobwatch.domain.model import Event, Phase, Watch
+from jobwatch.domain.routing import ROUTE_NAME_PATTERN, Route
 from jobwatch.observability import logger
 from jobwatch.sources import source_names
 
 ExcT = TypeVar("ExcT", bound=Exception)
 MAX_BODY_BYTES = 64 * 1024
+MAX_BODY_DEPTH = 16
+"""A registration nests 3 levels (notify.events); anything much deeper is not one."""
 API_VERSION = "1.0.0"
 JSON = "application/json"
 _JOB_KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}\.[0-9a-f]{20}$")
 _WATCH_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}\.[0-9a-f]{16}$")
+_ROUTE_NAME = re.compile(ROUTE_NAME_PATTERN)
 
 ROUTES: tuple[tuple[str, str], ...] = (
     ("POST", "/jobs"),
@@ -61,6 +69,12 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("POST", "/watches"),
     ("GET", "/watches"),
     ("DELETE", "/watches/{id}"),
+    ("GET", "/routes"),
+    ("POST", "/routes"),
+    ("PUT", "/routes"),
+    ("GET", "/routes/{name}"),
+    ("DELETE", "/routes/{name}"),
+    ("GET", "/jobs/{key}/routes"),
 )
 """Every route (method, API Gateway resource); Powertools spells `{key}` as `<key>` in the decorators."""
 
@@ -90,6 +104,9 @@ _BAD_BODY = {
 }
 _INVALID = {422: _described("Invalid parameter: one entry per field", ErrorBody)}
 _NOT_FOUND = {404: _described("Unknown key or id", ErrorBody), **_INVALID}
+_SUBSCRIPTIONS_FAILED = {
+    502: _described("Routes written, but SNS refused a change of the e-mail subscriptions", ErrorBody)
+}
 
 app = APIGatewayRestResolver(enable_validation=True)
 
@@ -100,6 +117,12 @@ def _ops() -> Operations:
     if not isinstance(operations, Operations):
         raise RuntimeError("no Operations on the resolver context (use jobwatch.entrypoints.api.handle)")
     return operations
+
+
+def _actor() -> str:
+    """Who is calling, as API Gateway's IAM authorizer established it (for the audit lines)."""
+    identity = app.current_event.request_context.identity
+    return identity.user_arn or identity.caller or identity.source_ip or "unknown"
 
 
 def _resource(status: int, model: BaseModel) -> Response[Any]:
@@ -121,7 +144,7 @@ def _resource(status: int, model: BaseModel) -> Response[Any]:
     tags=["jobs"],
 )
 def track_job(registration: JobRegistration) -> Response[JobResource]:
-    job, created = _ops().track(registration)
+    job, created = _ops().track(registration, _actor())
     return _resource(HTTPStatus.CREATED if created else HTTPStatus.OK, job)
 
 
@@ -179,7 +202,7 @@ def show_job(key: Annotated[str, Path(description="Job key", max_length=200)]) -
     tags=["jobs"],
 )
 def untrack_job(key: Annotated[str, Path(description="Job key", max_length=200)]) -> Response[Deleted]:
-    if not _ops().untrack(_job_key(key)):
+    if not _ops().untrack(_job_key(key), _actor()):
         raise ApiError(HTTPStatus.NOT_FOUND, f"no tracked job {key!r}")
     return _resource(HTTPStatus.OK, Deleted(deleted=key))
 
@@ -227,7 +250,7 @@ def test_job(key: Annotated[str, Path(description="Job key", max_length=200)]) -
     tags=["watches"],
 )
 def add_watch(registration: WatchRegistration) -> Response[Watch]:
-    watch, created = _ops().add_watch(registration)
+    watch, created = _ops().add_watch(registration, _actor())
     return _resource(HTTPStatus.CREATED if created else HTTPStatus.OK, watch)
 
 
@@ -249,9 +272,129 @@ def list_watches() -> Response[WatchList]:
     tags=["watches"],
 )
 def remove_watch(id: Annotated[str, Path(description="Watch id", max_length=200)]) -> Response[Deleted]:
-    if not _WATCH_ID.match(id) or not _ops().remove_watch(id):
+    if not _WATCH_ID.match(id) or not _ops().remove_watch(id, _actor()):
         raise ApiError(HTTPStatus.NOT_FOUND, f"no watch {id!r}")
     return _resource(HTTPStatus.OK, Deleted(deleted=id))
+
+
+# -- routes --------------------------------------------------------------------------------------------
+
+
+def _allow_missing() -> Any:
+    """The `allowMissingSecret` query parameter (a fresh instance for each route that takes it)."""
+    return Query(
+        alias="allowMissingSecret",
+        description="Accept destination secrets that do not exist yet (refused otherwise: a typo would make "
+        "every delivery fail). Deliveries fail until they exist.",
+    )
+
+
+@app.get(
+    "/routes",
+    summary="List routes",
+    description="In evaluation order. With no route stored, `defaults` shows the deployment's default "
+    "routes, which apply then.",
+    responses={200: _described("The stored routes", RouteList), **_INVALID},
+    tags=["routes"],
+)
+def list_routes() -> Response[RouteList]:
+    return _resource(HTTPStatus.OK, _ops().list_routes())
+
+
+@app.post(
+    "/routes",
+    summary="Create or replace one route",
+    description="A route without `position` keeps its place, or goes last when new. Webhook URLs must "
+    "pass the endpoint rules and destination secrets must exist. E-mail addresses are subscribed to the "
+    "alert e-mail topic with a filter on the destination (each confirms once).",
+    responses={
+        201: _described("Created", Route),
+        200: _described("Replaced", Route),
+        **_BAD_BODY,
+        **_SUBSCRIPTIONS_FAILED,
+    },
+    tags=["routes"],
+)
+def put_route(
+    route: Route, allow_missing_secret: Annotated[bool, _allow_missing()] = False
+) -> Response[Route]:
+    stored, created, _ = _ops().put_route(route, _actor(), allow_missing_secret=allow_missing_secret)
+    return _resource(HTTPStatus.CREATED if created else HTTPStatus.OK, stored)
+
+
+@app.put(
+    "/routes",
+    summary="Apply a whole set of routes",
+    description="The stored routes become exactly `routes` (position = place in the list): routes not in the "
+    "list are removed. Idempotent: applying the same set again changes nothing. `dryRun=true` answers the "
+    "same diff and writes nothing. A set with any invalid route is refused whole (422, nothing written).",
+    responses={
+        200: _described("What changed (or would change)", RoutesDiff),
+        **_BAD_BODY,
+        **_SUBSCRIPTIONS_FAILED,
+    },
+    tags=["routes"],
+)
+def apply_routes(
+    body: RoutesApply,
+    dry_run: Annotated[bool, Query(alias="dryRun", description="Answer the diff, write nothing")] = False,
+    allow_missing_secret: Annotated[bool, _allow_missing()] = False,
+) -> Response[RoutesDiff]:
+    diff = _ops().apply_routes(
+        body, dry_run=dry_run, actor=_actor(), allow_missing_secret=allow_missing_secret
+    )
+    return _resource(HTTPStatus.OK, diff)
+
+
+def _route_name(name: str) -> str:
+    if not _ROUTE_NAME.match(name):  # cannot be a stored route's name
+        raise ApiError(HTTPStatus.NOT_FOUND, f"no route {name!r}")
+    return name
+
+
+@app.get(
+    "/routes/<name>",
+    summary="One route",
+    responses={200: _described("The route", Route), **_NOT_FOUND},
+    tags=["routes"],
+)
+def show_route(name: Annotated[str, Path(description="Route name", max_length=200)]) -> Response[Route]:
+    route = _ops().show_route(_route_name(name))
+    if route is None:
+        raise ApiError(HTTPStatus.NOT_FOUND, f"no route {name!r}")
+    return _resource(HTTPStatus.OK, route)
+
+
+@app.delete(
+    "/routes/<name>",
+    summary="Remove a route",
+    description="E-mail addresses no remaining route names are unsubscribed.",
+    responses={200: _described("Removed", Deleted), **_NOT_FOUND, **_SUBSCRIPTIONS_FAILED},
+    tags=["routes"],
+)
+def remove_route(name: Annotated[str, Path(description="Route name", max_length=200)]) -> Response[Deleted]:
+    if not _ops().remove_route(_route_name(name), _actor()):
+        raise ApiError(HTTPStatus.NOT_FOUND, f"no route {name!r}")
+    return _resource(HTTPStatus.OK, Deleted(deleted=name))
+
+
+@app.get(
+    "/jobs/<key>/routes",
+    summary="Where a transition of this job would go",
+    description="Evaluates the routes in force (the stored ones, or the deployment's defaults when none is "
+    "stored) for a transition of the job to `event`: each route's verdict with its reasons, and the "
+    "deliveries (one per destination, with the routes and mentions that lead there). Nothing is sent.",
+    responses={200: _described("The explanation", Explanation), **_NOT_FOUND},
+    tags=["routes"],
+)
+def explain_routes(
+    key: Annotated[str, Path(description="Job key", max_length=200)],
+    event: Annotated[Event, Query(description="The transition's event")],
+) -> Response[Explanation]:
+    explanation = _ops().explain(_job_key(key), event)
+    if explanation is None:
+        raise ApiError(HTTPStatus.NOT_FOUND, f"no tracked job {key!r}")
+    return _resource(HTTPStatus.OK, explanation)
 
 
 # -- errors --------------------------------------------------------------------------------------------
@@ -270,11 +413,12 @@ def _handles(kind: type[ExcT]) -> Callable[[ErrorHandler[ExcT]], ErrorHandler[Ex
 
 
 def _field(loc: Sequence[Any]) -> str:
-    """`body.jobId` -> `jobId`; query and path parameters keep their location (`query.limit`)."""
-    parts = [str(part) for part in loc]
+    """`body.jobId` -> `jobId` (`body.routes.0.destinations.1.webhook.url` -> `routes.0.destinations.1.url`:
+    without the destination type pydantic adds); query and path parameters keep their location."""
+    parts = list(loc)
     if parts and parts[0] == "body":
-        return ".".join(parts[1:]) or "body"
-    return ".".join(parts) or "request"
+        return wire_path(parts[1:])
+    return ".".join(str(part) for part in parts) or "request"
 
 
 @_handles(RequestValidationError)
@@ -306,6 +450,11 @@ def _bad_token(exc: BadToken) -> Response[Any]:
     return _error(
         HTTPStatus.UNPROCESSABLE_ENTITY, str(exc), [FieldProblem(field="query.nextToken", message=str(exc))]
     )
+
+
+@_handles(SubscriptionsFailed)
+def _subscriptions_failed(exc: SubscriptionsFailed) -> Response[Any]:
+    return _error(HTTPStatus.BAD_GATEWAY, str(exc))
 
 
 @_handles(ApiError)
@@ -369,7 +518,30 @@ def _precheck(event: Mapping[str, Any]) -> dict[str, Any] | None:
     content_type = (_header(event, "content-type") or JSON).split(";", 1)[0].strip().lower()
     if content_type != JSON and not content_type.endswith("+json"):
         return _plain(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"content type {content_type!r} is not {JSON}")
+    if _too_deep(raw):
+        problem = FieldProblem(field="body", message=f"JSON nests deeper than {MAX_BODY_DEPTH} levels")
+        return _plain(HTTPStatus.BAD_REQUEST, "request body nests too deeply", [problem])
     return None
+
+
+def _too_deep(raw: bytes) -> bool:
+    """True when the body is JSON nested deeper than any registration needs (or than the parser
+    survives: a 10,000-deep body used to end in RecursionError and HTTP 500). Malformed JSON is
+    left to the resolver, which answers 400 naming the error."""
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        return True
+    except ValueError:
+        return False
+    level: list[tuple[object, int]] = [(value, 1)]
+    while level:
+        node, depth = level.pop()
+        if depth > MAX_BODY_DEPTH:
+            return True
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        level.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def handler(event: dict[str, Any], context: Any, operations: Operations) -> dict[str, Any]:

@@ -27,6 +27,8 @@ from jobwatch.domain.model import (
     Watch,
     WatchKind,
 )
+from jobwatch.domain.routing import MAX_ROUTES, Route
+from jobwatch.domain.text import unsafe_character
 from jobwatch.sources import UnknownSourceError, get_source, source_names
 
 SECRET_NAME_PATTERN = r"^[A-Za-z0-9/_+=.@:-]{1,2048}$"
@@ -58,6 +60,14 @@ def check_secret_name(name: str | None) -> str | None:
     return name
 
 
+def check_text(value: str | None) -> str | None:
+    """Identifiers and names are refused when they hold a character that could make them print as
+    something else (controls, bidi overrides, invisible characters): see `domain.text.unsafe_character`."""
+    if value is not None and (problem := unsafe_character(value)) is not None:
+        raise ValueError(f"contains {problem}; ids and names must be plain visible text")
+    return value
+
+
 def check_labels(labels: dict[str, str]) -> dict[str, str]:
     if len(labels) > MAX_LABELS:
         raise ValueError(f"at most {MAX_LABELS} labels")
@@ -66,6 +76,8 @@ def check_labels(labels: dict[str, str]) -> dict[str, str]:
             raise ValueError(f"label key {key!r} must match {LABEL_KEY_PATTERN}")
         if len(value) > 256:
             raise ValueError(f"label {key!r}: value longer than 256 characters")
+        if (problem := unsafe_character(value)) is not None:
+            raise ValueError(f"label {key!r}: value contains {problem}")
     return labels
 
 
@@ -128,6 +140,11 @@ class _Registration(ApiModel):
         json_schema_extra={"propertyNames": {"pattern": LABEL_KEY_PATTERN}, "maxProperties": MAX_LABELS},
     )
     notify: NotifyRequest | None = Field(default=None, description="Per-job notification settings.")
+    allow_missing_secret: bool = Field(
+        default=False,
+        description="Accept a `secretName` that does not exist yet (it is refused otherwise, so a typo "
+        "cannot register a job whose every poll will fail). Polls fail as AUTH_FAILED until it exists.",
+    )
 
     _secret = field_validator("secret_name")(check_secret_name)
     _labels = field_validator("labels")(check_labels)
@@ -151,6 +168,7 @@ class JobRegistration(_Registration):
     )
 
     _source = field_validator("source")(check_source)
+    _plain = field_validator("job_id", "backend", "cluster_id")(check_text)
 
     @field_validator("options")
     @classmethod
@@ -162,6 +180,8 @@ class JobRegistration(_Registration):
                 raise ValueError(f"option name {key!r} must match {OPTION_KEY_PATTERN}")
             if len(value) > 1024:
                 raise ValueError(f"option {key!r}: value longer than 1024 characters")
+            if (problem := unsafe_character(value)) is not None:
+                raise ValueError(f"option {key!r}: value contains {problem}")
         return options
 
 
@@ -176,6 +196,8 @@ class WatchRegistration(_Registration):
         default=None, max_length=256, description="Weaviate backup backend (weaviate-backups)."
     )
     db_name: str | None = Field(default=None, max_length=256, description="Milvus database (milvus).")
+
+    _plain = field_validator("backend", "cluster_id", "db_name")(check_text)
 
 
 # -- responses -------------------------------------------------------------------------------------------
@@ -247,3 +269,97 @@ class TestNotification(ApiModel):
 class WatchList(ApiModel):
     model_config = ConfigDict(extra="ignore")
     watches: list[Watch]
+
+
+# -- routes ----------------------------------------------------------------------------------------------
+
+
+class RoutesApply(ApiModel):
+    """`PUT /routes` and `jobwatch routes apply`: the whole set of routes. The stored set becomes exactly
+    this one; each route's `position` is its place in the list."""
+
+    routes: list[Route] = Field(
+        max_length=MAX_ROUTES, description=f"Every route, in evaluation order (at most {MAX_ROUTES})."
+    )
+
+
+class RouteList(ApiModel):
+    model_config = ConfigDict(extra="ignore")
+    routes: list[Route] = Field(description="The stored routes in evaluation order.")
+    defaults: list[Route] | None = Field(
+        description="Only when no route is stored: the deployment's default routes, which apply then."
+    )
+
+
+class RouteChange(ApiModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str
+    fields: list[str] = Field(description="The route's wire fields that differ from the stored route.")
+
+
+class AddressChange(ApiModel):
+    model_config = ConfigDict(extra="ignore")
+    address: str
+    destinations: list[str] = Field(description="The e-mail destination ids the address's filter names.")
+
+
+class SubscriptionChanges(ApiModel):
+    """What happened (or, in a dry run, would happen) to the alert e-mail topic's route subscriptions."""
+
+    model_config = ConfigDict(extra="ignore")
+    subscribed: list[AddressChange] = Field(
+        default_factory=list, description="New subscriptions: each address receives one confirmation e-mail."
+    )
+    updated: list[AddressChange] = Field(
+        default_factory=list, description="Confirmed subscriptions whose filter now names other destinations."
+    )
+    unsubscribed: list[str] = Field(default_factory=list, description="Addresses no route names any more.")
+    pending: list[str] = Field(
+        default_factory=list,
+        description="Addresses that have not confirmed yet: SNS allows no change before they do.",
+    )
+
+
+class RoutesDiff(ApiModel):
+    """The answer of `PUT /routes`: each route by name, and the e-mail subscriptions."""
+
+    model_config = ConfigDict(extra="ignore")
+    dry_run: bool = Field(description="True: nothing was written.")
+    added: list[str]
+    changed: list[RouteChange]
+    removed: list[str]
+    unchanged: list[str]
+    subscriptions: SubscriptionChanges
+
+
+class RouteVerdict(ApiModel):
+    model_config = ConfigDict(extra="ignore")
+    route: str
+    matched: bool
+    reasons: list[str] = Field(description="`matches`, or why not (one reason per unmet condition).")
+    stopped_here: bool = Field(description="It matched and has `continue: false`: later routes are skipped.")
+    skipped: bool = Field(description="Not tried: an earlier matching route has `continue: false`.")
+
+
+class DeliveryView(ApiModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str = Field(description="Destination id (one delivery per destination, whatever the routes).")
+    type: str
+    routes: list[str] = Field(description="The matching routes that lead to this destination.")
+    mentions: list[str] = Field(description="Slack mentions for this event, merged from those routes.")
+
+
+class Explanation(ApiModel):
+    """`GET /jobs/{key}/routes` and `jobwatch routes explain`: where a transition of the job would go."""
+
+    model_config = ConfigDict(extra="ignore")
+    job_key: str
+    event: Event
+    severity: str
+    defaults: bool = Field(description="True: no route is stored, so the deployment's default routes apply.")
+    published: bool = Field(
+        description="False when the job's `notify.events` leaves this event out: the poller does not publish "
+        "it, so it goes nowhere whatever the routes say."
+    )
+    routes: list[RouteVerdict] = Field(description="Every route in evaluation order with its verdict.")
+    deliveries: list[DeliveryView]

@@ -11,23 +11,42 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from jobwatch.app.models import (
+    AddressChange,
+    DeliveryView,
+    Explanation,
+    FieldProblem,
     JobList,
     JobRegistration,
     JobResource,
+    RouteChange,
+    RouteList,
+    RoutesApply,
+    RoutesDiff,
+    RouteVerdict,
+    SubscriptionChanges,
     TestNotification,
     WatchList,
     WatchRegistration,
 )
-from jobwatch.app.registration import RegistrationRefused, build_spec, build_watch
+from jobwatch.app.registration import (
+    Refusals,
+    RegistrationRefused,
+    build_spec,
+    build_watch,
+    destination_conflicts,
+    duplicate_names,
+    route_problems,
+)
 from jobwatch.domain.endpoints import EndpointPolicy
 from jobwatch.domain.model import Event, Phase, Snapshot, TrackedJob, Transition, Watch
+from jobwatch.domain.routing import MAX_ROUTES, EmailDestination, Route, default_routes, evaluate, ordered
 from jobwatch.domain.severity import severity_for
 from jobwatch.observability import logger
-from jobwatch.ports import Clock, JobStore, Publisher, WatchStore
+from jobwatch.ports import Clock, EmailSubscriptions, JobStore, Publisher, RouteStore, SecretNames, WatchStore
 from jobwatch.settings import ApiSettings
 
 DEFAULT_PAGE_SIZE = 50
@@ -69,6 +88,71 @@ def _not_polled() -> Snapshot:
     return Snapshot(phase=Phase.PENDING, status="not polled yet")
 
 
+def missing_secret_message(name: str, before: str = "the first poll") -> str:
+    return (
+        f"secret {name!r} does not exist in Secrets Manager: create it first, or register with "
+        f"allowMissingSecret (CLI: --allow-missing-secret) to accept it now and add it before {before}"
+    )
+
+
+class SubscriptionsFailed(Exception):
+    """The routes were written but SNS refused a change of the e-mail subscriptions (applying the
+    same routes again finishes the job: the subscriptions are compared with what SNS holds)."""
+
+
+def _wanted_addresses(routes: Sequence[Route]) -> dict[str, tuple[str, ...]]:
+    """Address -> the ids of every e-mail destination (with addresses) that lists it."""
+    wanted: dict[str, set[str]] = {}
+    for route in routes:
+        for destination in route.destinations:
+            if isinstance(destination, EmailDestination):
+                for address in destination.addresses:
+                    wanted.setdefault(address, set()).add(destination.id)
+    return {address: tuple(sorted(ids)) for address, ids in sorted(wanted.items())}
+
+
+def _subscription_plan(
+    wanted: dict[str, tuple[str, ...]], current: dict[str, tuple[str, ...] | None]
+) -> SubscriptionChanges:
+    """What makes the topic's route subscriptions match the routes (pending ones cannot be changed)."""
+    plan = SubscriptionChanges()
+    for address, ids in wanted.items():
+        if address not in current:
+            plan.subscribed.append(AddressChange(address=address, destinations=list(ids)))
+        elif current[address] is None:
+            plan.pending.append(address)
+        elif tuple(sorted(current[address] or ())) != ids:
+            plan.updated.append(AddressChange(address=address, destinations=list(ids)))
+    plan.unsubscribed.extend(
+        sorted(address for address, ids in current.items() if address not in wanted and ids is not None)
+    )
+    return plan
+
+
+def _changed_fields(stored: Route, wanted: Route) -> list[str]:
+    old, new = stored.to_wire(), wanted.to_wire()
+    return [name for name in new if old.get(name) != new[name]]
+
+
+def _diff(
+    stored: Sequence[Route], wanted: Sequence[Route]
+) -> tuple[list[str], list[RouteChange], list[str], list[str]]:
+    """(added, changed, removed, unchanged) by name."""
+    before = {route.name: route for route in stored}
+    added, changed, unchanged = [], [], []
+    for route in wanted:
+        old = before.get(route.name)
+        if old is None:
+            added.append(route.name)
+        elif fields := _changed_fields(old, route):
+            changed.append(RouteChange(name=route.name, fields=fields))
+        else:
+            unchanged.append(route.name)
+    names = {route.name for route in wanted}
+    removed = [route.name for route in stored if route.name not in names]
+    return added, changed, removed, unchanged
+
+
 @dataclass
 class Operations:
     settings: ApiSettings
@@ -77,12 +161,26 @@ class Operations:
     publisher: Publisher
     policy: EndpointPolicy
     clock: Clock
+    secret_names: SecretNames
+    routes: RouteStore
+    email_subscriptions: EmailSubscriptions | None = None
+    """None when the deployment gives the API no alert e-mail topic: addresses are refused then."""
 
     # -- jobs ------------------------------------------------------------------------------------------
 
-    def track(self, registration: JobRegistration) -> tuple[JobResource, bool]:
+    def check_secret(self, name: str | None, allow_missing: bool) -> None:
+        """Refuse a secret name that does not exist, unless the caller accepts it (and is warned)."""
+        if name is None or self.secret_names.exists(name):
+            return
+        if allow_missing:
+            logger.warning("registered with a secret that does not exist yet", extra={"secretName": name})
+            return
+        raise RegistrationRefused(missing_secret_message(name), field="secretName")
+
+    def track(self, registration: JobRegistration, actor: str = "unknown") -> tuple[JobResource, bool]:
         """Validate (SSRF guard included) and store; (resource, created). Refusals write nothing."""
         spec = build_spec(registration, self.policy)
+        self.check_secret(spec.secret_name, registration.allow_missing_secret)
         job, created = self.store.add_job(spec, self.clock.now_iso())
         logger.info(
             "job tracked" if created else "job already tracked",
@@ -90,7 +188,9 @@ class Operations:
                 "jobKey": job.key,
                 "jobId": spec.job_id,
                 "source": spec.source,
+                "endpoint": spec.endpoint,
                 "secretName": spec.secret_name,
+                "actor": actor,
             },
         )
         return JobResource.of(job), created
@@ -132,10 +232,10 @@ class Operations:
         token = _encode_token(page[-1]) if more and page else None
         return JobList(jobs=[JobResource.of(job) for job in page], next_token=token)
 
-    def untrack(self, key: str) -> bool:
+    def untrack(self, key: str, actor: str = "unknown") -> bool:
         deleted = self.store.delete_job(key)
         if deleted:
-            logger.info("job untracked", extra={"jobKey": key})
+            logger.info("job untracked", extra={"jobKey": key, "actor": actor})
         return deleted
 
     def send_test(self, key: str) -> TestNotification | None:
@@ -164,13 +264,180 @@ class Operations:
 
     # -- watches ---------------------------------------------------------------------------------------
 
-    def add_watch(self, registration: WatchRegistration) -> tuple[Watch, bool]:
-        watch, created = self.watches.add(build_watch(registration, self.policy, self.clock.now_iso()))
-        logger.info("watch added" if created else "watch already exists", extra={"watchId": watch.id})
+    def add_watch(self, registration: WatchRegistration, actor: str = "unknown") -> tuple[Watch, bool]:
+        watch = build_watch(registration, self.policy, self.clock.now_iso())
+        self.check_secret(watch.secret_name, registration.allow_missing_secret)
+        watch, created = self.watches.add(watch)
+        logger.info(
+            "watch added" if created else "watch already exists",
+            extra={"watchId": watch.id, "endpoint": watch.endpoint, "actor": actor},
+        )
         return watch, created
 
     def list_watches(self) -> WatchList:
         return WatchList(watches=self.watches.list())
 
-    def remove_watch(self, watch_id: str) -> bool:
-        return self.watches.delete(watch_id)
+    def remove_watch(self, watch_id: str, actor: str = "unknown") -> bool:
+        removed = self.watches.delete(watch_id)
+        if removed:
+            logger.info("watch removed", extra={"watchId": watch_id, "actor": actor})
+        return removed
+
+    # -- routes ----------------------------------------------------------------------------------------
+
+    def list_routes(self) -> RouteList:
+        stored = self.routes.list()
+        defaults = None if stored else default_routes(self.settings.alert_email_events)
+        return RouteList(routes=stored, defaults=defaults)
+
+    def show_route(self, name: str) -> Route | None:
+        return self.routes.get(name)
+
+    def _missing(self, allow_missing: bool) -> Callable[[str], str | None]:
+        def missing(name: str) -> str | None:
+            if self.secret_names.exists(name):
+                return None
+            if allow_missing:
+                logger.warning("route names a secret that does not exist yet", extra={"secretName": name})
+                return None
+            return missing_secret_message(name, "the first delivery")
+
+        return missing
+
+    def _problems(self, route: Route, where: str, allow_missing: bool) -> list[FieldProblem]:
+        email_topic = self.email_subscriptions is not None
+        return route_problems(route, where, self.policy, self._missing(allow_missing), email_topic)
+
+    def put_route(
+        self, route: Route, actor: str = "unknown", *, allow_missing_secret: bool = False
+    ) -> tuple[Route, bool, SubscriptionChanges]:
+        """Create or replace one route; (route, created, e-mail subscription changes). A route given
+        without `position` keeps its place, or goes last when new. Refusals write nothing."""
+        stored = self.routes.list()
+        existing = next((r for r in stored if r.name == route.name), None)
+        others = [r for r in stored if r.name != route.name]
+        problems = self._problems(route, "", allow_missing_secret)
+        problems += destination_conflicts([("", route)], others)
+        if existing is None and len(stored) >= MAX_ROUTES:
+            problems.append(
+                FieldProblem(field="name", message=f"at most {MAX_ROUTES} routes: remove one first")
+            )
+        if problems:
+            raise Refusals(f"invalid route {route.name!r}", problems)
+        if "position" not in route.model_fields_set:
+            position = existing.position if existing else max((r.position + 1 for r in stored), default=0)
+            route = route.model_copy(update={"position": position})
+        created = self.routes.put(route)
+        logger.info(
+            "route added" if created else "route replaced", extra={"route": route.name, "actor": actor}
+        )
+        return route, created, self._sync_subscriptions(ordered([*others, route]), dry_run=False)
+
+    def remove_route(self, name: str, actor: str = "unknown") -> bool:
+        removed = self.routes.delete(name)
+        if removed:
+            logger.info("route removed", extra={"route": name, "actor": actor})
+            self._sync_subscriptions(self.routes.list(), dry_run=False)
+        return removed
+
+    def _apply_problems(self, routes: Sequence[Route], allow_missing: bool) -> list[FieldProblem]:
+        problems = duplicate_names(routes)
+        if len(routes) > MAX_ROUTES:
+            problems.append(FieldProblem(field="routes", message=f"at most {MAX_ROUTES} routes"))
+        for index, route in enumerate(routes):
+            problems += self._problems(route, f"routes.{index}", allow_missing)
+        problems += destination_conflicts([(f"routes.{i}", r) for i, r in enumerate(routes)])
+        return problems
+
+    def apply_routes(
+        self,
+        routes: Sequence[Route] | RoutesApply,
+        *,
+        dry_run: bool,
+        actor: str = "unknown",
+        allow_missing_secret: bool = False,
+    ) -> RoutesDiff:
+        """Make the stored routes exactly `routes` (position = place in the list). Idempotent: the same
+        set applied again changes nothing. A refused set writes nothing; a dry run writes nothing."""
+        given = routes.routes if isinstance(routes, RoutesApply) else list(routes)
+        problems = self._apply_problems(given, allow_missing_secret)
+        if problems:
+            raise Refusals("invalid routes", problems)
+        wanted = [route.model_copy(update={"position": index}) for index, route in enumerate(given)]
+        stored = self.routes.list()
+        added, changed, removed, unchanged = _diff(stored, wanted)
+        if not dry_run:
+            touched = set(added) | {change.name for change in changed}
+            for route in wanted:
+                if route.name in touched:
+                    self.routes.put(route)
+            for name in removed:
+                self.routes.delete(name)
+        subscriptions = self._sync_subscriptions(wanted, dry_run=dry_run)
+        logger.info(
+            "routes applied" if not dry_run else "routes dry run",
+            extra={"added": added, "changed": [c.name for c in changed], "removed": removed, "actor": actor},
+        )
+        return RoutesDiff(
+            dry_run=dry_run,
+            added=added,
+            changed=changed,
+            removed=removed,
+            unchanged=unchanged,
+            subscriptions=subscriptions,
+        )
+
+    def _sync_subscriptions(self, routes: Sequence[Route], *, dry_run: bool) -> SubscriptionChanges:
+        """Subscribe the addresses the routes name, re-point those whose destinations changed, and
+        unsubscribe those no route names; the current state is read from SNS each time."""
+        subscriptions = self.email_subscriptions
+        if subscriptions is None:
+            return SubscriptionChanges()
+        try:
+            plan = _subscription_plan(_wanted_addresses(routes), subscriptions.subscribed())
+            if not dry_run:
+                for change in [*plan.subscribed, *plan.updated]:
+                    subscriptions.subscribe(change.address, change.destinations)
+                for address in plan.unsubscribed:
+                    subscriptions.unsubscribe(address)
+        except Exception as exc:
+            logger.exception("e-mail subscriptions not updated")
+            raise SubscriptionsFailed(
+                f"e-mail subscriptions not updated ({type(exc).__name__}); the routes are written: "
+                "apply them again to finish"
+            ) from exc
+        return plan
+
+    def explain(self, job_key: str, event: Event | str) -> Explanation | None:
+        """Where a transition of a tracked job would go now: each route's verdict and the deliveries."""
+        job = self.store.get_job(job_key)
+        if job is None:
+            return None
+        name = str(event)
+        stored = self.routes.list()
+        routes = stored or default_routes(self.settings.alert_email_events)
+        deliveries, verdicts = evaluate(routes, job.spec, name)
+        allowed = job.spec.notify.events if job.spec.notify else None
+        return Explanation(
+            job_key=job_key,
+            event=Event(name),
+            severity=severity_for(name),
+            defaults=not stored,
+            published=name == Event.TEST or allowed is None or name in allowed,
+            routes=[
+                RouteVerdict(
+                    route=v.route,
+                    matched=v.matched,
+                    reasons=list(v.reasons),
+                    stopped_here=v.stopped_here,
+                    skipped=v.skipped,
+                )
+                for v in verdicts
+            ],
+            deliveries=[
+                DeliveryView(
+                    id=d.destination_id, type=d.destination.type, routes=d.routes, mentions=d.mentions
+                )
+                for d in deliveries
+            ],
+        )

@@ -21,8 +21,8 @@ from __future__ import annotations
 import hashlib
 import re
 import socket
-from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar, get_args
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ValidationError
@@ -32,6 +32,7 @@ from jobwatch.domain.endpoints import EndpointPolicy, IPAddress, Resolver, is_lo
 from jobwatch.domain.errors import RegistrationError
 from jobwatch.domain.identifiers import path_segment_problem, wire_field
 from jobwatch.domain.model import JOB_ID_MAX, JobSpec, Watch
+from jobwatch.domain.routing import Destination, EmailDestination, Route, WebhookDestination
 from jobwatch.sources import get_source, source_names
 
 _HOST_NAME = re.compile(
@@ -377,3 +378,158 @@ def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, str]:
             raise RegistrationRefused(f"{what} {pair!r} must look like key=value", field=f"{what}s")
         result[key.strip()] = value.strip()
     return result
+
+
+# -- routes ----------------------------------------------------------------------------------------------
+
+DESTINATION_TYPES: frozenset[str] = frozenset(
+    str(kind.model_fields["type"].default) for kind in get_args(get_args(Destination)[0])
+)
+"""The destinations' `type` tags: pydantic puts the tag into an error's location, the wire name does not."""
+
+
+class Refusals(RegistrationRefused):
+    """A refusal with one problem per offending field (a route document can have several at once)."""
+
+    def __init__(self, what: str, problems: Sequence[FieldProblem]) -> None:
+        text = "; ".join(f"{problem.field}: {problem.message}" for problem in problems)
+        super().__init__(f"{what}: {text}", field=problems[0].field, detail=problems[0].message)
+        self.all = list(problems)
+
+    def problems(self) -> list[FieldProblem]:
+        return list(self.all)
+
+
+def wire_path(loc: Iterable[Any]) -> str:
+    """Dotted wire path of a validation error's location, without the destination type tag pydantic
+    adds after a list index (`destinations.0.slack-app.channel` -> `destinations.0.channel`)."""
+    parts: list[str] = []
+    previous: Any = None
+    for part in loc:
+        if not (isinstance(previous, int) and isinstance(part, str) and part in DESTINATION_TYPES):
+            parts.append(str(part))
+        previous = part
+    return ".".join(parts) or "body"
+
+
+def parse_all(model: type[ModelT], fields: Any, what: str) -> ModelT:
+    """Validate a whole document (a route, a routes file); every problem is reported, each by wire path."""
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        problems = [
+            FieldProblem(
+                field=wire_path(error.get("loc", ())),
+                message=str(error.get("msg", "invalid")).removeprefix("Value error, "),
+            )
+            for error in exc.errors()
+        ]
+        raise Refusals(what, problems) from None
+
+
+MissingSecret = Callable[[str], str | None]
+"""Why a secret name cannot be used (it does not exist), or None when it may."""
+
+
+def _secret_fields(destination: BaseModel, names: Sequence[str]) -> list[tuple[str, str]]:
+    """(wire field, secret name) of each secret a destination names."""
+    found = []
+    for name, info in type(destination).model_fields.items():
+        value = getattr(destination, name)
+        if name.endswith("_secret") and isinstance(value, str) and value in names:
+            found.append((info.alias or name, value))
+    return found
+
+
+def _webhook_problem(url: str, policy: EndpointPolicy) -> str | None:
+    try:
+        check_endpoint(url, policy)
+    except RegistrationRefused as exc:
+        return (
+            exc.detail.replace("endpoint", "webhook URL", 1)
+            if exc.detail.startswith("endpoint")
+            else exc.detail
+        )
+    return None
+
+
+def destination_problems(
+    destination: Destination,
+    where: str,
+    policy: EndpointPolicy,
+    missing: MissingSecret,
+    email_topic: bool,
+) -> list[FieldProblem]:
+    """What the models cannot check alone: the endpoint rules for a webhook URL (the notifier will call
+    it), that each named secret exists, and that addresses have a topic to be subscribed to."""
+    problems = []
+    if isinstance(destination, WebhookDestination):
+        refused = _webhook_problem(destination.url, policy)
+        if refused is not None:
+            problems.append(FieldProblem(field=f"{where}.url", message=refused))
+    if isinstance(destination, EmailDestination) and destination.addresses and not email_topic:
+        problems.append(
+            FieldProblem(
+                field=f"{where}.addresses",
+                message="e-mail addresses need the alert e-mail topic, and this API has none "
+                "(JOBWATCH_EMAIL_TOPIC_ARN is not set): leave out `addresses` to reach the topic's "
+                "subscribers, or set the variable",
+            )
+        )
+    for wire, name in _secret_fields(destination, destination.secret_names):
+        why = missing(name)
+        if why is not None:
+            problems.append(FieldProblem(field=f"{where}.{wire}", message=why))
+    return problems
+
+
+def route_problems(
+    route: Route, where: str, policy: EndpointPolicy, missing: MissingSecret, email_topic: bool
+) -> list[FieldProblem]:
+    """`destination_problems` of each destination of a route (`where`: the route's wire path, or "")."""
+    prefix = f"{where}." if where else ""
+    problems: list[FieldProblem] = []
+    for index, destination in enumerate(route.destinations):
+        problems += destination_problems(
+            destination, f"{prefix}destinations.{index}", policy, missing, email_topic
+        )
+    return problems
+
+
+def duplicate_names(routes: Sequence[Route]) -> list[FieldProblem]:
+    """A routes file names each route once (the stored set is keyed by name)."""
+    first: dict[str, int] = {}
+    problems = []
+    for index, route in enumerate(routes):
+        earlier = first.setdefault(route.name, index)
+        if earlier != index:
+            problems.append(
+                FieldProblem(
+                    field=f"routes.{index}.name",
+                    message=f"route name {route.name!r} is already used by routes.{earlier}",
+                )
+            )
+    return problems
+
+
+def destination_conflicts(
+    checked: Sequence[tuple[str, Route]], others: Sequence[Route] = ()
+) -> list[FieldProblem]:
+    """One destination id, one definition: two routes reaching `webhook.<hash of its URL>` with two
+    signing secrets (or one Slack channel with two tokens) would make the delivery depend on which
+    route matched first. `checked` pairs each route with its wire path ("" for a single route)."""
+    seen: dict[str, tuple[str, Destination]] = {d.id: (r.name, d) for r in others for d in r.destinations}
+    problems = []
+    for where, route in checked:
+        prefix = f"{where}." if where else ""
+        for index, destination in enumerate(route.destinations):
+            owner, first = seen.setdefault(destination.id, (route.name, destination))
+            if first != destination:
+                problems.append(
+                    FieldProblem(
+                        field=f"{prefix}destinations.{index}",
+                        message=f"destination {destination.id} is already defined differently in route "
+                        f"{owner!r}: give both routes the same definition",
+                    )
+                )
+    return problems

@@ -4,17 +4,35 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 from jobwatch.adapters import aws
+from jobwatch.adapters.dynamodb.routes import DynamoRouteStore
+from jobwatch.adapters.secrets import SecretsManagerNames
 from jobwatch.adapters.sns import SnsPublisher
+from jobwatch.adapters.sns_subscriptions import SnsEmailSubscriptions
 from jobwatch.api import routes
 from jobwatch.app.operations import Operations
 from jobwatch.domain.endpoints import EndpointPolicy
+from jobwatch.domain.routing import default_routes
 from jobwatch.entrypoints.wiring import CLOCK, job_store, watch_store
-from jobwatch.settings import ApiSettings
+from jobwatch.settings import ApiSettings, SettingsError, env_name
+
+
+def _check_alert_email_events(settings: ApiSettings) -> None:
+    """The default routes are built from these names on every listing and explanation: a name that is
+    no event stops the cold start with one line instead of failing those requests."""
+    try:
+        default_routes(settings.alert_email_events)
+    except ValidationError as exc:
+        reason = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"{env_name('alert_email_events')} is invalid: {reason}") from None
 
 
 def wire(settings: ApiSettings) -> Operations:
-    """Operations over the deployment's table and topic (the API reads no secret)."""
+    """Operations over the deployment's table and topics (the API reads no secret)."""
+    _check_alert_email_events(settings)
+    topic = settings.email_topic_arn
     return Operations(
         settings=settings,
         store=job_store(settings),
@@ -22,6 +40,9 @@ def wire(settings: ApiSettings) -> Operations:
         publisher=SnsPublisher(aws.sns(), settings.topic_arn),
         policy=EndpointPolicy.from_settings(settings),
         clock=CLOCK,
+        secret_names=SecretsManagerNames(aws.secretsmanager()),
+        routes=DynamoRouteStore(aws.dynamodb(), settings.table),
+        email_subscriptions=SnsEmailSubscriptions(aws.sns(), topic) if topic else None,
     )
 
 
