@@ -1,0 +1,69 @@
+"""The lab's knobs (`LabConfig`), the settings of the deployment under test (`lab_env`), progress output."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["LabConfig", "lab_env", "print_progress"]
+
+
+@dataclass
+class LabConfig:
+    seed: int = 1
+    rounds: int = 2
+    schedules_per_round: int = 60
+    simulators: int = 4
+    """Upstream endpoints (one simulator each): Zilliz's documented 20 requests/s apply per endpoint."""
+    read_timeout_s: float = 1.0
+    """Upstream read timeout of the deployment; hangs are drawn around it. The simulators share the
+    GIL with the poller's I/O threads, so on a small machine a shorter one turns good answers into
+    timeouts now and then (reported as `spurious_poll_errors`)."""
+    unreachable_after: int = 3
+    lost_after: int = 3
+    cycle_s: float = 120.0
+    """Fake time per cycle (more than the outbox grace period)."""
+    p_overlap: float = 0.25
+    p_staggered: float = 0.4
+    """Share of overlaps without a rendezvous."""
+    p_crash: float = 0.2
+    p_store_errors: float = 0.12
+    store_error_p: float = 0.03
+    p_outbox_errors: float = 0.06
+    outbox_error_p: float = 0.03
+    publish_error_p: float = 0.08
+    p_sns_outage: float = 0.04
+    """Chance per cycle that SNS goes down for 2-4 cycles."""
+    p_deadline: float = 0.05
+    p_notify_filter: float = 0.08
+    """Share of jobs registered with a `notify.events` filter (a random subset of events)."""
+    p_drain: float = 0.75
+    """Chance the Slack sender keeps up between two cycles (otherwise it handles 0-2 batches only)."""
+    p_sink_script: float = 0.25
+    p_resend: float = 0.15
+    p_twice: float = 0.12
+    p_concurrent: float = 0.08
+    settle_fault_cycles: int = 3
+    max_cycles: int = 200
+    progress: Callable[[str], None] | None = None
+
+
+def lab_env(config: LabConfig) -> dict[str, str]:
+    """Settings of the deployment under test (extra_env of `LocalDeployment`)."""
+    return {
+        "JOBWATCH_READ_TIMEOUT_S": str(config.read_timeout_s),
+        "JOBWATCH_CONNECT_TIMEOUT_S": "1",
+        "JOBWATCH_ADAPTIVE_POLLING": "false",
+        "JOBWATCH_UNREACHABLE_AFTER": str(config.unreachable_after),
+        "JOBWATCH_LOST_AFTER": str(config.lost_after),
+        "JOBWATCH_STALL_AFTER_S": "1000000000",
+        "JOBWATCH_MAX_DURATION_S": "1000000000",
+        "JOBWATCH_SLACK_MIN_INTERVAL_S": "0",
+        "JOBWATCH_POLL_CONCURRENCY": "128",
+    }
+
+
+def print_progress(text: str) -> None:
+    """A `LabConfig.progress` that writes to stderr."""
+    print(text, file=sys.stderr, flush=True)
