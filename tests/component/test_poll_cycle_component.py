@@ -12,6 +12,15 @@ from jobwatch_devkit.component import World, export_spec, export_status
 from jobwatch_devkit.fakes import json_answer
 
 
+def _tid(job_key: str, version: int, world: World | None = None) -> str:
+    from jobwatch.domain.transitions import transition_id
+
+    assert world is not None
+    job = world.store.get_job(job_key)
+    assert job is not None
+    return transition_id(job_key, version, life=job.life)
+
+
 def _running_then(world: World, job_id: str, *later: str) -> None:
     world.upstream.script(
         job_id,
@@ -119,7 +128,7 @@ def test_an_outbox_entry_is_dead_lettered_after_the_attempt_cap() -> None:
     assert dead == 1
     assert world.store.pending_transitions() == []
     (job,) = world.store.all_jobs()
-    assert world.store.transition_standing(f"{job.key}#1") == "DEAD_LETTERED"
+    assert world.store.transition_standing(_tid(job.key, 1, world)) == "DEAD_LETTERED"
 
 
 def test_a_terminal_job_leaves_the_pollable_set() -> None:

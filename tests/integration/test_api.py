@@ -16,6 +16,7 @@ import pytest
 from jobwatch_tools.api_server import build_event
 from jobwatch_tools.local import api_handler
 
+from jobwatch.adapters import aws
 from jobwatch.adapters.dynamodb.jobs import DynamoJobStore
 from jobwatch.api.routes import MAX_BODY_BYTES, ROUTES
 from jobwatch.app import registration
@@ -32,6 +33,16 @@ ZILLIZ = "zilliz-import-v1"
 CLUSTER = "in01-api0001"
 
 Call = Callable[..., tuple[int, Any]]
+
+
+def _tid(job_key: str, version: int) -> str:
+    """The id of a transition the job's current life recorded at `version` (docs/decisions.md, D28)."""
+    from jobwatch_tools.local import list_jobs
+
+    from jobwatch.domain.transitions import transition_id
+
+    (job,) = [job for job in list_jobs() if job.key == job_key]
+    return transition_id(job_key, version, life=job.life)
 
 
 def _call(
@@ -157,6 +168,19 @@ def test_oversized_body_is_413_and_non_json_is_415(call: Call, sim_url: str) -> 
     assert call("GET", "/jobs")[1]["jobs"] == []
 
 
+@pytest.mark.parametrize("depth", [17, 10_000, 30_000])
+def test_deeply_nested_json_is_400_never_500(call: Call, depth: int) -> None:
+    """A body nested 10,000 deep used to raise RecursionError inside the resolver (HTTP 500)."""
+    raw = b'{"source": ' + b"[" * depth + b"]" * depth + b"}"
+    if len(raw) > MAX_BODY_BYTES:  # deeper than fits: the size rule answers first
+        status, body = call("POST", "/jobs", raw=raw)
+        assert status == 413 and _is_error(body)
+        return
+    status, body = call("POST", "/jobs", raw=raw)
+    assert status == 400 and body["message"] == "request body nests too deeply"
+    assert call("GET", "/jobs")[1]["jobs"] == []
+
+
 @pytest.mark.parametrize(
     ("endpoint", "why"),
     [
@@ -266,7 +290,7 @@ def test_show_has_recent_transitions_and_delete_stops_tracking(
     assert status == 200
     assert (job["phase"], job["version"]) == ("SUCCEEDED", 2)
     assert [t["event"] for t in job["recentTransitions"]] == ["SUCCEEDED", "STARTED"]
-    assert job["recentTransitions"][0]["transitionId"] == f"{key}#2"
+    assert job["recentTransitions"][0]["transitionId"] == _tid(key, 2)
 
     assert call("DELETE", f"/jobs/{key}") == (200, {"deleted": key})
     assert store.get_job(key) is None
@@ -351,6 +375,9 @@ def test_sample_events_run_through_the_handler(deployment: LocalDeployment) -> N
         result = api_handler(event, None)
         return result["statusCode"], json.loads(result["body"])
 
+    # The sample events name secrets that a deployment would hold (registration checks they exist).
+    for name in ("jobwatch/zilliz", "jobwatch/zilliz-v2"):
+        aws.secretsmanager().create_secret(Name=name, SecretString="sample-key")
     status, job = run("api-track-job.json")
     assert status == 201
     show = json.loads((EVENTS / "api-show-job.json").read_text(encoding="utf-8"))

@@ -126,6 +126,15 @@ class Case:
     def id(self) -> str:
         return f"{self.sample.id} -> {self.source} HTTP {self.http_status}"
 
+    @property
+    def job_id(self) -> str:
+        """The job the sample names (`id`, or `data.jobId`): the poller refuses an answer about
+        another job, so the sample is served under its own id; samples naming none use JOB_ID."""
+        body = self.sample.body if isinstance(self.sample.body, dict) else {}
+        data = body.get("data")
+        named = body.get("id") or (data.get("jobId") if isinstance(data, dict) else None)
+        return str(named) if named else JOB_ID
+
 
 def _expectations(sample: Any) -> tuple[Any, ...]:
     expectation = contract.EXPECTED.get(sample.id)
@@ -162,7 +171,7 @@ def _serve_and_check(
     """Script the sample as the job's only answer, run `jobwatch check ... --json`: (code, out, err)."""
     sim.add_job(
         case.source,
-        JOB_ID,
+        case.job_id,
         [fault_http(case.http_status, case.body, content_type="application/json")],
         backend="s3" if case.source in (contract.EXPORT, contract.BACKUP, contract.RESTORE) else None,
         cluster_id=CLUSTER if case.source in (contract.V1, contract.V2) else None,
@@ -173,14 +182,15 @@ def _serve_and_check(
         "--endpoint",
         sim_url,
         "--job-id",
-        JOB_ID,
+        case.job_id,
         *SOURCE_ARGS[case.source],
         "--json",
     ]
     capsys.readouterr()
     code = main(argv)
     out, err = capsys.readouterr()
-    assert sim.request_count(JOB_ID, source=case.source) == 1, "the request did not reach the sample's job"
+    reached = sim.request_count(case.job_id, source=case.source)
+    assert reached == 1, "the request did not reach the sample's job"
     return code, out, err
 
 

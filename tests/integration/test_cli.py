@@ -41,6 +41,16 @@ CLUSTER = "in01-cli0001"
 Capture = pytest.CaptureFixture[str]
 
 
+def _tid(job_key: str, version: int) -> str:
+    """The id of a transition the job's current life recorded at `version` (docs/decisions.md, D28)."""
+    from jobwatch_tools.local import list_jobs
+
+    from jobwatch.domain.transitions import transition_id
+
+    (job,) = [job for job in list_jobs() if job.key == job_key]
+    return transition_id(job_key, version, life=job.life)
+
+
 def _run(capsys: Capture, *argv: str) -> tuple[int, str, str]:
     """`jobwatch ARGV...` in process: (exit code, stdout, stderr)."""
     capsys.readouterr()
@@ -241,7 +251,7 @@ def test_track_twice_keeps_one_item_and_list_shows_its_phase_after_poll(
         "published": 1,
         "poll_errors": 0,
     }
-    assert report["events"] == [{"transitionId": f"{key}#1", "jobKey": key, "event": "STARTED"}]
+    assert report["events"] == [{"transitionId": _tid(key, 1), "jobKey": key, "event": "STARTED"}]
 
     (listed,) = _list_json(capsys)
     assert (listed["key"], listed["version"]) == (key, 1)
@@ -291,7 +301,7 @@ def test_poll_text_output_names_each_event_and_each_poll_error(
     lines = out.splitlines()
     assert lines[0].startswith("poll: ") and "transitions=1" in lines[0] and "poll_errors=1" in lines[0]
     assert lines[1:] == [
-        f"  STARTED    {ok_key}  ({ok_key}#1)",
+        f"  STARTED    {ok_key}  ({_tid(ok_key, 1)})",
         "  poll error exp-500: HTTP_STATUS HTTP 500: simulated 500 Internal Server Error",
     ]
     # Logs go to stderr only (WARNING and up by default), as JSON.

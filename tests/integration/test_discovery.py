@@ -162,6 +162,7 @@ def test_a_failing_listing_is_reported_and_changes_nothing(
                 "endpoint": sim_url,
                 "clusterId": CLUSTER,
                 "secretName": "jobwatch/missing",
+                "allowMissingSecret": True,
             },
         )[0]
         == 201

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from jobwatch.adapters.dynamodb.jobs import DynamoJobStore
-from jobwatch.adapters.http import aio_network
+from jobwatch.adapters.http import aio_transport
 from jobwatch.domain.model import JobSpec, Phase
 from jobwatch.entrypoints.wiring import CLOCK, job_store
 from jobwatch_devkit.harness import LocalDeployment
@@ -51,7 +51,7 @@ def test_a_name_that_now_resolves_to_an_internal_address_is_refused_before_any_r
     port = urlsplit(sim_url).port
     sim.add_job(EXPORT, "exp-rebound", [state("STARTED")], backend="s3")
     key = _track_as_if_registered_earlier(store, f"http://exports.rebind.test:{port}", "exp-rebound")
-    monkeypatch.setattr(aio_network, "CONNECT_RESOLVER", _resolving_to(internal))
+    monkeypatch.setattr(aio_transport, "CONNECT_RESOLVER", _resolving_to(internal))
 
     report = deployment.poll()
 
@@ -76,7 +76,7 @@ def test_an_address_the_deployment_allows_is_connected_to_and_polled(
     port = urlsplit(sim_url).port
     sim.add_job(EXPORT, "exp-allowed", [state("STARTED")], backend="s3")
     key = _track_as_if_registered_earlier(store, f"http://exports.allowed.test:{port}", "exp-allowed")
-    monkeypatch.setattr(aio_network, "CONNECT_RESOLVER", _resolving_to("127.0.0.1"))
+    monkeypatch.setattr(aio_transport, "CONNECT_RESOLVER", _resolving_to("127.0.0.1"))
 
     report = deployment.poll()
 

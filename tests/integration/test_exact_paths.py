@@ -38,11 +38,6 @@ ONE_SEGMENT: list[tuple[str, str]] = [
 SUB_DELIMS: list[tuple[str, str]] = [("?x=1", "%3Fx%3D1"), ("a;b", "a%3Bb"), ("a&b+c", "a%26b%2Bc")]
 """Ids with RFC 3986 sub-delimiters, which a path may carry raw but which servers may read as syntax
 (`;` starts a path parameter in servlet containers): sent encoded, they must arrive encoded."""
-SUBDELIM_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="adapters/http/aio_transport.py passes str(request.url) to aiohttp, whose yarl requoting "
-    "decodes %3D, %3B and %26 in paths; yarl.URL(str(request.url), encoded=True) keeps them",
-)
 
 
 def _post_job(body: dict[str, Any]) -> tuple[int, Any]:
@@ -80,7 +75,6 @@ def test_ids_that_can_be_one_segment_reach_the_upstream_as_exactly_that_segment(
     assert all(job.snapshot is not None for job in deployment.jobs())
 
 
-@SUBDELIM_XFAIL
 def test_sub_delimiters_arrive_still_encoded(
     deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str
 ) -> None:

@@ -137,6 +137,16 @@ FAULTS: dict[str, Fault] = {
 }
 
 
+def _tid(job_key: str, version: int) -> str:
+    """The id of a transition the job's current life recorded at `version` (docs/decisions.md, D28)."""
+    from jobwatch_tools.local import list_jobs
+
+    from jobwatch.domain.transitions import transition_id
+
+    (job,) = [job for job in list_jobs() if job.key == job_key]
+    return transition_id(job_key, version, life=job.life)
+
+
 def _track(deployment: LocalDeployment, source: str, job_id: str, endpoint: str) -> TrackedJob:
     if source == EXPORT:
         return deployment.track(source=source, endpoint=endpoint, job_id=job_id, backend="s3")
@@ -211,7 +221,7 @@ def test_fault_is_a_logged_poll_error_without_state_change_or_notification(
     events = deployment.published()
     assert len(events) == 2
     finished = events[1]
-    assert (finished.event, finished.transition_id) == ("SUCCEEDED", f"{job.key}#2")
+    assert (finished.event, finished.transition_id) == ("SUCCEEDED", _tid(job.key, 2))
     assert finished.previous == running.snapshot
     assert finished.previous is not None and finished.previous.phase is Phase.RUNNING
     assert finished.current.phase is Phase.SUCCEEDED

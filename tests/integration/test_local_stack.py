@@ -186,15 +186,25 @@ def test_creates_the_template_resources_idempotently(endpoint: str) -> None:
     }
     # Each function's environment is the Globals plus its own; the export is their union.
     own = {
-        "JOBWATCH_SLACK_ORDER_WAIT_S": "SlackSenderFunction",
-        "JOBWATCH_POLL_PERIOD_MINUTES": "PollerFunction",
+        "PollerFunction": {"JOBWATCH_TOPIC_ARN", "JOBWATCH_POLL_CONCURRENCY", "JOBWATCH_POLL_PERIOD_MINUTES"},
+        "SlackSenderFunction": {
+            "JOBWATCH_SLACK_WEBHOOK_SECRET",
+            "JOBWATCH_SLACK_QUEUE_URL",
+            "JOBWATCH_SLACK_DLQ_URL",
+            "JOBWATCH_SLACK_ORDER_WAIT_S",
+        },
+        "EmailSenderFunction": {
+            "JOBWATCH_EMAIL_TOPIC_ARN",
+            "JOBWATCH_EMAIL_QUEUE_URL",
+            "JOBWATCH_EMAIL_DLQ_URL",
+        },
+        "ApiFunction": {"JOBWATCH_TOPIC_ARN"},
     }
     assert (second["JOBWATCH_SLACK_ORDER_WAIT_S"], second["JOBWATCH_POLL_PERIOD_MINUTES"]) == ("3600", "1")
-    shared = {k: v for k, v in second.items() if k not in own}
+    owned = set().union(*own.values())
+    shared = {k: v for k, v in second.items() if k not in owned}
     for function, environment in second.functions.items():
-        assert environment == shared | {k: second[k] for k, owner in own.items() if owner == function}, (
-            function
-        )
+        assert environment == shared | {k: second[k] for k in own[function]}, function
     for skipped in (
         "PollerFunction",
         "SlackDeadLetterAlarm",

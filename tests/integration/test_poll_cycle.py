@@ -55,6 +55,16 @@ EVENT_SCHEMA = Draft202012Validator(
 # -- helpers ---------------------------------------------------------------------------------------------
 
 
+def _tid(job_key: str, version: int) -> str:
+    """The id of a transition the job's current life recorded at `version` (docs/decisions.md, D28)."""
+    from jobwatch_tools.local import list_jobs
+
+    from jobwatch.domain.transitions import transition_id
+
+    (job,) = [job for job in list_jobs() if job.key == job_key]
+    return transition_id(job_key, version, life=job.life)
+
+
 def _job(store: DynamoJobStore, key: str) -> TrackedJob:
     job = store.get_job(key)
     assert job is not None, f"job {key} is not in the table"
@@ -175,7 +185,7 @@ def test_each_transition_is_published_and_posted_exactly_once(
         job_id, source, _ = kinds[event.job_key]
         assert event.schema_ == SCHEMA_ID
         assert event.to_wire()["schema"] == "jobwatch.transition/v1"
-        assert (event.transition_id, event.job_id, event.source) == (f"{event.job_key}#1", job_id, source)
+        assert (event.transition_id, event.job_id, event.source) == (_tid(event.job_key, 1), job_id, source)
         assert (event.event, event.severity, event.previous) == ("STARTED", "info", None)
         assert event.current.phase is Phase.RUNNING
         assert event.job.job_id == job_id
@@ -230,7 +240,7 @@ def test_each_transition_is_published_and_posted_exactly_once(
     for event in finished:
         job_id, source, _ = kinds[event.job_key]
         assert (event.transition_id, event.event, event.severity) == (
-            f"{event.job_key}#3",
+            _tid(event.job_key, 3),
             "SUCCEEDED",
             "success",
         )
@@ -260,7 +270,7 @@ def test_each_transition_is_published_and_posted_exactly_once(
     assert deployment.deliver().delivered == 0
     assert len(sink.messages()) == 4
     recorded = sorted((t.transition_id, t.event) for t in store.recent_transitions(export.key))
-    assert recorded == [(f"{export.key}#1", "STARTED"), (f"{export.key}#3", "SUCCEEDED")]
+    assert recorded == [(_tid(export.key, 1), "STARTED"), (_tid(export.key, 3), "SUCCEEDED")]
     assert store.pending_transitions() == []
 
 
@@ -311,7 +321,7 @@ def test_failed_and_canceled_jobs_alert_once_with_the_error_and_are_not_polled_a
         assert (event.event, event.severity, event.transition_id) == (
             event_name,
             severity,
-            f"{keys[job_id]}#2",
+            _tid(keys[job_id], 2),
         )
         assert (event.current.phase, event.current.status, event.current.error) == (phase, status, error)
         assert event.current.progress is None  # a failed/canceled job carries no progress
@@ -366,7 +376,7 @@ def test_first_observation_of_an_already_failed_job_alerts_once(
     assert len(deployment.published()) == 2
     for key, error in ((export.key, "backend s3: AccessDenied"), (imp.key, "bucket not found")):
         event = events[key]
-        assert (event.event, event.previous, event.transition_id) == ("FAILED", None, f"{key}#1")
+        assert (event.event, event.previous, event.transition_id) == ("FAILED", None, _tid(key, 1))
         assert (event.current.phase, event.current.error) == (Phase.FAILED, error)
         assert _job(store, key).version == 1
     assert deployment.deliver().delivered == 2
@@ -503,7 +513,7 @@ def test_overlapping_runs_publish_each_transition_once(
     started = deployment.published()
     assert len(started) == jobs
     assert Counter(event.job_key for event in started) == Counter(dict.fromkeys(keys, 1))
-    assert {event.transition_id for event in started} == {f"{key}#1" for key in keys}
+    assert {event.transition_id for event in started} == {_tid(key, 1) for key in keys}
     assert {event.event for event in started} == {"STARTED"}
     assert all(event.previous is None for event in started)
 
@@ -513,14 +523,14 @@ def test_overlapping_runs_publish_each_transition_once(
     assert len(events) == 2 * jobs
     finished = events[jobs:]
     assert Counter(event.job_key for event in finished) == Counter(dict.fromkeys(keys, 1))
-    assert {event.transition_id for event in finished} == {f"{key}#2" for key in keys}
+    assert {event.transition_id for event in finished} == {_tid(key, 2) for key in keys}
     assert {(event.event, event.current.phase) for event in finished} == {("SUCCEEDED", Phase.SUCCEEDED)}
     assert all(event.previous is not None and event.previous.phase is Phase.RUNNING for event in finished)
     assert {job_id: sim.request_count(job_id) for job_id in job_ids} == dict.fromkeys(job_ids, 4)
 
     for key in keys:
         assert _job(store, key).version == 2
-        assert sorted(t.transition_id for t in store.recent_transitions(key)) == [f"{key}#1", f"{key}#2"]
+        assert sorted(t.transition_id for t in store.recent_transitions(key)) == [_tid(key, 1), _tid(key, 2)]
     assert store.pending_transitions() == []
 
     delivery = deployment.deliver()
@@ -613,6 +623,7 @@ def test_api_key_is_read_from_secrets_manager(
         endpoint=sim_url,
         job_id="exp-no-secret",
         backend="s3",
+        allow_missing_secret=True,  # registered before its secret exists: polls fail until it does
         secret_name="jobwatch/not-created",
     )
     stderr_logs()  # forget the registration lines
@@ -676,7 +687,7 @@ def test_a_transition_whose_publish_failed_is_republished_once_by_a_later_cycle(
     assert (report.transitions, report.published, report.publish_failures) == (1, 0, 1)
     assert deployment.published() == []
     pending = store.pending_transitions()
-    assert [(p.transition.transition_id, p.attempts) for p in pending] == [(f"{job.key}#1", 1)]
+    assert [(p.transition.transition_id, p.attempts) for p in pending] == [(_tid(job.key, 1), 1)]
     assert _job(store, job.key).version == 1  # recorded; the next poll sees no change
 
     # Within the backoff window the entry is left alone.
@@ -702,7 +713,7 @@ def test_a_transition_whose_publish_failed_is_republished_once_by_a_later_cycle(
         report = deployment.poll()
         assert report.republished == 0
     events = deployment.published()
-    assert [(e.transition_id, e.event, e.previous) for e in events] == [(f"{job.key}#1", "STARTED", None)]
+    assert [(e.transition_id, e.event, e.previous) for e in events] == [(_tid(job.key, 1), "STARTED", None)]
     assert deployment.deliver().delivered == 1
     assert len(sink.messages()) == 1
 

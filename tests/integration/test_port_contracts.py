@@ -201,6 +201,15 @@ def test_one_waiting_copy_stands_for_a_transition(ledger: DeliveryLedger) -> Non
     assert ledger.hand_wait_to("slack", "k#1", "ddd", None, now + 70, 60)
 
 
+def test_the_first_routing_of_a_transition_stands(ledger: DeliveryLedger) -> None:
+    first = [{"destination": {"type": "eventbridge", "bus": "default"}, "routes": ["a"], "mentions": []}]
+    later = [{"destination": {"type": "email", "addresses": []}, "routes": ["b"], "mentions": []}]
+    assert ledger.routing("k#1") is None
+    assert ledger.record_routing("k#1", first, NOW.now()) == first
+    assert ledger.record_routing("k#1", later, NOW.now()) == first
+    assert ledger.routing("k#1") == first
+
+
 # -- WatchStore -----------------------------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from jobwatch_tools.local import slack
 
 from jobwatch.adapters import aws
+from jobwatch.adapters.dynamodb.jobs import _history_sk
 from jobwatch.adapters.http.upstream import HttpUpstream
 from jobwatch.app.poll_cycle import PollerDeps, run_cycle
 from jobwatch.delivery.engine import MAX_DEFERRALS
@@ -178,7 +179,7 @@ def test_a_predecessor_that_never_left_the_outbox_does_not_hold_its_successor(
     started, succeeded = _two_transitions(deployment, sim, sim_url, "exp-outbox-gave-up")
     first = transition_from_sqs_body(started["body"])
     # As the outbox records a transition it gave up on after its retry cap (SNS never carried it).
-    key = {"pk": {"S": f"JOB#{first.job_key}"}, "sk": {"S": "TR#0000000001"}}
+    key = {"pk": {"S": f"JOB#{first.job_key}"}, "sk": {"S": _history_sk(first.transition_id)}}
     aws.dynamodb().update_item(
         TableName=deployment.settings.table,
         Key=key,

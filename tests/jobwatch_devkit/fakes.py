@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -22,7 +23,7 @@ import httpx
 from jobwatch.adapters.clock import utc_iso
 from jobwatch.domain.errors import PollError
 from jobwatch.domain.model import Health, JobSpec, Snapshot, TrackedJob, Transition, Watch
-from jobwatch.domain.transitions import parse_transition_id
+from jobwatch.domain.transitions import new_life, parse_transition_id
 from jobwatch.ports import Claim, ConflictError, PendingTransition, SecretUnavailableError
 from jobwatch.sources.base import HttpRequest, HttpResponse
 
@@ -104,7 +105,7 @@ class InMemoryJobStore:
                 created_at=now_iso,
                 updated_at=now_iso,
                 changed_at=now_iso if initial_snapshot else None,
-                life="",  # LIVES-PENDING
+                life=new_life(time.time()),
             )
             self._jobs[spec.key] = _JobItem(job)
             self.writes += 1

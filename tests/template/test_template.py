@@ -18,7 +18,13 @@ import pytest
 from jobwatch_tools.local_stack import load_template
 
 from jobwatch.delivery.engine import WAIT_LEASE_MARGIN_S, retry_window_s
-from jobwatch.settings import EmailSenderSettings, SlackSenderSettings
+from jobwatch.settings import (
+    ApiSettings,
+    EmailSenderSettings,
+    PollerSettings,
+    SlackSenderSettings,
+    env_name,
+)
 
 pytestmark = pytest.mark.template
 
@@ -109,22 +115,61 @@ def test_layer_builds_with_python313_for_arm64(resources: dict[str, Any]) -> Non
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
 
 
-def test_environment_points_at_the_stack_resources(template: dict[str, Any]) -> None:
+FUNCTION_VARIABLES: dict[str, dict[str, Any]] = {
+    "PollerFunction": {
+        "JOBWATCH_TOPIC_ARN": {"Ref": "TransitionsTopic"},
+        "JOBWATCH_POLL_CONCURRENCY": {"Ref": "PollConcurrency"},
+        "JOBWATCH_POLL_PERIOD_MINUTES": {"Ref": "PollPeriodMinutes"},
+    },
+    "SlackSenderFunction": {
+        "JOBWATCH_SLACK_WEBHOOK_SECRET": {"Ref": "SlackWebhookSecret"},
+        "JOBWATCH_SLACK_QUEUE_URL": {"Ref": "SlackQueue"},
+        "JOBWATCH_SLACK_DLQ_URL": {"Ref": "SlackDeadLetterQueue"},
+        "JOBWATCH_SLACK_ORDER_WAIT_S": "3600",
+    },
+    "EmailSenderFunction": {
+        "JOBWATCH_EMAIL_TOPIC_ARN": {"Ref": "AlertEmailTopic"},
+        "JOBWATCH_EMAIL_QUEUE_URL": {"Ref": "EmailQueue"},
+        "JOBWATCH_EMAIL_DLQ_URL": {"Ref": "EmailDeadLetterQueue"},
+    },
+    "ApiFunction": {"JOBWATCH_TOPIC_ARN": {"Ref": "TransitionsTopic"}},
+}
+"""What each function is told, beyond the globals: only the resources it uses (D9)."""
+
+
+def test_environment_points_at_the_stack_resources(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
     assert variables["JOBWATCH_TABLE"] == {"Ref": "JobsTable"}
-    assert variables["JOBWATCH_TOPIC_ARN"] == {"Ref": "TransitionsTopic"}
-    assert variables["JOBWATCH_SLACK_WEBHOOK_SECRET"] == {"Ref": "SlackWebhookSecret"}
-    assert variables["JOBWATCH_SLACK_QUEUE_URL"] == {"Ref": "SlackQueue"}
-    assert variables["JOBWATCH_SLACK_DLQ_URL"] == {"Ref": "SlackDeadLetterQueue"}
-    assert variables["JOBWATCH_EMAIL_TOPIC_ARN"] == {"Ref": "AlertEmailTopic"}
-    assert variables["JOBWATCH_EMAIL_QUEUE_URL"] == {"Ref": "EmailQueue"}
-    assert variables["JOBWATCH_EMAIL_DLQ_URL"] == {"Ref": "EmailDeadLetterQueue"}
     assert variables["JOBWATCH_RETENTION_DAYS"] == {"Ref": "RetentionDays"}
-    assert variables["JOBWATCH_POLL_CONCURRENCY"] == {"Ref": "PollConcurrency"}
     assert variables["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
     # Deployed functions must use the real endpoints: an empty value is "unset" for botocore.
     assert variables["AWS_ENDPOINT_URL"] == ""
     assert variables["JOBWATCH_ALLOW_HTTP_LOOPBACK"] == "false"
+    assert not [
+        name for name in variables if name.endswith(("_ARN", "_URL", "_SECRET")) and "ENDPOINT" not in name
+    ]
+    for logical_id, expected in FUNCTION_VARIABLES.items():
+        own = _props(resources, logical_id)["Environment"]["Variables"]
+        assert own == expected, logical_id
+
+
+def test_each_function_is_told_every_required_setting_of_its_model(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    """A required setting missing from a function's environment would stop its cold start (D9)."""
+    models = {
+        "PollerFunction": PollerSettings,
+        "SlackSenderFunction": SlackSenderSettings,
+        "EmailSenderFunction": EmailSenderSettings,
+        "ApiFunction": ApiSettings,
+    }
+    declared_globally = set(template["Globals"]["Function"]["Environment"]["Variables"])
+    for logical_id, model in models.items():
+        required = {env_name(name) for name, field in model.model_fields.items() if field.is_required()}
+        declared = declared_globally | set(_props(resources, logical_id)["Environment"]["Variables"])
+        assert required <= declared, (logical_id, required - declared)
 
 
 def test_table_keys_indexes_ttl_pitr_and_encryption(resources: dict[str, Any]) -> None:
@@ -354,21 +399,79 @@ def test_topic_subscriptions(template: dict[str, Any], resources: dict[str, Any]
     assert resources["OperatorEmailSubscription"]["Condition"] == "HasOperatorEmail"
 
 
-def test_secret_access_is_scoped_to_jobwatch_secrets(resources: dict[str, Any]) -> None:
+TABLE_ACCESS: dict[str, set[str]] = {
+    "PollerFunction": {"GetItem", "PutItem", "UpdateItem", "Query"},
+    "SlackSenderFunction": {"GetItem", "PutItem", "UpdateItem", "DeleteItem"},
+    "EmailSenderFunction": {"GetItem", "PutItem", "UpdateItem", "DeleteItem"},
+    "ApiFunction": {"GetItem", "PutItem", "DeleteItem", "Query", "Scan"},
+}
+"""Least privilege, declared: what each function may do to the jobs table (and its indexes)."""
+
+SECRET_ACCESS: dict[str, list[tuple[str, str, Any]]] = {
+    "PollerFunction": [
+        ("Allow", "secretsmanager:GetSecretValue", {"Fn::Sub": SECRET_ARN_PATTERN}),
+        (
+            "Deny",
+            "secretsmanager:GetSecretValue",
+            [
+                {"Ref": "SlackWebhookSecret"},
+                {"Fn::Sub": SECRET_ARN_PATTERN.replace("jobwatch/*", "jobwatch/notify/*")},
+            ],
+        ),
+    ],
+    "SlackSenderFunction": [("Allow", "secretsmanager:GetSecretValue", {"Ref": "SlackWebhookSecret"})],
+    "EmailSenderFunction": [],
+    "ApiFunction": [("Allow", "secretsmanager:DescribeSecret", {"Fn::Sub": SECRET_ARN_PATTERN})],
+}
+"""Least privilege, declared: the poller reads upstream keys but no notification secret, the Slack
+sender only its webhook, the e-mail sender nothing, the internet-facing API no secret value at all."""
+
+
+def _statements_of(props: dict[str, Any]) -> list[dict[str, Any]]:
+    return [statement for policy in props["Policies"] for statement in policy.get("Statement", [])]
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return action if isinstance(action, list) else [action]
+
+
+def test_each_function_may_touch_the_table_only_as_declared(resources: dict[str, Any]) -> None:
     for logical_id, props in _functions(resources).items():
-        scopes = []
-        for policy in props["Policies"]:
-            if "AWSSecretsManagerGetSecretValuePolicy" in policy:
-                scopes.append(policy["AWSSecretsManagerGetSecretValuePolicy"]["SecretArn"])
-            for statement in policy.get("Statement", []):
-                actions = (
-                    statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-                )
-                if any(action.startswith("secretsmanager:") for action in actions):
-                    scopes.append(statement["Resource"])
-        # The e-mail sender reads no secret at all; every other function only jobwatch/* ones.
-        expected = [] if logical_id == "EmailSenderFunction" else [{"Fn::Sub": SECRET_ARN_PATTERN}]
-        assert scopes == expected, logical_id
+        assert not [p for p in props["Policies"] if "DynamoDBCrudPolicy" in p or "DynamoDBReadPolicy" in p]
+        granted = set()
+        for statement in _statements_of(props):
+            for action in _actions(statement):
+                if action.startswith("dynamodb:"):
+                    assert statement["Effect"] == "Allow"
+                    assert statement["Resource"] == [
+                        {"Fn::GetAtt": ["JobsTable", "Arn"]},
+                        {"Fn::Sub": "${JobsTable.Arn}/index/*"},
+                    ]
+                    granted.add(action.removeprefix("dynamodb:"))
+        assert granted == TABLE_ACCESS[logical_id], logical_id
+
+
+def test_each_function_reads_only_the_secrets_it_needs(resources: dict[str, Any]) -> None:
+    for logical_id, props in _functions(resources).items():
+        assert not [p for p in props["Policies"] if "AWSSecretsManagerGetSecretValuePolicy" in p]
+        found = [
+            (statement["Effect"], action, statement["Resource"])
+            for statement in _statements_of(props)
+            for action in _actions(statement)
+            if action.startswith("secretsmanager:")
+        ]
+        assert found == SECRET_ACCESS[logical_id], logical_id
+
+
+def test_the_api_keeps_an_access_log_with_the_caller(resources: dict[str, Any]) -> None:
+    api = _props(resources, "RegistrationApi")
+    setting = api["AccessLogSetting"]
+    assert setting["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    fields = json.loads(setting["Format"])
+    assert {"caller", "userArn", "sourceIp", "route", "method", "status", "requestId"} <= set(fields)
+    assert _props(resources, "ApiAccessLogGroup")["RetentionInDays"] == 30
+    assert resources["RegistrationApi"]["DependsOn"] == "ApiLoggingReady"
 
 
 def test_no_real_webhook_in_the_repository_files() -> None:
@@ -445,7 +548,6 @@ def test_api_routes_are_exactly_the_handlers_routes(resources: dict[str, Any]) -
     assert (function["CodeUri"], function["Handler"]) == ("functions/api/", "app.handler")
     assert function["Timeout"] <= 29  # API Gateway's integration timeout
     policies = function["Policies"]
-    assert {"DynamoDBCrudPolicy": {"TableName": {"Ref": "JobsTable"}}} in policies
     assert {
         "SNSPublishMessagePolicy": {"TopicName": {"Fn::GetAtt": ["TransitionsTopic", "TopicName"]}}
     } in policies

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jobwatch.sources
-from jobwatch.channels.base import Channel
+from jobwatch.channels.base import Channel, Notice
 from jobwatch.channels.slack_webhook import SlackWebhookChannel
 from jobwatch.domain.model import Event, JobSpec, Phase, Snapshot, Transition
 from jobwatch.domain.severity import severity_for
@@ -205,7 +205,7 @@ def test_slack_channel_declares_its_limits() -> None:
     assert (limits.max_attempts, limits.retry_base_s) == (30, 30.0)
     assert (MAX_BLOCKS, MAX_SECTION_CHARS, MAX_HEADER_CHARS) == (50, 3000, 150)
     assert (MAX_FIELD_CHARS, MAX_FIELDS_PER_SECTION) == (2000, 10)
-    assert channel.render(make()) == render_payload(make())
+    assert channel.render(Notice(make())) == render_payload(make())
     assert channel.problems({"blocks": []}) == validate_payload({"blocks": []}) != []
 
 
@@ -250,8 +250,10 @@ def test_structure_for_each_event(event: Event) -> None:
 
 def test_failed_message() -> None:
     payload = render_payload(make(Event.FAILED, error="row 7: dim 768 != 1536"))
+    # The fallback (lock screens, screen readers, clients without blocks) names the cause too.
     assert payload["text"] == (
         "❌ FAILED · Zilliz Cloud import job-abc123 (medium_articles): failed (RUNNING → FAILED)"
+        " — error: row 7: dim 768 != 1536"
     )
     assert payload["blocks"][0]["text"] == {
         "type": "plain_text",
@@ -614,3 +616,15 @@ def test_any_upstream_text_renders_within_limits_and_escaped(
         assert "@here" not in value.lower() and "@channel" not in value.lower()
     subject = email_subject(t)
     assert len(subject) <= 100 and subject.isascii() and subject.isprintable()
+
+
+def test_route_mentions_lead_the_message_and_upstream_text_cannot_add_one() -> None:
+    hostile = make(Event.FAILED, error="<!channel> <@U999> pwned")
+    payload = render_payload(hostile, ["<!subteam^S0123ABC>", "<@U0456DEF>", "not a mention <!everyone>"])
+    assert payload["text"].startswith("<!subteam^S0123ABC> <@U0456DEF> ❌ FAILED")
+    assert payload["blocks"][1] == {
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": "<!subteam^S0123ABC> <@U0456DEF>"},
+    }
+    rest = json.dumps(payload["blocks"][2:])
+    assert "<!channel>" not in rest and "<@U999>" not in rest and "<!everyone>" not in json.dumps(payload)

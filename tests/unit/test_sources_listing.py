@@ -184,6 +184,6 @@ def test_requests() -> None:
     assert listing.milvus_request("http://127.0.0.1:19530", "sales", None).json == {"dbName": "sales"}
     assert listing.milvus_request("http://127.0.0.1:19530", None, None).json == {}
     assert (
-        listing.weaviate_backups_request("https://w.example", "s3/x", None).url
-        == "https://w.example/v1/backups/s3%2Fx"
+        listing.weaviate_backups_request("https://w.example", "s3?x", None).url
+        == "https://w.example/v1/backups/s3%3Fx"
     )

@@ -127,7 +127,7 @@ def check_job(spec: JobSpec, api_key: str | None) -> Snapshot:
     settings = UpstreamSettings.from_env()
 
     async def once() -> Snapshot:
-        async with HttpUpstream(settings, per_endpoint=1) as upstream:
+        async with HttpUpstream(settings, max_connections=1) as upstream:
             return await poll_spec(upstream, spec, api_key)
 
     return asyncio.run(once())
@@ -138,7 +138,7 @@ def discover_once() -> DiscoveryReport:
     deps = poller_deps()
 
     async def once() -> DiscoveryReport:
-        async with HttpUpstream(deps.settings, per_endpoint=8) as upstream:
+        async with HttpUpstream(deps.settings, max_connections=8) as upstream:
             assert deps.watches is not None
             return await run_discovery(deps.store, deps.watches, upstream, deps.secrets, deps.settings, CLOCK)
 
@@ -147,7 +147,7 @@ def discover_once() -> DiscoveryReport:
 
 def track_job(fields: Mapping[str, Any]) -> tuple[TrackedJob, bool]:
     """`jobwatch track` from Python: the API's own validation and store write."""
-    resource, created = operations().track(parse_job_registration(fields))
+    resource, created = operations().track(parse_job_registration(fields), actor="local")
     job = operations().store.get_job(resource.key)
     assert job is not None
     return job, created

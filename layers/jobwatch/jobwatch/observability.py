@@ -6,6 +6,8 @@ Structured JSON logs; every line about a job carries `jobKey`, `jobId` and `sour
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import os
 import sys
@@ -21,7 +23,13 @@ SERVICE = "jobwatch"
 NAMESPACE = "Jobwatch"
 
 # stderr: in Lambda both streams reach CloudWatch; locally stdout stays free for command output.
-logger = Logger(service=SERVICE, logger_handler=logging.StreamHandler(sys.stderr))
+# ASCII-only JSON: upstream text in a log line (an error, a job id) can carry bidi overrides or other
+# invisible characters; escaped as \uXXXX they can neither reorder nor hide what a reader sees.
+logger = Logger(
+    service=SERVICE,
+    logger_handler=logging.StreamHandler(sys.stderr),
+    json_serializer=functools.partial(json.dumps, default=str, separators=(",", ":"), ensure_ascii=True),
+)
 
 
 class _OffTracer:
@@ -83,6 +91,7 @@ class Metric(StrEnum):
     THROTTLED_POLLS = "ThrottledPolls"
     IGNORED_RESULTS = "IgnoredResults"
     CYCLE_COMPLETED = "CycleCompleted"
+    UNREADABLE_NOTICES = "UnreadableNotices"
 
 
 class ChannelMetric(StrEnum):

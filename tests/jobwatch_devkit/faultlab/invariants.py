@@ -38,16 +38,18 @@ __all__ = [
     "routed_to_email",
 ]
 
+from jobwatch.domain.transitions import parse_transition_id
+
 TID_IN_SLACK = re.compile(r"Transition `([^`]+)`")
 EMAILED_EVENTS = frozenset({"FAILED", "CANCELED"})
 """The template's AlertEmailEvents default: what the e-mail queue's subscription lets through."""
 
 
-def _tid_order(tid: str) -> tuple[int, int]:
-    """`key#7` -> (7, 1), `key#7.2` -> (7, 2): the order a job's transitions were recorded in."""
-    suffix = tid.rsplit("#", 1)[1]
-    version, _, index = suffix.partition(".")
-    return int(version), int(index or "1")
+def _tid_order(tid: str) -> tuple[str, int, int]:
+    """The order a job's transitions were recorded in (older lives first, then versions)."""
+    ref = parse_transition_id(tid)
+    assert ref is not None, tid
+    return ref.order
 
 
 @dataclass
@@ -216,7 +218,7 @@ def _read_posts(sink: SlackSink, result: RoundResult) -> tuple[SlackView, Counte
             ambiguous[tid] += 1
         if tid not in slack.posted:
             slack.posted.add(tid)
-            slack.order[tid.rsplit("#", 1)[0]].append(tid)
+            slack.order[tid.rpartition("#")[0]].append(tid)
     return slack, ok_posts, ambiguous
 
 

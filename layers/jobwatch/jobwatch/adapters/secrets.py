@@ -61,3 +61,20 @@ class SecretResolver:
             raise SecretUnavailableError(f"secret {name!r}: {exc}") from None
         self._cache[name] = (now, value)
         return value
+
+
+class SecretsManagerNames:
+    """`ports.SecretNames` on Secrets Manager: DescribeSecret returns metadata, never the value, so
+    the function that checks names (the API) needs no right to read any secret."""
+
+    def __init__(self, client: SecretsManagerClient) -> None:
+        self._client = client
+
+    def exists(self, name: str) -> bool:
+        try:
+            self._client.describe_secret(SecretId=name)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return False
+            raise
+        return True

@@ -27,6 +27,7 @@ from jobwatch.app.registration import endpoint_refusal
 from jobwatch.domain.endpoints import EndpointPolicy
 from jobwatch.domain.errors import PollError, PollErrorKind
 from jobwatch.domain.model import JOB_ID_MAX, JobSpec, Phase, Snapshot, TrackedJob, Watch, bounded
+from jobwatch.domain.text import unsafe_character
 from jobwatch.observability import logger
 from jobwatch.ports import Clock, JobStore, Secrets, SecretUnavailableError, Upstream, WatchStore
 from jobwatch.settings import EndpointSettings
@@ -200,6 +201,9 @@ class _Discovery:
                 continue
             if len(job.job_id) > JOB_ID_MAX:
                 self.error(watch, f"job id longer than {JOB_ID_MAX} characters skipped")
+                continue
+            if (problem := unsafe_character(job.job_id)) is not None:
+                self.error(watch, f"listed job id skipped: it contains {problem}")
                 continue
             await asyncio.to_thread(self.hand_over, watch, job)
         if watch.primed_at is None:

@@ -42,6 +42,18 @@ class ChannelLimits:
     """First re-check of a waiting transition; doubles up to 60 s."""
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelTuning:
+    """The deployment's knobs a channel turns into its limits (from the notifier's settings)."""
+
+    min_interval_s: float = 1.0
+    max_retry_after_s: float = 5.0
+    max_attempts: int = 30
+    retry_base_s: float = 30.0
+    order_wait_s: float = 3600.0
+    order_retry_s: float = 5.0
+
+
 class SendOutcome(StrEnum):
     DELIVERED = "DELIVERED"
     RETRY = "RETRY"
@@ -66,14 +78,24 @@ class SendResult:
 DELIVERED = SendResult(SendOutcome.DELIVERED)
 
 
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """What one destination is asked to show: a transition, and what the routes that sent it here
+    add (mentions to put in front, for Slack; the route names, for the record)."""
+
+    transition: Transition
+    mentions: tuple[str, ...] = ()
+    routes: tuple[str, ...] = ()
+
+
 class Channel(Protocol):
     """What every channel declares and does."""
 
     @property
     def limits(self) -> ChannelLimits: ...
 
-    def render(self, transition: Transition) -> Any:
-        """The destination's payload for one transition (pure)."""
+    def render(self, notice: Notice) -> Any:
+        """The destination's payload for one notice (pure)."""
         ...
 
     def problems(self, payload: Any) -> list[str]:

@@ -6,7 +6,7 @@ backoff: SNS errors are throttling or outages, and nothing SNS says makes an e-m
 
 from __future__ import annotations
 
-from jobwatch.channels.base import DELIVERED, ChannelLimits, SendOutcome, SendResult
+from jobwatch.channels.base import DELIVERED, ChannelLimits, Notice, SendOutcome, SendResult
 from jobwatch.domain.model import Transition
 from jobwatch.ports import EmailPublisher
 from jobwatch.settings import EmailSenderSettings
@@ -26,9 +26,9 @@ class EmailChannel:
             claim_lease_s=CLAIM_LEASE_S,
         )
 
-    def render(self, transition: Transition) -> Transition:
+    def render(self, notice: Notice) -> Transition:
         """The SNS e-mail publisher renders subject and body itself (`adapters.sns_message`)."""
-        return transition
+        return notice.transition
 
     def problems(self, payload: Transition) -> list[str]:
         return []  # subject and body are capped by construction

@@ -12,8 +12,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from jobwatch.channels.base import DELIVERED, ChannelLimits, SendOutcome, SendResult
-from jobwatch.domain.model import Transition
+from jobwatch.channels.base import DELIVERED, ChannelLimits, Notice, SendOutcome, SendResult
 from jobwatch.ports import Secrets, SecretUnavailableError
 from jobwatch.render.slack_blocks import render_payload, validate_payload
 from jobwatch.settings import SlackSenderSettings
@@ -58,8 +57,8 @@ class SlackWebhookChannel:
         """Close the HTTP client (local runs that rebuild their wiring)."""
         self._http.close()
 
-    def render(self, transition: Transition) -> dict[str, Any]:
-        return render_payload(transition)
+    def render(self, notice: Notice) -> dict[str, Any]:
+        return render_payload(notice.transition, notice.mentions)
 
     def problems(self, payload: dict[str, Any]) -> list[str]:
         return validate_payload(payload)

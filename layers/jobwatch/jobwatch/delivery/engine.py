@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from jobwatch.channels.base import Channel, SendOutcome, SendResult
+from jobwatch.channels.base import Channel, Notice, SendOutcome, SendResult
 from jobwatch.delivery.envelope import transition_from_sqs_body
 from jobwatch.delivery.records import (
     ATTEMPTS_ATTRIBUTE,
@@ -34,6 +34,7 @@ from jobwatch.delivery.records import (
     string_attribute,
 )
 from jobwatch.domain.model import Transition
+from jobwatch.domain.transitions import parse_transition_id
 from jobwatch.observability import ChannelMetric, MetricUnit, channel_metric, logger, metrics
 from jobwatch.ports import Claim, Clock, DeliveryLedger, DeliveryQueue
 
@@ -60,6 +61,12 @@ class DeliveryDeps:
     clock: Clock
     standing: Callable[[str], str | None] = lambda _tid: None
     """The job store's `transition_standing`: ordered channels ask it whether a predecessor is owed."""
+    routed_here: Callable[[str, str], bool | None] = lambda _tid, _channel: None
+    """Whether the routes sent a transition to this channel (None: not known yet). A predecessor the
+    routes never sent here is not waited for (the notifier answers from its routing records)."""
+    copy_attributes: Callable[[str], dict[str, str]] = lambda _channel: {}
+    """Extra attributes of the delayed copies of this channel (the notifier names the destination, so
+    a copy is retried for that destination only)."""
     sleep: Callable[[float], None] = time.sleep
     monotonic: Callable[[], float] = time.monotonic
 
@@ -162,7 +169,11 @@ class _Batch:
             return
         token = uuid.uuid4().hex
         delay = min(SQS_MAX_DELAY_S, max(1, math.ceil(delay_s)))
-        attributes = {DEFERRALS_ATTRIBUTE: str(deferrals + 1), COPY_TOKEN_ATTRIBUTE: token}
+        attributes = {
+            DEFERRALS_ATTRIBUTE: str(deferrals + 1),
+            COPY_TOKEN_ATTRIBUTE: token,
+            **self.deps.copy_attributes(self.limits.name),
+        }
         attempts = int(number_attribute(record, ATTEMPTS_ATTRIBUTE) or 0) if attempts is None else attempts
         if attempts:
             attributes[ATTEMPTS_ATTRIBUTE] = str(attempts)
@@ -185,6 +196,8 @@ class _Batch:
         if transition.job_key in self.held_jobs:  # deferred a moment ago in this very batch
             return True
         ledger, channel = self.deps.ledger, self.limits.name
+        if self.deps.routed_here(previous, channel) is False:
+            return None  # the routes never sent the previous transition here: nothing to wait for
         claim = ledger.state(channel, previous, now)
         if claim in SETTLED_CLAIMS:
             return None
@@ -277,9 +290,15 @@ class _Batch:
 
     def handle(self, record: dict[str, Any]) -> None:
         transition = self.read(record)
-        if transition is None or self.must_wait(record, transition) or not self.claimed(record, transition):
+        if transition is not None:
+            self.handle_notice(record, Notice(transition))
+
+    def handle_notice(self, record: dict[str, Any], notice: Notice) -> None:
+        """One transition for this channel (the notifier reads and routes records itself)."""
+        transition = notice.transition
+        if self.must_wait(record, transition) or not self.claimed(record, transition):
             return
-        payload = self.channel.render(transition)
+        payload = self.channel.render(notice)
         problems = self.channel.problems(payload)
         if problems:
             reason = "invalid payload: " + "; ".join(problems)
@@ -365,9 +384,9 @@ def _fields(transition: Transition, channel: str | None = None) -> dict[str, str
     return fields
 
 
-def _version(transition_id: str) -> tuple[int, ...]:
-    suffix = transition_id.rsplit("#", 1)[-1]
-    return tuple(int(part) for part in suffix.split(".") if part.isdigit())
+def _order(transition_id: str) -> tuple[str, int, int]:
+    ref = parse_transition_id(transition_id)
+    return ref.order if ref is not None else ("", 0, 0)
 
 
 def in_job_order(records: list[dict[str, Any]], job_of: dict[str, str]) -> list[dict[str, Any]]:
@@ -375,15 +394,15 @@ def in_job_order(records: list[dict[str, Any]], job_of: dict[str, str]) -> list[
 
     Records are sorted by (jobKey, transition version); unreadable ones keep their place at the end.
     """
-    keyed: list[tuple[tuple[str, tuple[int, ...]], int, dict[str, Any]]] = []
+    keyed: list[tuple[tuple[str, tuple[str, int, int]], int, dict[str, Any]]] = []
     for position, record in enumerate(records):
         try:
             transition = transition_from_sqs_body(record.get("body", ""))
         except ValueError:
-            keyed.append((("\uffff", ()), position, record))
+            keyed.append((("\uffff", ("", 0, 0)), position, record))
             continue
         job_of[record.get("messageId", "")] = transition.job_key
-        keyed.append(((transition.job_key, _version(transition.transition_id)), position, record))
+        keyed.append(((transition.job_key, _order(transition.transition_id)), position, record))
     keyed.sort(key=lambda item: (item[0], item[1]))
     return [record for _, _, record in keyed]
 

@@ -169,6 +169,9 @@ class TrackedJob(WireModel):
     """Read from the item, never stored in the document: older transitions still wait in the outbox."""
     last_transition_id: str | None = None
     """The job's latest notified transition: the next one names it, so channels can keep order."""
+    life: str = ""
+    """Set when the job is tracked (`transitions.new_life`) and part of every transition id, so a
+    job untracked and tracked again never reuses one. Empty for jobs tracked before lives existed."""
 
     @property
     def key(self) -> str:
@@ -179,12 +182,17 @@ class TrackedJob(WireModel):
         return self.snapshot is not None and self.snapshot.phase.terminal
 
 
+MAX_ID_CHARS = 256
+"""Longest transition id or job key an event may carry (ours are under 60 characters); a longer one
+in a queued message is refused as unreadable before it could reach a DynamoDB key."""
+
+
 class Transition(WireModel):
     """A real change of phase, published once as the versioned transition event (schema below)."""
 
     schema_: str = Field(default="jobwatch.transition/v1", alias="schema")
-    transition_id: str
-    job_key: str
+    transition_id: str = Field(max_length=MAX_ID_CHARS)
+    job_key: str = Field(max_length=MAX_ID_CHARS)
     source: str
     job_id: str
     event: str
@@ -196,7 +204,7 @@ class Transition(WireModel):
     current: Snapshot
     note: str | None = None
     """Why a health event fired (e.g. the poll error, which secret to fix); None for phase changes."""
-    previous_transition_id: str | None = None
+    previous_transition_id: str | None = Field(default=None, max_length=MAX_ID_CHARS)
     """The job's transition notified just before this one (None for its first): a channel that
     receives them out of order (SQS standard queues may) holds this one until that one is out."""
 

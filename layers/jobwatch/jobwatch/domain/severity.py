@@ -8,6 +8,9 @@ HEALTH_EVENTS = frozenset({"STALLED", "RESUMED", "OVERDUE", "UNREACHABLE", "AUTH
 """Events about jobwatch's view of a job rather than a change of its phase: they carry a `note`."""
 
 
+SEVERITIES = ("error", "warning", "success", "info")
+
+
 # Keyed by the event *value* so events added to the model later work without touching this module.
 _SEVERITY_BY_EVENT: dict[str, str] = {
     "FAILED": "error",

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import unicodedata
 
+REDACTED = "[redacted]"
+"""What a secret value reflected by an upstream becomes before anything stores, logs or sends it."""
+
 # Bidi embeddings/overrides/isolates can make a job id read backwards (spoofing); they carry no meaning here.
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
@@ -21,6 +24,47 @@ def _keep(char: str) -> bool:
     if 0xFDD0 <= code <= 0xFDEF or (code & 0xFFFE) == 0xFFFE:
         return False
     return char not in _BIDI_CONTROLS
+
+
+_REFUSED_CATEGORIES = {
+    "Cc": "a control character",
+    "Cf": "an invisible formatting character",
+    "Cs": "a lone surrogate",
+    "Zl": "a line separator",
+    "Zp": "a paragraph separator",
+    "Co": "a private-use character",
+    "Cn": "an unassigned code point",
+}
+
+
+def unsafe_character(value: str) -> str | None:
+    """Why `value` may not be an identifier (job id, label, name), or None when it may.
+
+    Refused: control characters (newline, CR, ANSI escapes), invisible formatting characters (bidi
+    overrides and isolates, zero-width spaces and joiners, soft hyphens, BOM), separators, lone
+    surrogates, private-use and unassigned code points. Each can make an id print as another (a
+    right-to-left override, an ANSI sequence in `jobwatch list`) or differ from what a reader
+    copies. Refused rather than removed: an id is what upstream knows the job by, and a changed id
+    would poll another job.
+    """
+    for position, char in enumerate(value):
+        kind = _REFUSED_CATEGORIES.get(unicodedata.category(char))
+        if kind is not None:
+            return f"{kind} (U+{ord(char):04X}) at position {position}"
+    return None
+
+
+def terminal_safe(value: object, *, keep_newlines: bool = False) -> str:
+    """Stored or upstream text made safe to print on a terminal or in a plain log: every character
+    that is not printable (controls, ANSI escapes, bidi overrides, zero-width and other invisible
+    characters, separators but the space) is shown as a visible `\\u{XXXX}`, so nothing can move the
+    cursor, recolour the screen or reorder what follows. Newlines stay when `keep_newlines`."""
+    text = value if isinstance(value, str) else str(value)
+    if text.isprintable():
+        return text
+    return "".join(
+        ch if ch.isprintable() or (keep_newlines and ch == "\n") else f"\\u{{{ord(ch):04X}}}" for ch in text
+    )
 
 
 def clean_text(value: object, limit: int | None = None) -> str:

@@ -14,6 +14,7 @@ Each event has one small rule function (`_recovered`, `_phase_changed`, `_resume
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -66,9 +67,58 @@ class Decision:
         return self.transitions[0] if self.transitions else None
 
 
-def transition_id(job_key: str, version: int, index: int = 0) -> str:
-    """Deterministic per (job, stored version, position): overlapping runs agree on it."""
-    return f"{job_key}#{version}" if index == 0 else f"{job_key}#{version}.{index + 1}"
+def transition_id(job_key: str, version: int, index: int = 0, life: str = "") -> str:
+    """Deterministic per (job, life, stored version, position): overlapping runs agree on it.
+
+    `<jobKey>#<life>-<version>`, `.2`, `.3` for further transitions of the same write. The life is
+    fixed when the job is tracked (`new_life`), so a job untracked and tracked again never reuses an
+    id, and channels that already delivered the first life's transitions deliver the new ones.
+    Jobs tracked before lives existed have none: `<jobKey>#<version>`.
+    """
+    head = f"{job_key}#{life}-{version}" if life else f"{job_key}#{version}"
+    return head if index == 0 else f"{head}.{index + 1}"
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionRef:
+    """What a numbered transition id says: whose, which life, which write, which position."""
+
+    job_key: str
+    life: str
+    version: int
+    position: int
+    """1 for the first transition of a write, 2 for `.2`, ..."""
+
+    @property
+    def order(self) -> tuple[str, int, int]:
+        """Sorts a job's transitions in the order they were recorded (older lives first)."""
+        return self.life, self.version, self.position
+
+
+def parse_transition_id(value: str) -> TransitionRef | None:
+    """The parts of a numbered transition id; None for anything else (a TEST notification's id)."""
+    job_key, hash_sign, suffix = value.rpartition("#")
+    life, _, numbers = suffix.rpartition("-")
+    version, _, position = numbers.partition(".")
+    if not hash_sign or not version.isdigit() or not (position == "" or position.isdigit()):
+        return None
+    if life and not life.isalnum():
+        return None
+    return TransitionRef(job_key, life, int(version), int(position or 1))
+
+
+def new_life(now_s: float) -> str:
+    """A job life token: creation time in base-36 milliseconds, zero-padded so lives sort by time,
+    plus three random characters so two lives of one job in the same millisecond still differ."""
+    millis = int(now_s * 1000)
+    digits = ""
+    while millis:
+        millis, rest = divmod(millis, 36)
+        digits = _BASE36[rest] + digits
+    return digits.rjust(9, "0") + "".join(secrets.choice(_BASE36) for _ in range(3))
+
+
+_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
 def _seconds_between(start_iso: str | None, end_iso: str) -> float | None:
@@ -98,7 +148,9 @@ class _Builder:
             return
         self.items.append(
             Transition(
-                transition_id=transition_id(self.job.key, self.job.version + 1, len(self.items)),
+                transition_id=transition_id(
+                    self.job.key, self.job.version + 1, len(self.items), self.job.life
+                ),
                 job_key=self.job.key,
                 source=self.job.spec.source,
                 job_id=self.job.spec.job_id,

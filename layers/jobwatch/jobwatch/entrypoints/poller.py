@@ -31,7 +31,7 @@ def wire(settings: PollerSettings) -> PollerDeps:
         store=job_store(settings),
         publisher=SnsPublisher(aws.sns(), settings.topic_arn),
         secrets=secret_resolver(settings.secret_cache_s),
-        upstream=lambda: HttpUpstream(settings),
+        upstream=lambda: HttpUpstream(settings, settings.poll_concurrency),
         clock=CLOCK,
         watches=watch_store(settings),
     )

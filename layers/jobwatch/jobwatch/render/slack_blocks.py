@@ -59,6 +59,9 @@ _FALLBACK_CHARS = 1_000
 _CONTEXT_CHARS = 2_000
 
 
+MENTION = re.compile(r"^(<@[UW][A-Z0-9]{2,20}>|<!subteam\^S[A-Z0-9]{2,20}>|<!here>|<!channel>)$")
+"""The mention forms a route may add (domain.routing.MENTION_PATTERN)."""
+
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 
 
@@ -222,16 +225,27 @@ def _fallback_text(view: TransitionView) -> str:
         raw = f"{view.emoji} {view.event} · {job}{where}: {view.outcome} ({phase_brief(view)})"
         if view.note:
             raw += f" — {clean_text(view.note)}"
+        if view.error:  # the lock screen and screen readers get the cause, not only the blocks
+            raw += f" — error: {clean_text(view.error)}"
     return fit(raw, _FALLBACK_CHARS)
 
 
-def render_payload(t: Transition) -> dict[str, Any]:
-    """Incoming-webhook payload: fallback `text`, then header, note, fields, error, context blocks."""
+def mention_line(mentions: Sequence[str]) -> str:
+    """Route mentions (`<!subteam^S…>`, `<@U…>`, `<!here>`), which routes validated; never built from
+    upstream text, which stays escaped everywhere else."""
+    return " ".join(m for m in mentions if MENTION.match(m))
+
+
+def render_payload(t: Transition, mentions: Sequence[str] = ()) -> dict[str, Any]:
+    """Incoming-webhook payload: fallback `text`, then header, mentions, note, fields, error, context."""
     view = describe(t)
     heading = fit(f"{view.emoji} {view.event} · {view.title}", MAX_HEADER_CHARS)
     header = {"type": "header", "text": _plain(heading)}
-    reserved = 2 + (1 if view.note else 0) + (1 if view.error else 0)  # header, context, note, error
+    who = mention_line(mentions)
+    reserved = 2 + (1 if view.note else 0) + (1 if view.error else 0) + (1 if who else 0)
     blocks: list[dict[str, Any]] = [header]
+    if who:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": who}})
     if view.note:
         blocks.append(_note_section(view.note))
     blocks += _field_sections(view, MAX_BLOCKS - reserved)
@@ -239,7 +253,7 @@ def render_payload(t: Transition) -> dict[str, Any]:
         blocks.append(_error_section(view.error))
     blocks.append(_context(view))
     return {
-        "text": _fallback_text(view),
+        "text": f"{who} {_fallback_text(view)}" if who else _fallback_text(view),
         "blocks": blocks,
         "unfurl_links": False,
         "unfurl_media": False,

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from jobwatch.domain.model import Health, JobSpec, Snapshot, TrackedJob, Transition
+from jobwatch.domain.transitions import new_life, parse_transition_id
 from jobwatch.ports import ConflictError, PendingTransition
 
 if TYPE_CHECKING:
@@ -30,15 +31,28 @@ PENDING_SHARD = "PENDING"
 _JOB_SK = "JOB"
 
 
+KEY_LIMIT_BYTES = 1024
+"""DynamoDB refuses sort keys over 1,024 bytes and partition keys over 2,048 (ValidationException);
+keys built from user input are checked against the smaller before any request."""
+
+
+def fits_a_key(value: str) -> bool:
+    return len(value.encode("utf-8", "surrogatepass")) + 16 <= KEY_LIMIT_BYTES
+
+
 def _job_pk(key: str) -> str:
     return f"JOB#{key}"
 
 
 def _history_sk(transition_id: str) -> str:
-    """`key#7` -> TR#0000000007, `key#7.2` -> TR#0000000007.2: sorts in publication order."""
-    suffix = transition_id.rsplit("#", 1)[1]
-    version, _, index = suffix.partition(".")
-    return f"TR#{int(version):010d}" + (f".{index}" if index else "")
+    """`key#7` -> TR#0000000007, `key#7.2` -> TR#0000000007.2, `key#<life>-7` -> TR#<life>#0000000007:
+    sorts in publication order, older lives first (digits sort before a life's letters)."""
+    ref = parse_transition_id(transition_id)
+    if ref is None:
+        raise ValueError(f"not a numbered transition id: {transition_id!r}")
+    position = f".{ref.position}" if ref.position > 1 else ""
+    life = f"{ref.life}#" if ref.life else ""
+    return f"TR#{life}{ref.version:010d}{position}"
 
 
 def _compact(value: dict[str, Any]) -> str:
@@ -97,6 +111,7 @@ class DynamoJobStore:
             created_at=now_iso,
             updated_at=now_iso,
             changed_at=now_iso if initial_snapshot else None,
+            life=new_life(time.time()),
         )
         try:
             self._db.put_item(
@@ -112,6 +127,8 @@ class DynamoJobStore:
         return job, True
 
     def get_job(self, key: str) -> TrackedJob | None:
+        if not fits_a_key(key):
+            return None  # no key this store hands out is that long: asking DynamoDB would only fail
         response = self._db.get_item(
             TableName=self._table,
             Key={"pk": {"S": _job_pk(key)}, "sk": {"S": _JOB_SK}},
@@ -121,6 +138,8 @@ class DynamoJobStore:
         return None if item is None else self._job_from_item(item)
 
     def delete_job(self, key: str) -> bool:
+        if not fits_a_key(key):
+            return False
         response = self._db.delete_item(
             TableName=self._table,
             Key={"pk": {"S": _job_pk(key)}, "sk": {"S": _JOB_SK}},
@@ -344,11 +363,10 @@ class DynamoJobStore:
     def transition_standing(self, transition_id: str) -> str | None:
         """PUBLISHED or DEAD_LETTERED once settled, OWED while still in the outbox, None when unknown
         (the job was untracked or its history expired)."""
-        job_key, _, _ = transition_id.rpartition("#")
-        try:
-            history_sk = _history_sk(transition_id)
-        except ValueError:
+        ref = parse_transition_id(transition_id)
+        if ref is None:
             return None  # not a numbered transition (a TEST notification): never in the outbox
+        job_key, history_sk = ref.job_key, _history_sk(transition_id)
         settled = self._db.get_item(
             TableName=self._table,
             Key={"pk": {"S": _job_pk(job_key)}, "sk": {"S": history_sk}},
@@ -379,6 +397,8 @@ class DynamoJobStore:
 
     def recent_transitions(self, key: str, limit: int = 20) -> list[Transition]:
         """Settled transitions of a job, newest first (pending ones are in `pending_transitions`)."""
+        if not fits_a_key(key):
+            return []
         response = self._db.query(
             TableName=self._table,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :tr)",

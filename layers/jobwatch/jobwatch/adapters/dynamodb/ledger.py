@@ -5,6 +5,7 @@ Two item kinds in the jobs table, neither indexed:
                                                          leaseUntil, expiresAt
 - wait   pk=DELIVERY#<channel>#<transitionId>  sk=WAIT   token, leaseUntil (the deferred copy that
                                                          currently stands for the transition)
+- routed pk=ROUTED#<transitionId>               sk=ROUTED doc: the deliveries the notifier chose
 A claim is a conditional put: the first sender of a (channel, transition) wins, and a live lease keeps
 others away; a lease that ran out (its worker died) can be taken over. Both kinds expire with TTL.
 """
@@ -12,7 +13,8 @@ others away; a lease that ran out (its worker died) can be taken over. Both kind
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
+import json
+from typing import TYPE_CHECKING, Any
 
 from jobwatch.ports import Claim
 
@@ -140,3 +142,33 @@ class DynamoDeliveryLedger:
                 ExpressionAttributeNames={"#st": "state"},
                 ExpressionAttributeValues={":inprog": {"S": "IN_PROGRESS"}},
             )
+
+    def routing(self, transition_id: str) -> list[dict[str, Any]] | None:
+        item = self._db.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": f"ROUTED#{transition_id}"}, "sk": {"S": "ROUTED"}},
+            ConsistentRead=True,
+        ).get("Item")
+        if item is None:
+            return None
+        deliveries: list[dict[str, Any]] = json.loads(item["doc"]["S"])
+        return deliveries
+
+    def record_routing(
+        self, transition_id: str, deliveries: list[dict[str, Any]], now_s: float
+    ) -> list[dict[str, Any]]:
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={
+                    "pk": {"S": f"ROUTED#{transition_id}"},
+                    "sk": {"S": "ROUTED"},
+                    "doc": {"S": json.dumps(deliveries, separators=(",", ":"), sort_keys=True)},
+                    "expiresAt": {"N": str(int(now_s) + self._retention_s)},
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            stored = self.routing(transition_id)
+            return deliveries if stored is None else stored
+        return deliveries
