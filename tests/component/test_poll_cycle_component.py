@@ -8,8 +8,9 @@ from jobwatch.app.outbox import OUTBOX_GRACE_S, OUTBOX_MAX_ATTEMPTS
 from jobwatch.app.poll_cycle import run_cycle
 from jobwatch.domain.errors import PollError, PollErrorKind
 from jobwatch.domain.model import NotifySettings
+from jobwatch.sources.base import HttpRequest, HttpResponse
 from jobwatch_devkit.component import World, export_spec, export_status
-from jobwatch_devkit.fakes import json_answer
+from jobwatch_devkit.fakes import ScriptedUpstream, json_answer
 
 
 def _tid(job_key: str, version: int, world: World | None = None) -> str:
@@ -164,3 +165,55 @@ def test_discovery_tracks_a_watched_job_and_polls_it_in_the_same_cycle() -> None
 
     assert report.discovered == 1
     assert world.publisher.events() == [("bk-1", "STARTED")]
+
+
+class _SlowUpstream(ScriptedUpstream):
+    """Each answer takes `seconds` of the world's fake time (polls one at a time)."""
+
+    def __init__(self, world: World, seconds: float) -> None:
+        super().__init__()
+        self._world, self._seconds = world, seconds
+
+    async def fetch(self, request: HttpRequest) -> HttpResponse:
+        self._world.clock.advance(self._seconds)
+        return await super().fetch(request)
+
+
+def _slow_world(jobs: int, seconds_per_poll: float) -> World:
+    world = World()
+    world.upstream = _SlowUpstream(world, seconds_per_poll)
+    for n in range(jobs):
+        world.track(export_spec(f"job-{n}"))
+        _running_then(world, f"job-{n}")
+    return world
+
+
+def test_a_cycle_takes_no_new_work_near_the_next_tick_and_leaves_the_rest_to_it() -> None:
+    world = _slow_world(10, seconds_per_poll=10.0)
+    start = world.clock.now()
+    deps = world.poller(JOBWATCH_POLL_CONCURRENCY="1", JOBWATCH_POLL_PERIOD_S="60")
+
+    first = asyncio.run(run_cycle(deps, next_tick_s=start + 60))
+
+    # New polls start until 15 s (the upstream deadline) before the tick: at 0, 10, 20, 30 and 40 s.
+    assert (first.polled, first.deferred) == (5, 5)
+    assert world.clock.now() - start <= 60  # the last poll ended before the next cycle began
+    # Each cycle starts elsewhere on the ring of jobs: the ones left over are reached within a few.
+    for _ in range(3):
+        later = asyncio.run(run_cycle(deps, next_tick_s=world.clock.now() + 60))
+        assert later.polled == 5
+    seen = {t.job_key for t in world.publisher.published}
+    assert seen == {job.key for job in world.store.all_jobs()}
+
+
+def test_a_run_that_starts_after_its_next_tick_polls_nothing() -> None:
+    world = _slow_world(3, seconds_per_poll=1.0)
+    late = asyncio.run(run_cycle(world.poller(), next_tick_s=world.clock.now() - 1))
+    assert (late.polled, late.deferred, late.transitions) == (0, 3, 0)
+    assert world.publisher.published == []
+
+
+def test_without_a_schedule_only_the_lambda_deadline_bounds_the_cycle() -> None:
+    world = _slow_world(10, seconds_per_poll=10.0)
+    report = asyncio.run(run_cycle(world.poller(JOBWATCH_POLL_CONCURRENCY="1")))
+    assert (report.polled, report.deferred) == (10, 0)

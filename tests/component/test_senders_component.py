@@ -1,44 +1,66 @@
-"""Both senders through the one delivery engine, on fakes: claims, order, retries, dead-letters."""
+"""The notifier on fakes: routing, then the one engine per destination (claims, order, retries,
+dead-letters), with no sockets."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
 from jobwatch.delivery.engine import FAILED_PERMANENT
+from jobwatch.domain.routing import DEFAULT_SLACK, Route
 from jobwatch_devkit.component import WEBHOOK_SECRET, World, export_spec, export_status
 from jobwatch_devkit.fakes import json_answer, record
 
 
-def _world_with_story(*statuses: str) -> World:
+def _world_with_story(*statuses: str, **labels: str) -> World:
     """One job whose polls see `statuses` in turn; one cycle per status, all published."""
     world = World()
-    world.track(export_spec("nightly"))
+    world.track(export_spec("nightly", labels=labels))
     world.upstream.script("nightly", [json_answer(export_status("nightly", s)) for s in statuses])
     for _ in statuses:
         world.cycle()
     return world
 
 
+def _route(**document: object) -> Route:
+    return Route.model_validate(document)
+
+
+# -- the deployment defaults (no route stored): exactly what jobwatch did before routes --------------
+
+
 def test_each_transition_is_posted_once_however_often_sqs_delivers_it() -> None:
     world = _world_with_story("STARTED", "SUCCESS")
-    slack = world.slack()
+    notifier = world.notifier()
     records = world.published_records()
 
-    first = slack.deliver({"Records": records})
-    again = slack.deliver({"Records": [record(r["body"]) for r in records]})
+    first = notifier.deliver({"Records": records})
+    again = notifier.deliver({"Records": [record(r["body"]) for r in records]})
 
     assert (first.delivered, again.delivered, again.duplicates) == (2, 0, 2)
+    assert len(world.slack_hook.posts) == 2
+    assert world.email_topic.sent == []  # STARTED and SUCCEEDED are not alert e-mail events
+
+
+def test_failures_reach_slack_and_the_alert_email_once_each() -> None:
+    world = _world_with_story("STARTED", "FAILED", error="disk full")
+    notifier = world.notifier()
+
+    world.deliver_all(notifier, world.published_records())
+    world.deliver_all(notifier, world.published_records())  # SNS delivered everything twice
+
+    assert [t.event for t in world.email_topic.sent] == ["FAILED"]
+    assert world.email_topic.destinations == ["email"]  # the standing subscribers' filter value
     assert len(world.slack_hook.posts) == 2
 
 
 def test_a_job_successor_waits_for_its_predecessor_across_batches() -> None:
     world = _world_with_story("STARTED", "SUCCESS")
-    slack = world.slack()
+    notifier = world.notifier()
     started, succeeded = world.published_records()
 
-    early = slack.deliver({"Records": [succeeded]})
+    early = notifier.deliver({"Records": [succeeded]})
     assert (early.delivered, early.deferred) == (0, 1)
-    world.deliver_all(slack, world.slack_queue, [started])
+    world.deliver_all(notifier, [started])
 
     texts = world.slack_hook.texts()
     assert len(texts) == 2
@@ -48,41 +70,41 @@ def test_a_job_successor_waits_for_its_predecessor_across_batches() -> None:
 def test_a_long_rate_limit_defers_the_rest_of_the_batch_without_spending_attempts() -> None:
     world = _world_with_story("STARTED", "SUCCESS")
     world.slack_hook.answer(429, retry_after=120)
-    slack = world.slack()
+    notifier = world.notifier()
 
-    report = slack.deliver({"Records": world.published_records()})
+    report = notifier.deliver({"Records": world.published_records()})
     assert (report.delivered, report.deferred, report.retried) == (0, 2, 0)
-    world.deliver_all(slack, world.slack_queue, [])
+    world.deliver_all(notifier, [])
 
     assert len(world.slack_hook.posts) == 2
-    assert world.slack_queue.dead_letters == []
+    assert world.notify_queue.dead_letters == []
 
 
 def test_server_errors_are_retried_with_backoff_until_the_attempt_cap() -> None:
     world = _world_with_story("STARTED")
     world.slack_hook.answer(500, times=3)
-    slack = world.slack(JOBWATCH_SLACK_MAX_ATTEMPTS="3")
+    notifier = world.notifier(JOBWATCH_SLACK_MAX_ATTEMPTS="3")
     started = world.clock.now()
 
-    world.deliver_all(slack, world.slack_queue, world.published_records())
+    world.deliver_all(notifier, world.published_records())
 
     assert world.slack_hook.posts == []
-    ((_, reason),) = world.slack_queue.dead_letters
+    ((_, reason),) = world.notify_queue.dead_letters
     assert reason.startswith("gave up after 3 attempts; last: HTTP 500")
     assert world.clock.now() - started >= 30 + 60  # two delays: 30 s, then doubled
     (transition,) = world.publisher.published
-    assert world.ledger.state("slack", transition.transition_id) == FAILED_PERMANENT
+    assert world.ledger.state(DEFAULT_SLACK, transition.transition_id) == FAILED_PERMANENT
 
 
 def test_a_revoked_webhook_is_dead_lettered_once_and_its_successor_does_not_wait() -> None:
     world = _world_with_story("STARTED", "SUCCESS")
     world.slack_hook.answer(404)
-    slack = world.slack()
+    notifier = world.notifier()
 
-    world.deliver_all(slack, world.slack_queue, world.published_records())
+    world.deliver_all(notifier, world.published_records())
 
-    assert len(world.slack_queue.dead_letters) == 1
-    assert world.slack_queue.dead_letters[0][1].startswith("HTTP 404")
+    assert len(world.notify_queue.dead_letters) == 1
+    assert world.notify_queue.dead_letters[0][1].startswith("HTTP 404")
     (post,) = world.slack_hook.posts
     assert "SUCCEEDED" in str(post["text"])
 
@@ -90,45 +112,114 @@ def test_a_revoked_webhook_is_dead_lettered_once_and_its_successor_does_not_wait
 def test_an_unreadable_webhook_secret_pauses_the_batch_then_delivers() -> None:
     world = _world_with_story("STARTED")
     del world.secrets.values[WEBHOOK_SECRET]
-    slack = world.slack()
+    notifier = world.notifier()
 
-    report = slack.deliver({"Records": world.published_records()})
+    report = notifier.deliver({"Records": world.published_records()})
     assert (report.delivered, report.retried) == (0, 1)
     world.secrets.values[WEBHOOK_SECRET] = "https://hooks.test/x"
-    world.deliver_all(slack, world.slack_queue, [])
+    world.deliver_all(notifier, [])
 
     assert len(world.slack_hook.posts) == 1
 
 
-def test_two_senders_on_one_batch_post_each_transition_once() -> None:
-    world = _world_with_story("STARTED", "SUCCESS")
+def test_two_notifiers_on_one_batch_deliver_each_transition_once() -> None:
+    world = _world_with_story("STARTED", "FAILED")
     records = world.published_records()
-    senders = [world.slack(), world.slack()]
+    notifiers = [world.notifier(), world.notifier()]
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(lambda s: s.deliver({"Records": records}), senders))
-    world.deliver_all(senders[0], world.slack_queue, [])
+        list(pool.map(lambda n: n.deliver({"Records": records}), notifiers))
+    world.deliver_all(notifiers[0], [])
 
     assert len(world.slack_hook.posts) == 2
+    assert [t.event for t in world.email_topic.sent] == ["FAILED"]
 
 
-def test_email_is_sent_once_and_a_failed_publish_is_retried_later() -> None:
+def test_a_failed_email_publish_is_retried_later_and_sent_once() -> None:
     world = _world_with_story("STARTED", "FAILED")
-    email = world.email()
+    notifier = world.notifier()
     failed = world.published_records()[1]
     world.email_topic.fail_next()
 
-    first = email.deliver({"Records": [failed]})
-    assert (first.delivered, first.retried, first.deferred, first.failures) == (0, 1, 1, [])
-    world.deliver_all(email, world.email_queue, [record(failed["body"])])
+    world.deliver_all(notifier, world.published_records()[:1])
+    first = notifier.deliver({"Records": [failed]})
+    assert (first.retried, first.deferred, first.failures) == (1, 1, [])
+    world.deliver_all(notifier, [record(failed["body"])])
 
     assert [t.event for t in world.email_topic.sent] == ["FAILED"]
 
 
 def test_an_unreadable_record_is_dead_lettered_with_its_reason() -> None:
     world = World()
-    report = world.email().deliver({"Records": [record("{not json")]})
+    report = world.notifier().deliver({"Records": [record("{not json")]})
 
     assert (report.dead_lettered, report.failures) == (1, [])
-    ((body, reason),) = world.email_queue.dead_letters
+    ((body, reason),) = world.notify_queue.dead_letters
     assert body == "{not json" and reason.startswith("unreadable:")
+
+
+# -- stored routes ----------------------------------------------------------------------------------
+
+
+def test_routes_replace_the_defaults_and_send_each_transition_where_it_matches() -> None:
+    world = _world_with_story("STARTED", "FAILED", team="search")
+    world.routes.put(
+        _route(
+            name="search",
+            match={"labels": [{"key": "team", "value": "search"}]},
+            destinations=[{"type": "eventbridge", "bus": "jobs"}],
+        )
+    )
+    world.routes.put(
+        _route(
+            name="oncall",
+            match={"events": ["FAILED", "LOST"]},
+            destinations=[{"type": "email", "addresses": ["oncall@example.com"]}],
+            position=1,
+        )
+    )
+    world.deliver_all(world.notifier(), world.published_records())
+
+    assert world.slack_hook.posts == []  # the default Slack route no longer applies
+    assert [entry["DetailType"] for entry in world.events.events] == [
+        "Vector DB Job State Change",
+        "Vector DB Job State Change",
+    ]
+    assert [t.event for t in world.email_topic.sent] == ["FAILED"]
+    assert world.email_topic.destinations[0].startswith("email.")
+
+
+def test_an_ordered_destination_does_not_wait_for_a_predecessor_it_was_never_sent() -> None:
+    """The on-call webhook only gets FAILED: it must not hold FAILED for STARTED, which went elsewhere."""
+    world = _world_with_story("STARTED", "FAILED")
+    world.routes.put(
+        _route(
+            name="failures",
+            match={"events": ["FAILED"]},
+            destinations=[{"type": "slack-webhook", "webhookSecret": "(deployment default)"}],
+            mentions={"FAILED": ["<!subteam^S0ONCALL1>"]},
+        )
+    )
+    started, failed = world.published_records()
+    notifier = world.notifier()
+    notifier.deliver({"Records": [started]})  # routed: no destination wants STARTED
+
+    report = notifier.deliver({"Records": [failed]})
+
+    assert (report.delivered, report.deferred) == (1, 0)
+    (post,) = world.slack_hook.posts
+    assert str(post["text"]).startswith("<!subteam^S0ONCALL1>")
+
+
+def test_a_transition_keeps_the_destinations_it_was_first_routed_to() -> None:
+    """A retry goes where the first routing sent it, even if the routes changed meanwhile."""
+    world = _world_with_story("STARTED")
+    world.slack_hook.answer(500)
+    notifier = world.notifier()
+    notifier.deliver({"Records": world.published_records()})  # default Slack: fails, copy waits
+    world.routes.put(_route(name="bus-only", destinations=[{"type": "eventbridge"}]))
+
+    world.deliver_all(notifier, [])
+
+    assert len(world.slack_hook.posts) == 1  # the retried copy still went to Slack
+    assert world.events.events == []  # the new route never saw this transition

@@ -24,24 +24,18 @@ FUNCTIONS_DIR = REPO_ROOT / "functions"
 
 REQUIRED = {
     "poller": ("JOBWATCH_TABLE", "JOBWATCH_TOPIC_ARN"),
-    "slack_sender": (
+    "notifier": (
         "JOBWATCH_TABLE",
-        "JOBWATCH_SLACK_WEBHOOK_SECRET",
-        "JOBWATCH_SLACK_QUEUE_URL",
-        "JOBWATCH_SLACK_DLQ_URL",
-    ),
-    "email_sender": (
-        "JOBWATCH_TABLE",
+        "JOBWATCH_NOTIFY_QUEUE_URL",
+        "JOBWATCH_NOTIFY_DLQ_URL",
         "JOBWATCH_EMAIL_TOPIC_ARN",
-        "JOBWATCH_EMAIL_QUEUE_URL",
-        "JOBWATCH_EMAIL_DLQ_URL",
     ),
     "api": ("JOBWATCH_TABLE", "JOBWATCH_TOPIC_ARN"),
 }
 """What each function's settings model requires (tests/unit/test_settings_and_secrets.py pins the
 models to the same lists)."""
 
-WIRED = {"poller": "DEPS", "slack_sender": "SENDER", "email_sender": "SENDER", "api": "OPERATIONS"}
+WIRED = {"poller": "DEPS", "notifier": "NOTIFIER", "api": "OPERATIONS"}
 """The module-level object each `app.py` builds at cold start."""
 
 IMPORT_APP = """

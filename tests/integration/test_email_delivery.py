@@ -1,30 +1,40 @@
 """Alert e-mail: each routed transition reaches the e-mail topic once, whatever SNS and SQS repeat.
 
-The transitions topic feeds the e-mail queue through a filter on `event` (AlertEmailEvents plus TEST);
-the e-mail sender claims (email, transitionId) and publishes the rendered text to the alert e-mail
-topic, where the test subscribes a capture queue in place of an address. A failed publish is retried
-as the Slack sender retries a post: a delayed copy on the e-mail queue, its attempts counted in the
-copy's `jobwatchAttempts` attribute.
+With no route stored, the notifier's default routes send AlertEmailEvents plus TEST to the e-mail
+destination `email` (and every transition to the default Slack webhook, so a drain's counts are sums
+over both). The notifier claims (email, transitionId) and publishes the rendered text to the alert
+e-mail topic with the `destination` attribute the standing subscription filters on; the test
+subscribes a capture queue there in place of an address. A failed publish is retried as a failed
+Slack post is: a delayed copy on the notifier's queue naming its destination (`jobwatchDestination`),
+its attempts counted in the copy's `jobwatchAttempts` attribute.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from jobwatch_tools.local import email
+from jobwatch_tools.local import notify
 
 from jobwatch.adapters import aws
-from jobwatch.adapters.sns import SnsEmailPublisher, SnsPublisher
+from jobwatch.adapters.sns import SnsPublisher
 from jobwatch.adapters.sqs import SqsDeliveryQueue
+from jobwatch.channels.base import Channel
 from jobwatch.channels.email import EmailChannel
-from jobwatch.delivery.engine import DeliveryDeps, Sender
+from jobwatch.delivery.notifier import DESTINATION_ATTRIBUTE, Notifier
 from jobwatch.delivery.records import ATTEMPTS_ATTRIBUTE, record_from_message
 from jobwatch.domain.model import Transition
-from jobwatch.entrypoints.wiring import CLOCK, delivery_ledger
+from jobwatch.domain.routing import DEFAULT_EMAIL, AnyDestination, EmailDestination
+from jobwatch.entrypoints import notifier
+from jobwatch.entrypoints.notifier import ChannelBook
+from jobwatch.entrypoints.wiring import delivery_ledger
 from jobwatch.ports import EmailPublisher
 from jobwatch.render.email import email_body, email_subject
-from jobwatch.settings import EmailSenderSettings
+from jobwatch.settings import NotifierSettings
 from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.simulator import UpstreamSimulator, state
 
@@ -54,14 +64,25 @@ def _receive(queue_url: str) -> list[dict[str, Any]]:
     return [record_from_message(dict(m)) for m in messages.get("Messages", [])]
 
 
+def _email_destinations(deployment: LocalDeployment) -> list[str]:
+    """The `destination` attribute of each message waiting on the e-mail capture queue (left there)."""
+    messages = aws.sqs().receive_message(
+        QueueUrl=deployment.email_capture_url, MaxNumberOfMessages=10, VisibilityTimeout=0
+    )
+    envelopes = [json.loads(m["Body"]) for m in messages.get("Messages", [])]
+    return [e["MessageAttributes"]["destination"]["Value"] for e in envelopes]
+
+
 def test_only_routed_events_are_emailed_and_each_once(
     deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str
 ) -> None:
     started, failed = _failing_job(deployment, sim, sim_url)
 
-    report = deployment.deliver_email()
+    report = deployment.deliver()
 
-    assert (report.delivered, report.duplicates, report.dead_lettered) == (1, 0, 0)
+    # STARTED and FAILED to the default Slack webhook, FAILED alone to the alert e-mail.
+    assert (report.delivered, report.duplicates, report.dead_lettered) == (3, 0, 0)
+    assert _email_destinations(deployment) == [DEFAULT_EMAIL]  # what the standing subscription filters on
     (email,) = deployment.emails()
     assert (email.event, email.transition_id) == ("FAILED", failed.transition_id)
     assert (email.subject, email.body) == (email_subject(failed), email_body(failed))
@@ -72,18 +93,18 @@ def test_a_republished_transition_is_not_emailed_twice(
     deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str
 ) -> None:
     _, failed = _failing_job(deployment, sim, sim_url)
-    assert deployment.deliver_email().delivered == 1
+    assert deployment.deliver().delivered == 3  # STARTED and FAILED to Slack, FAILED to e-mail
 
     # The outbox republishes after a publish whose answer was lost: SNS delivers it again.
     SnsPublisher(aws.sns(), deployment.settings.topic_arn).publish(failed)
-    again = deployment.deliver_email()
+    again = deployment.deliver()
 
-    assert (again.delivered, again.duplicates) == (0, 1)
+    assert (again.delivered, again.duplicates) == (0, 2)  # a duplicate for Slack and one for e-mail
     assert [e.transition_id for e in deployment.emails()] == [failed.transition_id]
 
 
 class _BrokenTopic:
-    def publish_email(self, transition: Transition) -> str:
+    def publish_email(self, transition: Transition, destination: str) -> str:
         raise RuntimeError("SNS unavailable")
 
 
@@ -102,14 +123,40 @@ class _RecordingSqs:
         return self._client.send_message(**kwargs)
 
 
-def _sender(settings: EmailSenderSettings, publisher: EmailPublisher, sqs: Any) -> Sender:
-    """The e-mail sender function's wiring (`entrypoints.email_sender.wire`) with this publisher."""
-    deps = DeliveryDeps(
-        ledger=delivery_ledger(settings),
-        queue=SqsDeliveryQueue(sqs, settings.email_queue_url, settings.email_dlq_url),
-        clock=CLOCK,
-    )
-    return Sender(EmailChannel(settings, publisher), deps)
+@dataclass
+class _BookWithTopic(ChannelBook):
+    """The notifier's channel book with this publisher behind every e-mail destination."""
+
+    publisher: EmailPublisher | None = None
+
+    def _build(self, destination: AnyDestination) -> Channel:
+        if isinstance(destination, EmailDestination) and self.publisher is not None:
+            settings = self.settings
+            return EmailChannel(
+                destination.id, self.publisher, settings.email_max_attempts, settings.email_retry_base_s
+            )
+        return super()._build(destination)
+
+
+@pytest.fixture
+def make_notifier() -> Iterator[Callable[[NotifierSettings, EmailPublisher, Any], Notifier]]:
+    """The notifier function's wiring (`entrypoints.notifier.wire`) with this e-mail publisher and
+    this SQS client behind its queue; the books' HTTP clients are closed afterwards."""
+    books: list[ChannelBook] = []
+
+    def make(settings: NotifierSettings, publisher: EmailPublisher, sqs: Any) -> Notifier:
+        wired = notifier.wire(settings)
+        assert isinstance(wired.channels, ChannelBook)
+        book = _BookWithTopic(
+            settings, wired.channels.secrets, wired.channels.slack_base_url, publisher=publisher
+        )
+        books.append(book)
+        queue = SqsDeliveryQueue(sqs, settings.notify_queue_url, settings.notify_dlq_url)
+        return dataclasses.replace(wired, channels=book, deps=dataclasses.replace(wired.deps, queue=queue))
+
+    yield make
+    for book in books:
+        book.close()
 
 
 def _as_received(sent: dict[str, Any]) -> dict[str, Any]:
@@ -137,34 +184,41 @@ def _queue_counts(queue_url: str) -> tuple[int, int]:
 
 
 def test_a_failed_publish_is_retried_later_and_then_sent_once(
-    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str
+    deployment: LocalDeployment,
+    sim: UpstreamSimulator,
+    sim_url: str,
+    make_notifier: Callable[[NotifierSettings, EmailPublisher, Any], Notifier],
 ) -> None:
     _, failed = _failing_job(deployment, sim, sim_url)
     settings = deployment.settings
     ledger = delivery_ledger(settings)
-    records = _receive(settings.email_queue_url)
-    assert len(records) == 1
+    records = _receive(settings.notify_queue_url)
+    assert len(records) == 2  # STARTED and FAILED: the notifier's queue takes every transition
 
     sqs = _RecordingSqs(aws.sqs())
-    report = _sender(settings, _BrokenTopic(), sqs).deliver({"Records": records})
+    report = make_notifier(settings, _BrokenTopic(), sqs).deliver({"Records": records})
 
-    # Not a batch-item failure: the record is acknowledged and a delayed copy retries it.
-    assert (report.delivered, report.retried, report.deferred, report.failures) == (0, 1, 1, [])
-    aws.sqs().delete_message(QueueUrl=settings.email_queue_url, ReceiptHandle=records[0]["receiptHandle"])
-    assert ledger.state("email", failed.transition_id) is None  # the claim was given back
+    # Both reach Slack. The e-mail is not a batch-item failure: the record is acknowledged and a
+    # delayed copy retries it, for the e-mail destination only.
+    assert (report.delivered, report.retried, report.deferred, report.failures) == (2, 1, 1, [])
+    for record in records:
+        aws.sqs().delete_message(QueueUrl=settings.notify_queue_url, ReceiptHandle=record["receiptHandle"])
+    assert ledger.state(DEFAULT_EMAIL, failed.transition_id) is None  # the claim was given back
     (copy,) = sqs.sent
-    assert copy["QueueUrl"] == settings.email_queue_url
-    assert copy["MessageBody"] == records[0]["body"]
+    assert copy["QueueUrl"] == settings.notify_queue_url
+    assert copy["MessageBody"] == next(r["body"] for r in records if failed.transition_id in r["body"])
     assert copy["DelaySeconds"] == 30  # JOBWATCH_EMAIL_RETRY_BASE_S after the first failed try
     assert copy["MessageAttributes"][ATTEMPTS_ATTRIBUTE] == {"DataType": "Number", "StringValue": "1"}
-    assert _receive(settings.email_queue_url) == []  # invisible for its delay
-    assert _queue_counts(settings.email_queue_url) == (0, 1)
+    assert copy["MessageAttributes"][DESTINATION_ATTRIBUTE] == {"DataType": "String", "StringValue": "email"}
+    assert _receive(settings.notify_queue_url) == []  # invisible for its delay
+    assert _queue_counts(settings.notify_queue_url) == (0, 1)
     assert deployment.emails() == []
 
-    working = _sender(settings, SnsEmailPublisher(aws.sns(), settings.email_topic_arn), aws.sqs())
+    working = notify()  # the notifier function's own wiring: the real alert e-mail topic
     report = working.deliver({"Records": [_as_received(copy)]})
     assert (report.delivered, report.retried, report.failures) == (1, 0, [])
-    assert ledger.state("email", failed.transition_id) == "DELIVERED"
+    assert report.duplicates == 0  # the copy named its destination: Slack was not asked again
+    assert ledger.state(DEFAULT_EMAIL, failed.transition_id) == "DELIVERED"
     assert [e.transition_id for e in deployment.emails()] == [failed.transition_id]
 
     # SQS delivers the copy once more (at-least-once): it is not e-mailed twice.
@@ -174,25 +228,32 @@ def test_a_failed_publish_is_retried_later_and_then_sent_once(
 
 
 def test_an_email_that_keeps_failing_is_dead_lettered_with_the_reason_after_its_last_attempt(
-    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str
+    deployment: LocalDeployment,
+    sim: UpstreamSimulator,
+    sim_url: str,
+    make_notifier: Callable[[NotifierSettings, EmailPublisher, Any], Notifier],
 ) -> None:
     _, failed = _failing_job(deployment, sim, sim_url)
     settings = deployment.settings
-    (record,) = _receive(settings.email_queue_url)
+    sqs = _RecordingSqs(aws.sqs())
+    broken = make_notifier(settings, _BrokenTopic(), sqs)
+    first = broken.deliver({"Records": _receive(settings.notify_queue_url)})  # Slack takes both
+    assert (first.delivered, first.retried) == (2, 1)
+    (copy,) = sqs.sent  # the e-mail's retry, as SQS will hand it over once its delay has passed
+    record = _as_received(copy)
     last = str(settings.email_max_attempts - 1)
     record["messageAttributes"][ATTEMPTS_ATTRIBUTE] = {"stringValue": last, "dataType": "Number"}
 
-    sqs = _RecordingSqs(aws.sqs())
-    report = _sender(settings, _BrokenTopic(), sqs).deliver({"Records": [record]})
+    report = broken.deliver({"Records": [record]})
 
     assert (report.delivered, report.retried, report.deferred, report.dead_lettered) == (0, 0, 0, 1)
     assert report.failures == []
-    (dead,) = sqs.sent
-    assert dead["QueueUrl"] == settings.email_dlq_url
+    _, dead = sqs.sent
+    assert dead["QueueUrl"] == settings.notify_dlq_url
     reason = dead["MessageAttributes"]["reason"]["StringValue"]
     assert reason.startswith(f"gave up after {settings.email_max_attempts} attempts")
     assert "SNS unavailable" in reason
-    assert delivery_ledger(settings).state("email", failed.transition_id) == "FAILED_PERMANENT"
+    assert delivery_ledger(settings).state(DEFAULT_EMAIL, failed.transition_id) == "FAILED_PERMANENT"
     assert deployment.emails() == []
 
 
@@ -201,14 +262,12 @@ def test_an_unreadable_event_goes_to_the_dead_letter_queue_with_its_reason(
 ) -> None:
     settings = deployment.settings
     garbled = {"messageId": "m-1", "receiptHandle": "", "body": "{not json", "attributes": {}}
-    sender = email()
-    assert sender is not None
 
-    report = sender.deliver({"Records": [garbled]})
+    report = notify().deliver({"Records": [garbled]})
 
     assert (report.dead_lettered, report.failures) == (1, [])
     (dead,) = aws.sqs().receive_message(
-        QueueUrl=settings.email_dlq_url, MessageAttributeNames=["All"], WaitTimeSeconds=0
+        QueueUrl=settings.notify_dlq_url, MessageAttributeNames=["All"], WaitTimeSeconds=0
     )["Messages"]
     assert dead["Body"] == "{not json"
     assert dead["MessageAttributes"]["reason"]["StringValue"].startswith("unreadable:")

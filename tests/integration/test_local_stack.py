@@ -90,15 +90,13 @@ def test_creates_the_template_resources_idempotently(endpoint: str) -> None:
     assert set(ids) == {
         "JobsTable",
         "TransitionsTopic",
-        "SlackDeadLetterQueue",
-        "SlackQueue",
-        "SlackQueueSubscription",
+        "NotifyDeadLetterQueue",
+        "NotifyQueue",
+        "NotifyQueueSubscription",
         "SlackWebhookSecret",
         "OperatorTopic",
         "AlertEmailTopic",
-        "EmailDeadLetterQueue",
-        "EmailQueue",
-        "EmailQueueSubscription",
+        "JobwatchEventBus",
     }
 
     dynamodb = _client("dynamodb")
@@ -137,29 +135,34 @@ def test_creates_the_template_resources_idempotently(endpoint: str) -> None:
 
     sqs = _client("sqs")
     assert sorted(sqs.list_queues()["QueueUrls"]) == sorted(
-        [ids["SlackQueue"], ids["SlackDeadLetterQueue"], ids["EmailQueue"], ids["EmailDeadLetterQueue"]]
+        [ids["NotifyQueue"], ids["NotifyDeadLetterQueue"]]
     )
-    dlq = sqs.get_queue_attributes(QueueUrl=ids["SlackDeadLetterQueue"], AttributeNames=["All"])["Attributes"]
+    dlq = sqs.get_queue_attributes(QueueUrl=ids["NotifyDeadLetterQueue"], AttributeNames=["All"])[
+        "Attributes"
+    ]
     assert dlq["MessageRetentionPeriod"] == "1209600"
-    queue = sqs.get_queue_attributes(QueueUrl=ids["SlackQueue"], AttributeNames=["All"])["Attributes"]
+    queue = sqs.get_queue_attributes(QueueUrl=ids["NotifyQueue"], AttributeNames=["All"])["Attributes"]
     assert queue["VisibilityTimeout"] == "365"
     assert queue["MessageRetentionPeriod"] == "345600"
     redrive = json.loads(queue["RedrivePolicy"])
     assert redrive["deadLetterTargetArn"] == dlq["QueueArn"]
     assert int(redrive["maxReceiveCount"]) == 5
 
-    email_queue = sqs.get_queue_attributes(QueueUrl=ids["EmailQueue"], AttributeNames=["All"])["Attributes"]
     subscriptions = sns.list_subscriptions_by_topic(TopicArn=ids["TransitionsTopic"])["Subscriptions"]
     assert {(s["Protocol"], s["Endpoint"], s["SubscriptionArn"]) for s in subscriptions} == {
-        ("sqs", queue["QueueArn"], ids["SlackQueueSubscription"]),
-        ("sqs", email_queue["QueueArn"], ids["EmailQueueSubscription"]),
+        ("sqs", queue["QueueArn"], ids["NotifyQueueSubscription"]),
     }
-    subscription = sns.get_subscription_attributes(SubscriptionArn=ids["SlackQueueSubscription"])
+    subscription = sns.get_subscription_attributes(SubscriptionArn=ids["NotifyQueueSubscription"])
     assert subscription["Attributes"]["RawMessageDelivery"] == "false"
-    email_feed = sns.get_subscription_attributes(SubscriptionArn=ids["EmailQueueSubscription"])["Attributes"]
-    assert json.loads(email_feed["FilterPolicy"]) == {"event": ["FAILED", "CANCELED", "TEST"]}
+    assert "FilterPolicy" not in subscription["Attributes"]  # the notifier routes every transition itself
     assert sns.list_subscriptions_by_topic(TopicArn=ids["AlertEmailTopic"])["Subscriptions"] == []
     assert sns.list_subscriptions_by_topic(TopicArn=ids["OperatorTopic"])["Subscriptions"] == []
+
+    events = _client("events")
+    assert ids["JobwatchEventBus"] == "jobwatch-jobs"  # Ref of a bus is its name: `${AWS::StackName}-jobs`
+    buses = {bus["Name"]: bus["Arn"] for bus in events.list_event_buses()["EventBuses"]}
+    assert set(buses) == {"default", "jobwatch-jobs"}
+    assert buses["jobwatch-jobs"].endswith(":event-bus/jobwatch-jobs")
 
     secrets = _client("secretsmanager")
     assert [s["Name"] for s in secrets.list_secrets()["SecretList"]] == ["jobwatch/slack-webhook"]
@@ -168,8 +171,8 @@ def test_creates_the_template_resources_idempotently(endpoint: str) -> None:
     assert second["JOBWATCH_TABLE"] == "jobwatch-JobsTable"
     assert second["JOBWATCH_TOPIC_ARN"] == ids["TransitionsTopic"]
     assert second["JOBWATCH_SLACK_WEBHOOK_SECRET"] == ids["SlackWebhookSecret"]
-    assert second["JOBWATCH_SLACK_QUEUE_URL"] == ids["SlackQueue"]
-    assert second["JOBWATCH_SLACK_DLQ_URL"] == ids["SlackDeadLetterQueue"]
+    assert second["JOBWATCH_NOTIFY_QUEUE_URL"] == ids["NotifyQueue"]
+    assert second["JOBWATCH_NOTIFY_DLQ_URL"] == ids["NotifyDeadLetterQueue"]
     assert second["JOBWATCH_RETENTION_DAYS"] == "30"
     assert second["JOBWATCH_POLL_CONCURRENCY"] == "64"
     assert second["POWERTOOLS_SERVICE_NAME"] == "jobwatch"
@@ -177,28 +180,20 @@ def test_creates_the_template_resources_idempotently(endpoint: str) -> None:
     assert "AWS_ENDPOINT_URL" not in second
     assert "JOBWATCH_ALLOW_HTTP_LOOPBACK" not in second
     assert second["JOBWATCH_EMAIL_TOPIC_ARN"] == ids["AlertEmailTopic"]
-    assert second["JOBWATCH_EMAIL_QUEUE_URL"] == ids["EmailQueue"]
-    assert set(second.functions) == {
-        "PollerFunction",
-        "SlackSenderFunction",
-        "EmailSenderFunction",
-        "ApiFunction",
-    }
+    assert second["JOBWATCH_ALERT_EMAIL_EVENTS"] == "FAILED,CANCELED"
+    assert set(second.functions) == {"PollerFunction", "NotifierFunction", "ApiFunction"}
     # Each function's environment is the Globals plus its own; the export is their union.
     own = {
         "PollerFunction": {"JOBWATCH_TOPIC_ARN", "JOBWATCH_POLL_CONCURRENCY", "JOBWATCH_POLL_PERIOD_MINUTES"},
-        "SlackSenderFunction": {
+        "NotifierFunction": {
+            "JOBWATCH_NOTIFY_QUEUE_URL",
+            "JOBWATCH_NOTIFY_DLQ_URL",
+            "JOBWATCH_EMAIL_TOPIC_ARN",
+            "JOBWATCH_ALERT_EMAIL_EVENTS",
             "JOBWATCH_SLACK_WEBHOOK_SECRET",
-            "JOBWATCH_SLACK_QUEUE_URL",
-            "JOBWATCH_SLACK_DLQ_URL",
             "JOBWATCH_SLACK_ORDER_WAIT_S",
         },
-        "EmailSenderFunction": {
-            "JOBWATCH_EMAIL_TOPIC_ARN",
-            "JOBWATCH_EMAIL_QUEUE_URL",
-            "JOBWATCH_EMAIL_DLQ_URL",
-        },
-        "ApiFunction": {"JOBWATCH_TOPIC_ARN"},
+        "ApiFunction": {"JOBWATCH_TOPIC_ARN", "JOBWATCH_EMAIL_TOPIC_ARN", "JOBWATCH_ALERT_EMAIL_EVENTS"},
     }
     assert (second["JOBWATCH_SLACK_ORDER_WAIT_S"], second["JOBWATCH_POLL_PERIOD_MINUTES"]) == ("3600", "1")
     owned = set().union(*own.values())
@@ -207,16 +202,16 @@ def test_creates_the_template_resources_idempotently(endpoint: str) -> None:
         assert environment == shared | {k: second[k] for k in own[function]}, function
     for skipped in (
         "PollerFunction",
-        "SlackDeadLetterAlarm",
+        "NotifyDeadLetterAlarm",
         "JobwatchLayer",
-        "SlackQueuePolicy",
+        "NotifyQueuePolicy",
         "RegistrationApi",
     ):
         assert any(note.startswith(f"skipped {skipped} ") for note in second.notes), skipped
     assert "skipped AlertEmailSubscription: condition HasAlertEmail is false" in second.notes
 
 
-def test_transitions_reach_the_slack_queue_as_sns_envelopes(endpoint: str) -> None:
+def test_transitions_reach_the_notify_queue_as_sns_envelopes(endpoint: str) -> None:
     stack = create_local_stack(TEMPLATE, slack_webhook=WEBHOOK)
     _client("sns").publish(
         TopicArn=stack["JOBWATCH_TOPIC_ARN"],
@@ -225,7 +220,7 @@ def test_transitions_reach_the_slack_queue_as_sns_envelopes(endpoint: str) -> No
         MessageAttributes={"event": {"DataType": "String", "StringValue": "FAILED"}},
     )
     messages = _client("sqs").receive_message(
-        QueueUrl=stack["JOBWATCH_SLACK_QUEUE_URL"], MaxNumberOfMessages=1, WaitTimeSeconds=5
+        QueueUrl=stack["JOBWATCH_NOTIFY_QUEUE_URL"], MaxNumberOfMessages=1, WaitTimeSeconds=5
     )["Messages"]
     envelope = json.loads(messages[0]["Body"])
     assert envelope["Type"] == "Notification"

@@ -88,7 +88,7 @@ def test_a_missing_table_suggests_the_local_stack(deployment: LocalDeployment) -
 
 def test_a_missing_queue_is_named(deployment: LocalDeployment) -> None:
     env = {**os.environ, **deployment.env}
-    env["JOBWATCH_SLACK_QUEUE_URL"] = env["JOBWATCH_SLACK_QUEUE_URL"] + "-gone"
+    env["JOBWATCH_NOTIFY_QUEUE_URL"] = env["JOBWATCH_NOTIFY_QUEUE_URL"] + "-gone"
     code, _, err = _jobwatch({k: v for k, v in env.items() if k.startswith(("AWS_", "JOBWATCH_"))}, "deliver")
     _one_clear_line(code, err, "queue", "does not exist")
 

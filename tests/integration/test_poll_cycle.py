@@ -1,6 +1,6 @@
 """The poll cycle end to end: upstream simulator -> poller -> DynamoDB -> SNS -> SQS -> Slack sink.
 
-Each test drives the real handler code paths (`poll_once`, `drain_slack_queue`)
+Each test drives the real handler code paths (`poll_once`, `drain_notify_queue`)
 through `LocalDeployment` and checks the core guarantees with exact counts: one SNS event and one Slack
 message per real transition, nothing (not even a DynamoDB write) for a poll that sees no change, terminal
 jobs are never polled again, and overlapping poller runs never notify twice.
@@ -212,15 +212,16 @@ def test_each_transition_is_published_and_posted_exactly_once(
     assert deployment.deliver().delivered == 0
     assert len(sink.messages()) == 2
 
-    # Cycle 3: progress inside the RUNNING phase (TRANSFERRING, 40 %) is stored but never notified.
+    # Cycle 3: news inside the RUNNING phase is never notified. A new status word (TRANSFERRING) is
+    # stored at once; moved counters alone (the import at 40 %) wait for the write interval (D40).
     report = deployment.poll()
-    assert _nonzero(report) == {"jobs": 2, "polled": 2, "updated": 2}
+    assert _nonzero(report) == {"jobs": 2, "polled": 2, "updated": 1, "unchanged": 1}
     updated = {key: _job(store, key) for key in kinds}
-    assert {key: job.version for key, job in updated.items()} == {export.key: 2, imp.key: 2}
+    assert {key: job.version for key, job in updated.items()} == {export.key: 2, imp.key: 1}
     export_snapshot, import_snapshot = updated[export.key].snapshot, updated[imp.key].snapshot
     assert export_snapshot is not None and import_snapshot is not None
     assert (export_snapshot.status, export_snapshot.details["objectsExported"]) == ("TRANSFERRING", 100)
-    assert (import_snapshot.phase, import_snapshot.progress) == (Phase.RUNNING, 40.0)
+    assert (import_snapshot.phase, import_snapshot.progress) == (Phase.RUNNING, 0.0)
     assert deployment.published() == published
     assert deployment.deliver().delivered == 0
 
@@ -240,7 +241,7 @@ def test_each_transition_is_published_and_posted_exactly_once(
     for event in finished:
         job_id, source, _ = kinds[event.job_key]
         assert (event.transition_id, event.event, event.severity) == (
-            _tid(event.job_key, 3),
+            _tid(event.job_key, updated[event.job_key].version + 1),
             "SUCCEEDED",
             "success",
         )
@@ -329,7 +330,9 @@ def test_failed_and_canceled_jobs_alert_once_with_the_error_and_are_not_polled_a
         assert event.previous.error is None
 
     delivery = deployment.deliver()
-    assert (delivery.delivered, delivery.duplicates, delivery.dead_lettered) == (3, 0, 0)
+    # Three Slack posts and three alert e-mails (FAILED and CANCELED are alert e-mail events).
+    assert (delivery.delivered, delivery.duplicates, delivery.dead_lettered) == (6, 0, 0)
+    assert sorted(e.event for e in deployment.emails()) == ["CANCELED", "FAILED", "FAILED"]
     posted = _by_job_id(sink.messages()[3:], list(keys))
     assert len(sink.messages()) == 6
     kinds = {
@@ -379,7 +382,8 @@ def test_first_observation_of_an_already_failed_job_alerts_once(
         assert (event.event, event.previous, event.transition_id) == ("FAILED", None, _tid(key, 1))
         assert (event.current.phase, event.current.error) == (Phase.FAILED, error)
         assert _job(store, key).version == 1
-    assert deployment.deliver().delivered == 2
+    assert deployment.deliver().delivered == 4  # each to the default Slack webhook and the alert e-mail
+    assert sorted(e.transition_id for e in deployment.emails()) == sorted(_tid(k, 1) for k in events)
     posted = _by_job_id(sink.messages(), ["exp-dead", "job-dead"])
     _assert_slack_message(posted["exp-dead"], job_id="exp-dead", event="FAILED", kind="Weaviate export")
     _assert_slack_message(posted["job-dead"], job_id="job-dead", event="FAILED", kind="Zilliz Cloud import")
@@ -768,8 +772,9 @@ def test_a_failure_repeated_across_many_files_alerts_once_without_breaking_the_c
     for job_id in ("exp-trace", "job-trace"):
         error = finished[job_id].current.error
         assert error is not None and error.startswith("java.lang.IllegalStateException: bulk insert failed")
-    assert deployment.deliver().delivered == 3
+    assert deployment.deliver().delivered == 5  # three Slack posts, and an alert e-mail per FAILED
     assert len(sink.messages()) == 6
+    assert sorted(e.event for e in deployment.emails()) == ["FAILED", "FAILED"]
 
     report = deployment.poll()  # all three are terminal now
     assert (report.jobs, report.polled, report.transitions) == (0, 0, 0)

@@ -16,14 +16,7 @@ from typing import Any
 import pytest
 from jobwatch_tools.api_server import build_event
 from jobwatch_tools.cli import main
-from jobwatch_tools.local import (
-    api_handler,
-    drain_email_queue,
-    drain_slack_queue,
-    list_jobs,
-    operations,
-    poll_once,
-)
+from jobwatch_tools.local import api_handler, drain_notify_queue, list_jobs, operations, poll_once
 
 from jobwatch.adapters import aws
 from jobwatch.api.routes import ROUTES
@@ -168,8 +161,8 @@ def test_a_job_tracked_again_gets_new_transition_ids_and_every_channel_delivers_
     first = deployment.track(source=EXPORT, endpoint=sim_url, job_id="again", backend="s3")
     poll_once()
     poll_once()
-    slack, email = drain_slack_queue(), drain_email_queue()
-    assert email is not None and (slack.delivered, email.delivered) == (2, 1)
+    report = drain_notify_queue()
+    assert (report.delivered, len(sink.messages()), len(deployment.emails())) == (3, 2, 1)
     first_ids = [t.transition_id for t in deployment.published()]
 
     assert operations().untrack(first.key)
@@ -178,12 +171,13 @@ def test_a_job_tracked_again_gets_new_transition_ids_and_every_channel_delivers_
     assert second.key == first.key and second.life != first.life
     poll_once()
     poll_once()
-    slack, email = drain_slack_queue(), drain_email_queue()
+    report = drain_notify_queue()
 
     published = deployment.published()
     second_ids = [t.transition_id for t in published[len(first_ids) :]]
     assert [t.event for t in published] == ["STARTED", "FAILED", "STARTED", "FAILED"]
     assert not set(first_ids) & set(second_ids)
-    assert (slack.delivered, slack.duplicates) == (2, 0)
-    assert email is not None and (email.delivered, email.duplicates) == (1, 0)
+    # Two Slack posts and one e-mail of the new life: none swallowed as a duplicate of the first.
+    assert (report.delivered, report.duplicates) == (3, 0)
     assert len(sink.messages()) == 4
+    assert [e.transition_id for e in deployment.emails()] == [first_ids[1], second_ids[1]]

@@ -298,6 +298,14 @@ INVALID: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
             "notifier may read them)"
         },
     ),
+    "misspelt source": (
+        {**EVERYTHING, "match": {"sources": ["milvus-import", "zilliz-import"]}},
+        {
+            "match.sources.1": "unknown source 'zilliz-import'; valid sources: milvus-import, "
+            "pinecone-import, weaviate-backup, weaviate-export, weaviate-restore, zilliz-import-v1, "
+            "zilliz-import-v2"
+        },
+    ),
     "several problems at once": (
         {
             "name": "Bad Name",

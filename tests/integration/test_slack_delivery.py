@@ -1,10 +1,12 @@
 """Slack delivery from the SQS queue: at most one post per transition, honest retries, one dead letter.
 
-Transitions reach the Slack queue the real way (a poll cycle publishes to SNS, SNS fans out to SQS).
-The sender then runs through `drain_slack_queue` (the local stand-in for the SQS event source
-mapping: records reported as failures stay on the queue) or, for redeliveries, straight through the
-Slack sender function's `Sender.deliver` (`jobwatch_tools.local.slack()`) with the records SQS would
-hand to the Lambda function again.
+Transitions reach the notifier's queue the real way (a poll cycle publishes to SNS, SNS fans out to
+SQS). With no route stored, the notifier sends every transition to the deployment's default Slack
+webhook (destination `slack`, whose claims are `DELIVERY#slack#<transitionId>`). It runs through
+`drain_notify_queue` (the local stand-in for the SQS event source mapping: records reported as
+failures stay on the queue) or, for redeliveries, straight through the notifier function's
+`Notifier.deliver` (`jobwatch_tools.local.notify()`) with the records SQS would hand to the Lambda
+function again.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from jobwatch_tools.local import slack
+from jobwatch_tools.local import notify
 
 from jobwatch.adapters import aws
 from jobwatch.adapters.sns import SnsPublisher
@@ -25,7 +27,7 @@ from jobwatch.delivery.records import BatchReport, record_from_message
 from jobwatch.domain.model import Transition
 from jobwatch.entrypoints.wiring import delivery_ledger
 from jobwatch.ports import Claim
-from jobwatch.settings import SlackSenderSettings, load_settings
+from jobwatch.settings import NotifierSettings, load_settings
 from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.simulator import UpstreamSimulator, state
 from jobwatch_devkit.slack_sink import SinkResponse, SlackSink
@@ -74,7 +76,7 @@ def _depth(queue_url: str) -> tuple[int, int]:
 
 
 def _delayed(queue_url: str) -> int:
-    """Messages sent with DelaySeconds that are not visible yet (the sender's deferred copies)."""
+    """Messages sent with DelaySeconds that are not visible yet (the notifier's deferred copies)."""
     attributes = aws.sqs().get_queue_attributes(
         QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
     )["Attributes"]
@@ -155,7 +157,7 @@ def _claim_state(transition_id: str) -> str | None:
     """The state of the Slack delivery claim of one transition (None: no claim)."""
     key = {"pk": {"S": f"DELIVERY#slack#{transition_id}"}, "sk": {"S": "CLAIM"}}
     response = aws.dynamodb().get_item(
-        TableName=load_settings(SlackSenderSettings).table, Key=key, ConsistentRead=True
+        TableName=load_settings(NotifierSettings).table, Key=key, ConsistentRead=True
     )
     item = response.get("Item")
     return None if item is None else str(item["state"]["S"])
@@ -177,16 +179,16 @@ def test_sqs_redelivery_of_a_posted_transition_never_posts_twice(
     deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink
 ) -> None:
     transition = _transition(deployment, sim, sim_url, "exp-redelivered")
-    queue = deployment.settings.slack_queue_url
+    queue = deployment.settings.notify_queue_url
     (record,) = _peek(queue)
     assert transition_from_sqs_body(record["body"]) == transition
-    sender = slack()
+    notifier = notify()
 
     # The same record twice in one batch (SQS at-least-once), then again in a later batch.
-    report = sender.deliver({"Records": [record, record]})
+    report = notifier.deliver({"Records": [record, record]})
     assert _counts(report) == (1, 1, 0, 0, 0)
     assert _claim_state(transition.transition_id) == "DELIVERED"
-    report = sender.deliver({"Records": [record]})
+    report = notifier.deliver({"Records": [record]})
     assert _counts(report) == (0, 1, 0, 0, 0)
     # The original message is still on the queue: draining it is one more duplicate, not a post.
     assert _counts(deployment.deliver()) == (0, 1, 0, 0, 0)
@@ -204,34 +206,34 @@ def test_a_transition_published_twice_is_posted_once(
     # The outbox republishes a transition whose publish looked failed: SNS then fans it out again.
     publisher = SnsPublisher(aws.sns(), deployment.settings.topic_arn)
     publisher.publish(transition)
-    assert _depth(deployment.settings.slack_queue_url) == (2, 0)
+    assert _depth(deployment.settings.notify_queue_url) == (2, 0)
 
     assert _counts(deployment.deliver()) == (1, 1, 0, 0, 0)
     publisher.publish(transition)
     assert _counts(deployment.deliver()) == (0, 1, 0, 0, 0)
     assert len(sink.messages()) == 1
-    assert _depth(deployment.settings.slack_queue_url) == (0, 0)
+    assert _depth(deployment.settings.notify_queue_url) == (0, 0)
 
 
 def test_a_claim_held_by_another_worker_defers_the_post_until_its_lease_ends(
     deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink
 ) -> None:
     transition = _transition(deployment, sim, sim_url, "exp-claimed")
-    queue = deployment.settings.slack_queue_url
+    queue = deployment.settings.notify_queue_url
     (record,) = _peek(queue)
     ledger = delivery_ledger(deployment.settings)
-    sender = slack()
+    notifier = notify()
 
-    # Another sender is posting this transition right now (live lease): do not post it a second time.
+    # Another notifier is posting this transition right now (live lease): do not post it a second time.
     # The record is deferred (a delayed copy; the original is acknowledged), spending no receive.
     assert ledger.claim("slack", transition.transition_id, 120, time.time()) is Claim.CLAIMED
-    report = sender.deliver({"Records": [record]})
+    report = notifier.deliver({"Records": [record]})
     assert _counts(report) == (0, 0, 0, 0, 0) and report.deferred == 1
     assert _delayed(queue) == 1
     assert sink.messages() == [] and sink.rejected() == []
-    assert _claim_state(transition.transition_id) == "IN_PROGRESS"  # still the other sender's
+    assert _claim_state(transition.transition_id) == "IN_PROGRESS"  # still the other notifier's
 
-    # That sender died without finishing: once its lease has run out, the redelivery posts.
+    # That notifier died without finishing: once its lease has run out, the redelivery posts.
     assert ledger.claim("slack", transition.transition_id, -1, time.time()) is Claim.BUSY
     aws.dynamodb().update_item(
         TableName=deployment.settings.table,
@@ -239,7 +241,7 @@ def test_a_claim_held_by_another_worker_defers_the_post_until_its_lease_ends(
         UpdateExpression="SET leaseUntil = :past",
         ExpressionAttributeValues={":past": {"N": f"{time.time() - 1:.3f}"}},
     )
-    report = sender.deliver({"Records": [record]})
+    report = notifier.deliver({"Records": [record]})
     assert _counts(report) == (1, 0, 0, 0, 0)
     assert len(sink.messages()) == 1
     assert _claim_state(transition.transition_id) == "DELIVERED"
@@ -252,7 +254,7 @@ def test_rate_limited_post_is_deferred_and_posted_after_retry_after(
     deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink
 ) -> None:
     transition = _transition(deployment, sim, sim_url, "exp-rate-limited")
-    queue = deployment.settings.slack_queue_url
+    queue = deployment.settings.notify_queue_url
     sink.script(["rate_limited"])  # 429, Retry-After: 1
 
     report = deployment.deliver()
@@ -263,7 +265,7 @@ def test_rate_limited_post_is_deferred_and_posted_after_retry_after(
     assert sink.messages() == []
     assert _claim_state(transition.transition_id) is None  # released, so the retry can post
     assert _depth(queue) == (0, 0) and _delayed(queue) == 1
-    assert _depth(deployment.settings.slack_dlq_url) == (0, 0)
+    assert _depth(deployment.settings.notify_dlq_url) == (0, 0)
 
     report, waited = _deliver_until_posted(deployment)
     assert _counts(report) == (1, 0, 0, 0, 0)
@@ -282,7 +284,7 @@ def test_a_rate_limit_after_a_post_never_shows_that_post_twice(
     deferred copy, or the whole batch again after a crashed invocation) posts the first one never again."""
     first = _transition(deployment, sim, sim_url, "exp-before-429")
     second = _transition(deployment, sim, sim_url, "exp-after-429")
-    queue = deployment.settings.slack_queue_url
+    queue = deployment.settings.notify_queue_url
     records = sorted(_peek(queue), key=lambda r: transition_from_sqs_body(r["body"]).job_id)
     assert [transition_from_sqs_body(r["body"]).job_id for r in records] == [
         "exp-after-429",
@@ -290,12 +292,12 @@ def test_a_rate_limit_after_a_post_never_shows_that_post_twice(
     ]
     records.reverse()  # exp-before-429 first
     sink.script(["ok", "rate_limited"])
-    sender = slack()
+    notifier = notify()
 
-    report = sender.deliver({"Records": records})
+    report = notifier.deliver({"Records": records})
     assert (report.delivered, report.deferred, report.failures) == (1, 1, [])
     # The invocation dies before Lambda deletes anything: the whole batch comes again.
-    report = sender.deliver({"Records": records})
+    report = notifier.deliver({"Records": records})
     assert (report.delivered, report.duplicates) == (1, 1)
     assert _counts(deployment.deliver())[:2] == (0, 2)  # the originals and the deferred copy: no post
     time.sleep(1.1)
@@ -321,7 +323,7 @@ def test_a_short_retry_after_is_waited_out_in_process(
     assert [(m.status, m.response) for m in sink.rejected()] == [(429, "rate_limited")]
     (message,) = sink.messages()
     assert f"`{transition.transition_id}`" in json.dumps(message.payload)
-    assert _depth(deployment.settings.slack_queue_url) == (0, 0)
+    assert _depth(deployment.settings.notify_queue_url) == (0, 0)
 
 
 def test_server_error_is_retried_with_backoff_then_posted(
@@ -330,7 +332,7 @@ def test_server_error_is_retried_with_backoff_then_posted(
     # The first retry waits JOBWATCH_SLACK_RETRY_BASE_S (30 s in production), doubling after each
     # failure; one second here. Retries are delayed copies, so they spend no SQS receive.
     deployment = make_deployment({"JOBWATCH_SLACK_RETRY_BASE_S": "1"})
-    queue = deployment.settings.slack_queue_url
+    queue = deployment.settings.notify_queue_url
     transition = _transition(deployment, sim, sim_url, "exp-slack-500")
     sink.script(["server_error", "drop"])  # 500, then a connection closed without an answer
 
@@ -343,6 +345,9 @@ def test_server_error_is_retried_with_backoff_then_posted(
         assert _depth(queue) == (0, 0) and _delayed(queue) == 1
         (copy,) = _peek_later(queue)
         assert copy["messageAttributes"]["jobwatchAttempts"]["StringValue"] == str(attempt)
+        assert (
+            copy["messageAttributes"]["jobwatchDestination"]["StringValue"] == "slack"
+        )  # retried there only
         assert sink.messages() == []
 
     report, _ = _deliver_until_posted(deployment)
@@ -351,22 +356,22 @@ def test_server_error_is_retried_with_backoff_then_posted(
     assert len(sink.messages()) == 1 and len(sink.rejected()) == 2
     assert _claim_state(transition.transition_id) == "DELIVERED"
     assert _depth(queue) == (0, 0)
-    assert _depth(deployment.settings.slack_dlq_url) == (0, 0)
+    assert _depth(deployment.settings.notify_dlq_url) == (0, 0)
 
 
 def test_a_post_that_keeps_failing_is_dead_lettered_after_the_attempt_cap(
     make_deployment: Callable[..., LocalDeployment], sim: UpstreamSimulator, sim_url: str, sink: SlackSink
 ) -> None:
     deployment = make_deployment({"JOBWATCH_SLACK_MAX_ATTEMPTS": "3", "JOBWATCH_SLACK_RETRY_BASE_S": "1"})
-    queue, dlq = deployment.settings.slack_queue_url, deployment.settings.slack_dlq_url
+    queue, dlq = deployment.settings.notify_queue_url, deployment.settings.notify_dlq_url
     transition = _transition(deployment, sim, sim_url, "exp-slack-down")
     sink.script(["server_error", "service_unavailable", "server_error"])
-    sender = slack()
+    notifier = notify()
 
     outcomes = []
     for _ in range(3):  # the original, then each deferred copy as it comes back
         record = _take(queue)
-        report = sender.deliver({"Records": [record]})
+        report = notifier.deliver({"Records": [record]})
         outcomes.append((report.retried, report.deferred, report.dead_lettered, report.failures))
     assert outcomes == [(1, 1, 0, []), (1, 1, 0, []), (0, 0, 1, [])]
     assert _claim_state(transition.transition_id) == "FAILED_PERMANENT"
@@ -375,7 +380,7 @@ def test_a_post_that_keeps_failing_is_dead_lettered_after_the_attempt_cap(
         "gave up after 3 attempts; last: HTTP 500: internal_error"
     )
     # A duplicate still in flight never posts, and the job's next transition does not wait for it.
-    assert _counts(sender.deliver({"Records": [record]}))[:2] == (0, 1)
+    assert _counts(notifier.deliver({"Records": [record]}))[:2] == (0, 1)
     assert sink.messages() == [] and len(sink.rejected()) == 3
     assert _depth(queue) == (0, 0) and _delayed(queue) == 0
 
@@ -396,7 +401,7 @@ def test_permanent_refusal_is_dead_lettered_once_and_never_retried(
     deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink, answer: SinkResponse
 ) -> None:
     transition = _transition(deployment, sim, sim_url, "exp-refused")
-    queue, dlq = deployment.settings.slack_queue_url, deployment.settings.slack_dlq_url
+    queue, dlq = deployment.settings.notify_queue_url, deployment.settings.notify_dlq_url
     (record,) = _peek(queue)
     sink.script([answer])
 
@@ -413,7 +418,7 @@ def test_permanent_refusal_is_dead_lettered_once_and_never_retried(
     assert dead["messageAttributes"]["reason"]["StringValue"] == f"HTTP {answer.status}: {answer.body}"
 
     # A redelivery of the same message (SQS duplicate, or a redrive from the DLQ) does not post.
-    report = slack().deliver({"Records": [record]})
+    report = notify().deliver({"Records": [record]})
     assert _counts(report) == (0, 1, 0, 0, 0)
     assert len(sink.rejected()) == 1 and sink.messages() == []
     assert _depth(dlq) == (1, 0)  # still dead-lettered exactly once
@@ -435,7 +440,7 @@ UNREADABLE = {
 def test_unreadable_sqs_body_is_dead_lettered(
     deployment: LocalDeployment, sink: SlackSink, body: str
 ) -> None:
-    queue, dlq = deployment.settings.slack_queue_url, deployment.settings.slack_dlq_url
+    queue, dlq = deployment.settings.notify_queue_url, deployment.settings.notify_dlq_url
     aws.sqs().send_message(QueueUrl=queue, MessageBody=body)
 
     report = deployment.deliver()
@@ -461,7 +466,7 @@ def test_mentions_and_markup_in_an_upstream_error_never_reach_slack_unescaped(
     transition = _transition(deployment, sim, sim_url, "exp-hostile", error=error)
     assert transition.current.error == error  # the event itself keeps the upstream text as it was
 
-    assert deployment.deliver().delivered == 1
+    assert deployment.deliver().delivered == 2  # the default Slack webhook and the alert e-mail (FAILED)
     (message,) = sink.messages()
     raw = message.raw
     for hostile in ("<!channel>", "<!here", "<!everyone>", "<@U024BE7LH>", "<#C024BE7LR>", "<https://"):
@@ -507,7 +512,7 @@ def test_mentions_in_collection_and_file_names_and_labels_are_escaped_too(
     (event,) = deployment.published()
     assert event.current.details["collectionName"] == "<!channel>_articles"
 
-    assert deployment.deliver().delivered == 1
+    assert deployment.deliver().delivered == 2  # the default Slack webhook and the alert e-mail (FAILED)
     (message,) = sink.messages()
     raw = message.raw
     assert "<" not in raw and ">" not in raw

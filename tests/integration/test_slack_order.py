@@ -1,8 +1,10 @@
 """Per-job order at the Slack edge, with a standard SQS queue that may hand messages over in any order.
 
-Within a batch the sender sorts a job's records; across batches a transition waits (as delayed copies
-that spend no receive) until the one it names as `previousTransitionId` has been posted, refused for
-good, or is known never to have left the outbox, for at most `slack_order_wait_s`.
+Within a batch the notifier sorts a job's records; across batches a transition waits (as delayed
+copies that spend no receive) until the one it names as `previousTransitionId` has been posted,
+refused for good, or is known never to have left the outbox, for at most `slack_order_wait_s`.
+With no route stored every transition goes to the default Slack webhook (destination `slack`);
+the STARTED and SUCCEEDED transitions used here go nowhere else (they are not alert e-mail events).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from jobwatch_tools.local import slack
+from jobwatch_tools.local import notify
 
 from jobwatch.adapters import aws
 from jobwatch.adapters.dynamodb.jobs import _history_sk
@@ -23,6 +25,7 @@ from jobwatch.adapters.http.upstream import HttpUpstream
 from jobwatch.app.poll_cycle import PollerDeps, run_cycle
 from jobwatch.delivery.engine import MAX_DEFERRALS
 from jobwatch.delivery.envelope import transition_from_sqs_body
+from jobwatch.delivery.notifier import DESTINATION_ATTRIBUTE
 from jobwatch.delivery.records import DEFERRALS_ATTRIBUTE, WAITING_SINCE_ATTRIBUTE, record_from_message
 from jobwatch.domain.model import Event, Transition
 from jobwatch.entrypoints.wiring import CLOCK, delivery_ledger, job_store, secret_resolver
@@ -54,13 +57,13 @@ def _records(queue_url: str) -> list[dict[str, Any]]:
 def _two_transitions(
     deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, job_id: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(STARTED, SUCCEEDED) records of one job, taken off the Slack queue."""
+    """(STARTED, SUCCEEDED) records of one job, taken off the notifier's queue."""
     sim.add_job(EXPORT, job_id, [state("STARTED"), state("SUCCESS")], backend="s3")
     deployment.track(source=EXPORT, endpoint=sim_url, job_id=job_id, backend="s3")
     deployment.poll()
     deployment.poll()
     by_event = {
-        transition_from_sqs_body(r["body"]).event: r for r in _records(deployment.settings.slack_queue_url)
+        transition_from_sqs_body(r["body"]).event: r for r in _records(deployment.settings.notify_queue_url)
     }
     return by_event[Event.STARTED], by_event[Event.SUCCEEDED]
 
@@ -81,15 +84,15 @@ def test_each_transition_names_its_predecessor_and_a_batch_is_posted_in_job_orde
     deployment.track(source="weaviate-export", endpoint=sim_url, job_id="exp-order", backend="s3")
     deployment.poll()
     deployment.poll()
-    records = _records(deployment.settings.slack_queue_url)
+    records = _records(deployment.settings.notify_queue_url)
     by_event = {transition_from_sqs_body(r["body"]).event: r for r in records}
     started, succeeded = by_event["STARTED"], by_event["SUCCEEDED"]
     first = transition_from_sqs_body(started["body"])
     assert first.previous_transition_id is None
     assert transition_from_sqs_body(succeeded["body"]).previous_transition_id == first.transition_id
 
-    # SQS hands them over swapped in one batch: the sender puts them back in order.
-    report = slack().deliver({"Records": [succeeded, started]})
+    # SQS hands them over swapped in one batch: the notifier puts them back in order.
+    report = notify().deliver({"Records": [succeeded, started]})
     assert (report.delivered, report.failures) == (2, [])
     posted = [m.raw for m in sink.messages()]
     assert "STARTED" in posted[0] and "SUCCEEDED" in posted[1]
@@ -100,29 +103,30 @@ def test_a_transition_that_arrives_before_its_predecessor_waits_for_it_across_ba
 ) -> None:
     deployment = make_deployment({"JOBWATCH_SLACK_ORDER_RETRY_S": "1"})
     started, succeeded = _two_transitions(deployment, sim, sim_url, "exp-cross-batch")
-    queue = deployment.settings.slack_queue_url
-    sender = slack()
+    queue = deployment.settings.notify_queue_url
+    notifier = notify()
 
     # SUCCEEDED comes first, alone in its batch: it is deferred, not posted and not failed.
-    report = sender.deliver({"Records": [succeeded]})
+    report = notifier.deliver({"Records": [succeeded]})
     assert (report.delivered, report.deferred, report.failures) == (0, 1, [])
     assert sink.messages() == []
     time.sleep(1.1)
     (copy,) = _records(queue)  # the delayed copy, carrying how long it has waited
     assert copy["body"] == succeeded["body"]
     assert copy["messageAttributes"][DEFERRALS_ATTRIBUTE]["stringValue"] == "1"
+    assert copy["messageAttributes"][DESTINATION_ATTRIBUTE]["stringValue"] == "slack"  # it waits there only
     waiting_since = float(copy["messageAttributes"][WAITING_SINCE_ATTRIBUTE]["stringValue"])
     assert time.time() - 5 < waiting_since <= time.time()
 
     # Offered again before STARTED is in Slack, it waits again, keeping its first waiting time.
-    report = sender.deliver({"Records": [copy]})
+    report = notifier.deliver({"Records": [copy]})
     assert (report.delivered, report.deferred) == (0, 1)
-    assert sender.deliver({"Records": [started]}).delivered == 1
+    assert notifier.deliver({"Records": [started]}).delivered == 1
     time.sleep(2.1)
     (second_copy,) = _records(queue)
     assert second_copy["messageAttributes"][DEFERRALS_ATTRIBUTE]["stringValue"] == "2"
     assert float(second_copy["messageAttributes"][WAITING_SINCE_ATTRIBUTE]["stringValue"]) == waiting_since
-    report = sender.deliver({"Records": [second_copy]})
+    report = notifier.deliver({"Records": [second_copy]})
     assert (report.delivered, report.deferred) == (1, 0)
     assert _posted_events(sink) == ["STARTED", "SUCCEEDED"]
 
@@ -136,7 +140,7 @@ def test_a_predecessor_refused_for_good_does_not_hold_its_successor(
     assert ledger.claim("slack", first, 120, time.time()) is Claim.CLAIMED
     ledger.finish("slack", first, "FAILED_PERMANENT", "HTTP 400: invalid_blocks", time.time())
 
-    report = slack().deliver({"Records": [succeeded]})
+    report = notify().deliver({"Records": [succeeded]})
     assert (report.delivered, report.deferred) == (1, 0)
     assert _posted_events(sink) == ["SUCCEEDED"]
 
@@ -188,7 +192,7 @@ def test_a_predecessor_that_never_left_the_outbox_does_not_hold_its_successor(
     )
     assert job_store(deployment.settings).transition_standing(first.transition_id) == "DEAD_LETTERED"
 
-    report = slack().deliver({"Records": [succeeded]})
+    report = notify().deliver({"Records": [succeeded]})
     assert (report.delivered, report.deferred) == (1, 0)
 
 
@@ -197,14 +201,14 @@ def test_a_transition_posts_out_of_order_once_it_has_waited_the_longest_allowed(
 ) -> None:
     _, succeeded = _two_transitions(deployment, sim, sim_url, "exp-waited-too-long")
     wait = deployment.settings.slack_order_wait_s
-    sender = slack()
+    notifier = notify()
 
     fresh = _with_attributes(succeeded, jobwatchWaitingSince=time.time() - wait + 60, jobwatchDeferrals=30)
-    report = sender.deliver({"Records": [fresh]})
+    report = notifier.deliver({"Records": [fresh]})
     assert (report.delivered, report.deferred, report.order_waits_expired) == (0, 1, 0)
 
     stale = _with_attributes(succeeded, jobwatchWaitingSince=time.time() - wait - 1, jobwatchDeferrals=31)
-    report = sender.deliver({"Records": [stale]})
+    report = notifier.deliver({"Records": [stale]})
     assert (report.delivered, report.deferred, report.order_waits_expired) == (1, 0, 1)
     assert _posted_events(sink) == ["SUCCEEDED"]
 
@@ -214,11 +218,11 @@ def test_a_message_deferred_too_often_goes_back_to_sqs_where_the_redrive_policy_
 ) -> None:
     _, succeeded = _two_transitions(deployment, sim, sim_url, "exp-deferred-too-often")
     worn = _with_attributes(succeeded, jobwatchWaitingSince=time.time(), jobwatchDeferrals=MAX_DEFERRALS)
-    report = slack().deliver({"Records": [worn]})
+    report = notify().deliver({"Records": [worn]})
     assert (report.delivered, report.deferred, report.failures) == (0, 0, [succeeded["messageId"]])
 
     garbled = {**succeeded, "messageAttributes": {DEFERRALS_ATTRIBUTE: {"stringValue": "nan"}}}
-    report = slack().deliver({"Records": [garbled]})
+    report = notify().deliver({"Records": [garbled]})
     assert (report.deferred, report.failures) == (1, [])  # an unreadable count counts as none
     assert sink.messages() == []
 
@@ -231,18 +235,18 @@ def test_a_rate_limit_defers_the_rest_of_the_batch_without_spending_receives(
         sim.add_job(EXPORT, job_id, [state("STARTED")], backend="s3")
         deployment.track(source=EXPORT, endpoint=sim_url, job_id=job_id, backend="s3")
     deployment.poll()
-    queue = deployment.settings.slack_queue_url
+    queue = deployment.settings.notify_queue_url
     records = _records(queue)
     assert len(records) == 3
     sink.script(["rate_limited"])  # 429 with Retry-After: 1 on the first post
 
-    report = slack().deliver({"Records": records})
+    report = notify().deliver({"Records": records})
     assert (report.delivered, report.deferred, report.retried, report.failures) == (0, 3, 0, [])
     assert len(sink.rejected()) == 1  # one post tried; the others were not sent into the limit
     time.sleep(1.1)
     copies = _records(queue)
     assert sorted(r["body"] for r in copies) == sorted(r["body"] for r in records)
-    assert slack().deliver({"Records": copies}).delivered == 3
+    assert notify().deliver({"Records": copies}).delivered == 3
 
 
 def test_duplicates_of_a_waiting_message_collapse_into_one_waiting_copy(
@@ -252,23 +256,23 @@ def test_duplicates_of_a_waiting_message_collapse_into_one_waiting_copy(
     message would spawn copies of its own, and they would multiply with every look."""
     deployment = make_deployment({"JOBWATCH_SLACK_ORDER_RETRY_S": "1"})
     started, succeeded = _two_transitions(deployment, sim, sim_url, "exp-collapse")
-    queue = deployment.settings.slack_queue_url
-    sender = slack()
+    queue = deployment.settings.notify_queue_url
+    notifier = notify()
 
     # The same message handed over twice (one batch, then another): one copy waits, one is dropped.
-    first = sender.deliver({"Records": [succeeded]})
-    second = sender.deliver({"Records": [succeeded]})
+    first = notifier.deliver({"Records": [succeeded]})
+    second = notifier.deliver({"Records": [succeeded]})
     assert (first.deferred, first.collapsed, second.deferred, second.collapsed) == (1, 0, 0, 1)
     time.sleep(1.1)
     (copy,) = _records(queue)
 
     # The standing copy comes back (twice, as SQS may): it waits again once; its duplicate is dropped.
-    again = sender.deliver({"Records": [copy, copy]})
+    again = notifier.deliver({"Records": [copy, copy]})
     assert (again.deferred, again.collapsed, again.failures) == (1, 1, [])
-    assert sender.deliver({"Records": [started]}).delivered == 1
+    assert notifier.deliver({"Records": [started]}).delivered == 1
     time.sleep(2.1)
     (last,) = _records(queue)
-    assert sender.deliver({"Records": [last]}).delivered == 1
+    assert notifier.deliver({"Records": [last]}).delivered == 1
     assert _posted_events(sink) == ["STARTED", "SUCCEEDED"]
     assert _records(queue) == []
 
@@ -281,18 +285,18 @@ def test_a_predecessor_still_in_hand_is_waited_for_however_long_its_retries_take
     started, succeeded = _two_transitions(deployment, sim, sim_url, "exp-in-hand")
     ledger = delivery_ledger(deployment.settings)
     first = transition_from_sqs_body(started["body"]).transition_id
-    sender = slack()
+    notifier = notify()
     long_ago = time.time() - deployment.settings.slack_order_wait_s - 600
 
     # STARTED has a standing deferred copy (as after a failed post): SUCCEEDED waits, its clock reset.
     assert ledger.hand_wait_to("slack", first, "c0ffee", None, time.time(), 900)
     stale = _with_attributes(succeeded, jobwatchWaitingSince=long_ago, jobwatchDeferrals=40)
-    report = sender.deliver({"Records": [stale]})
+    report = notifier.deliver({"Records": [stale]})
     assert (report.delivered, report.deferred, report.order_waits_expired) == (0, 1, 0)
 
-    # Or a sender is posting it right now (live claim): the same.
+    # Or a notifier is posting it right now (live claim): the same.
     assert ledger.claim("slack", first, 120, time.time()) is Claim.CLAIMED
-    report = sender.deliver({"Records": [stale]})
+    report = notifier.deliver({"Records": [stale]})
     assert (report.delivered, report.order_waits_expired) == (0, 0)
 
     # A claim whose worker died (lease run out) and no standing copy: out of sight, the bound applies.
@@ -307,6 +311,6 @@ def test_a_predecessor_still_in_hand_is_waited_for_however_long_its_retries_take
         Key={"pk": {"S": f"DELIVERY#slack#{first}"}, "sk": {"S": "WAIT"}},
     )
     assert ledger.state("slack", first, time.time()) == "STALE"
-    report = sender.deliver({"Records": [stale]})
+    report = notifier.deliver({"Records": [stale]})
     assert (report.delivered, report.order_waits_expired) == (1, 1)
     assert _posted_events(sink) == ["SUCCEEDED"]

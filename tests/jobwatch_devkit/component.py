@@ -1,4 +1,4 @@
-"""A small world of fakes for component tests: a poller and both senders wired as the functions wire
+"""A small world of fakes for component tests: the poller and the notifier wired as the functions wire
 them, over in-memory ports and a fake clock (see `jobwatch_devkit.fakes`)."""
 
 from __future__ import annotations
@@ -8,11 +8,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobwatch.app.poll_cycle import CycleReport, PollerDeps, run_cycle
+from jobwatch.app.routing import Router, RoutingRecord
+from jobwatch.channels.base import Channel
 from jobwatch.channels.email import EmailChannel
 from jobwatch.channels.slack_webhook import SlackWebhookChannel
-from jobwatch.delivery.engine import DeliveryDeps, Sender
+from jobwatch.delivery.engine import DeliveryDeps
+from jobwatch.delivery.notifier import Notifier
 from jobwatch.domain.model import JobSpec, TrackedJob
-from jobwatch.settings import EmailSenderSettings, PollerSettings, SlackSenderSettings
+from jobwatch.domain.routing import (
+    DEFAULT_WEBHOOK_MARKER,
+    AnyDestination,
+    EmailDestination,
+    EventBridgeDestination,
+    SlackWebhookDestination,
+)
+from jobwatch.entrypoints.notifier import ChannelBook, defaults_of, tuning_of
+from jobwatch.settings import NotifierSettings, PollerSettings
 
 from .fakes import (
     FakeClock,
@@ -21,6 +32,7 @@ from .fakes import (
     FakeSlackWebhook,
     InMemoryJobStore,
     InMemoryLedger,
+    InMemoryRouteStore,
     InMemoryWatchStore,
     RecordingEmailTopic,
     RecordingPublisher,
@@ -29,6 +41,7 @@ from .fakes import (
     record,
     sns_envelope,
 )
+from .fakes_events import FakeEventBridge
 
 ENDPOINT = "https://weaviate.example.com"
 WEBHOOK_SECRET = "jobwatch/slack-webhook"
@@ -59,11 +72,12 @@ class World:
     )
     slack_hook: FakeSlackWebhook = field(default_factory=FakeSlackWebhook)
     email_topic: RecordingEmailTopic = field(default_factory=RecordingEmailTopic)
+    routes: InMemoryRouteStore = field(default_factory=InMemoryRouteStore)
+    events: FakeEventBridge = field(default_factory=FakeEventBridge)
     env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.slack_queue = FakeQueue(self.clock)
-        self.email_queue = FakeQueue(self.clock)
+        self.notify_queue = FakeQueue(self.clock)
 
     # -- the poller -------------------------------------------------------------------------------
 
@@ -86,48 +100,66 @@ class World:
     def cycle(self, **env: str) -> CycleReport:
         return asyncio.run(run_cycle(self.poller(**env)))
 
-    # -- the senders ------------------------------------------------------------------------------
+    # -- the notifier -----------------------------------------------------------------------------
 
-    def slack(self, **env: str) -> Sender:
-        settings = SlackSenderSettings.from_env(
+    def notifier(self, **env: str) -> Notifier:
+        """The notifier as the function wires it, on the fakes: routes from `self.routes` (the
+        deployment defaults when none is stored), channels through `FakeChannelBook`."""
+        settings = NotifierSettings.from_env(
             {
                 **BASE,
+                "JOBWATCH_NOTIFY_QUEUE_URL": "queue://notify",
+                "JOBWATCH_NOTIFY_DLQ_URL": "queue://notify-dlq",
+                "JOBWATCH_EMAIL_TOPIC_ARN": "arn:aws:sns:us-east-1:1:mail",
                 "JOBWATCH_SLACK_WEBHOOK_SECRET": WEBHOOK_SECRET,
-                "JOBWATCH_SLACK_QUEUE_URL": "queue://slack",
-                "JOBWATCH_SLACK_DLQ_URL": "queue://slack-dlq",
                 "JOBWATCH_SLACK_MIN_INTERVAL_S": "0",
                 **env,
             }
         )
-        channel = SlackWebhookChannel(settings, self.secrets, self.slack_hook.client())
         deps = DeliveryDeps(
             ledger=self.ledger,
-            queue=self.slack_queue,
+            queue=self.notify_queue,
             clock=self.clock,
             standing=self.store.transition_standing,
             sleep=self.clock.advance,
         )
-        return Sender(channel, deps)
-
-    def email(self, **env: str) -> Sender:
-        settings = EmailSenderSettings.from_env(
-            {
-                **BASE,
-                "JOBWATCH_EMAIL_TOPIC_ARN": "arn:aws:sns:us-east-1:1:mail",
-                "JOBWATCH_EMAIL_QUEUE_URL": "queue://email",
-                "JOBWATCH_EMAIL_DLQ_URL": "queue://email-dlq",
-                **env,
-            }
-        )
-        deps = DeliveryDeps(
-            ledger=self.ledger, queue=self.email_queue, clock=self.clock, sleep=self.clock.advance
-        )
-        return Sender(EmailChannel(settings, self.email_topic), deps)
+        router = Router(self.routes, defaults_of(settings), self.clock, ttl_s=0)
+        book = FakeChannelBook(settings, self.secrets, world=self)
+        return Notifier(RoutingRecord(self.ledger, router, self.clock), book, deps)
 
     def published_records(self) -> list[dict[str, Any]]:
         """What the transitions topic delivered to a sender's queue, as Lambda records."""
         return [record(sns_envelope(t)) for t in self.publisher.published]
 
-    def deliver_all(self, sender: Sender, queue: FakeQueue, records: list[dict[str, Any]]) -> None:
+    def deliver_all(self, notifier: Notifier, records: list[dict[str, Any]]) -> None:
         """One batch, then every delayed copy as the clock reaches it."""
-        drain(sender.deliver, queue, self.clock, records)
+        drain(notifier.deliver, self.notify_queue, self.clock, records)
+
+
+@dataclass
+class FakeChannelBook(ChannelBook):
+    """The notifier's channel book with the world's fakes behind each channel: the Slack webhook
+    and the e-mail topic as recorded fakes, EventBridge as `FakeEventBridge`, webhooks as a poster
+    that records, Slack apps on `FakeSlackApi` (slack_sdk with its HTTP call stubbed)."""
+
+    world: World | None = None
+
+    def _build(self, destination: AnyDestination) -> Channel:
+        world, tuning = self.world, tuning_of(self.settings)
+        assert world is not None
+        if isinstance(destination, SlackWebhookDestination):
+            secret = (
+                WEBHOOK_SECRET
+                if destination.webhook_secret == DEFAULT_WEBHOOK_MARKER
+                else destination.webhook_secret
+            )
+            return SlackWebhookChannel(
+                destination.id, secret, self.secrets, world.slack_hook.client(), tuning
+            )
+        if isinstance(destination, EmailDestination):
+            return EmailChannel(destination.id, world.email_topic, 10, 30.0)
+        if isinstance(destination, EventBridgeDestination):
+            from jobwatch.channels.eventbridge import EventBridgeChannel
+
+            return EventBridgeChannel(destination, world.events, tuning)
+        return super()._build(destination)

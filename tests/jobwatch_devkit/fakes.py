@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -374,16 +374,18 @@ class RecordingEmailTopic:
 
     def __init__(self) -> None:
         self.sent: list[Transition] = []
+        self.destinations: list[str] = []
         self._failures = 0
 
     def fail_next(self, count: int = 1) -> None:
         self._failures += count
 
-    def publish_email(self, transition: Transition) -> str:
+    def publish_email(self, transition: Transition, destination: str) -> str:
         if self._failures:
             self._failures -= 1
             raise RuntimeError("e-mail topic unavailable (fake)")
         self.sent.append(transition)
+        self.destinations.append(destination)
         return f"mail-{len(self.sent)}"
 
 
@@ -478,6 +480,7 @@ class FakeQueue:
         self.clock = clock
         self.copies: list[_QueuedCopy] = []
         self.dead_letters: list[tuple[str, str]] = []
+        self.dead_letter_attributes: list[dict[str, str]] = []
         self.visibility_retries: list[tuple[str, int]] = []
 
     def send_later(self, body: str, delay_s: int, attributes: dict[str, str]) -> None:
@@ -486,8 +489,9 @@ class FakeQueue:
     def retry_later(self, receipt_handle: str, delay_s: int) -> None:
         self.visibility_retries.append((receipt_handle, delay_s))
 
-    def dead_letter(self, body: str, reason: str) -> None:
+    def dead_letter(self, body: str, reason: str, attributes: Mapping[str, str] | None = None) -> None:
         self.dead_letters.append((body, reason))
+        self.dead_letter_attributes.append(dict(attributes or {}))
 
     def due_records(self) -> list[dict[str, Any]]:
         """The copies whose delay has passed, taken off the queue as Lambda records."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from jobwatch_tools import local
-from jobwatch_tools.local import LocalSettings, drain_email_queue, drain_slack_queue, list_jobs, track_job
+from jobwatch_tools.local import LocalSettings, drain_notify_queue, list_jobs, track_job
 from jobwatch_tools.local_stack import create_local_stack
 
 from jobwatch.adapters import aws
@@ -122,12 +122,8 @@ class LocalDeployment:
         return local.poll_once()
 
     def deliver(self) -> BatchReport:
-        return drain_slack_queue()
-
-    def deliver_email(self) -> BatchReport:
-        report = drain_email_queue()
-        assert report is not None, "the stack from template.yaml always has an e-mail queue"
-        return report
+        """Drain the notifier's queue through its code path (every destination: Slack, e-mail...)."""
+        return drain_notify_queue()
 
     def jobs(self) -> list[TrackedJob]:
         return list_jobs()

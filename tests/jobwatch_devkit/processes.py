@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -64,6 +64,7 @@ class ServerProcess:
         url: str | None = None,
         env: dict[str, str] | None = None,
         timeout: float = 20.0,
+        forward: Callable[[str], None] | None = None,
     ) -> None:
         self.name = name
         self.argv = list(argv)
@@ -74,6 +75,8 @@ class ServerProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
         self._drain: threading.Thread | None = None
+        self._forward = forward
+        """Given each stdout line after READY (the sandbox shows the Slack sink's printed posts)."""
 
     @property
     def url(self) -> str:
@@ -89,6 +92,10 @@ class ServerProcess:
     @property
     def pid(self) -> int | None:
         return None if self._proc is None else self._proc.pid
+
+    def exit_code(self) -> int | None:
+        """None while running (or never started), else the code it exited with on its own."""
+        return None if self._proc is None else self._proc.poll()
 
     def start(self) -> str:
         if self._proc is not None:
@@ -125,6 +132,8 @@ class ServerProcess:
                 if not found and line.startswith("READY "):
                     found.append(line.split(" ", 1)[1])
                     done.set()
+                elif found and self._forward is not None:
+                    self._forward(raw.decode("utf-8", "replace").rstrip("\n"))
             done.set()
 
         self._drain = threading.Thread(target=read, name=f"{self.name}-stdout", daemon=True)
@@ -205,20 +214,38 @@ def _devkit_env() -> dict[str, str]:
     return env
 
 
-def simulator_process(*, port: int = 0, latency_ms: float = 0.0, timeout: float = 20.0) -> ServerProcess:
-    """The upstream simulator as a process; `port=0` lets it pick (the READY line reports it)."""
+def simulator_process(
+    *,
+    port: int = 0,
+    latency_ms: float = 0.0,
+    timeout: float = 20.0,
+    scenarios: Sequence[Path] = (),
+) -> ServerProcess:
+    """The upstream simulator as a process; `port=0` lets it pick (the READY line reports it).
+    `scenarios`: scenario files it serves from the start (docs/simulator.md)."""
     argv = [sys.executable, "-m", f"{_MODULE_PREFIX}.simulator", "--port", str(port)]
     if latency_ms:
         argv += ["--latency-ms", str(latency_ms)]
+    for scenario in scenarios:
+        argv += ["--scenario", str(scenario)]
     return ServerProcess("simulator", argv, env=_devkit_env(), timeout=timeout)
 
 
-def slack_sink_process(*, port: int = 0, latency_ms: float = 0.0, timeout: float = 20.0) -> ServerProcess:
-    """The Slack sink as a process; its webhook URL is `<url>/services/T000/B000/XXXX`."""
+def slack_sink_process(
+    *,
+    port: int = 0,
+    latency_ms: float = 0.0,
+    timeout: float = 20.0,
+    print_posts: Callable[[str], None] | None = None,
+) -> ServerProcess:
+    """The Slack sink as a process; its webhook URL is `<url>/services/T000/B000/XXXX`.
+    With `print_posts`, the sink prints each post readably and every line of it is given to that."""
     argv = [sys.executable, "-m", f"{_MODULE_PREFIX}.slack_sink", "--port", str(port)]
     if latency_ms:
         argv += ["--latency-ms", str(latency_ms)]
-    return ServerProcess("slack-sink", argv, env=_devkit_env(), timeout=timeout)
+    if print_posts is not None:
+        argv.append("--print-posts")
+    return ServerProcess("slack-sink", argv, env=_devkit_env(), timeout=timeout, forward=print_posts)
 
 
 def moto_process(*, port: int | None = None, timeout: float = 30.0) -> ServerProcess:

@@ -28,7 +28,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -44,6 +44,7 @@ __all__ = [
     "SinkResponse",
     "SlackSink",
     "SlackThread",
+    "render_post",
     "validate_payload",
 ]
 
@@ -641,6 +642,30 @@ def render_channel(channel: str, threads: Sequence[SlackThread]) -> str:
     return "\n".join(lines)
 
 
+def render_post(where: str, text: str, blocks: Sequence[Any], at: float | None = None) -> str:
+    """One post as a person reads it in Slack: a header line (time, where), then its visible lines.
+
+    Why: a person trying jobwatch locally watches the sink's terminal, not its JSON; `--print-posts`
+    prints every accepted post this way as it arrives.
+    """
+    stamp = time.strftime("%H:%M:%S", time.localtime(time.time() if at is None else at))
+    head = f"── {stamp} Slack {where} "
+    lines = [line for block in blocks for line in _block_lines(block)] or text.splitlines()
+    body = [f"  {_as_seen(_unmarked(line))}" for line in lines if line.strip()]
+    return "\n".join([head + "─" * max(3, 78 - len(head)), *body])
+
+
+_LINK_RE = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]*))?>")
+_BOLD_RE = re.compile(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])")
+_CODE_RE = re.compile(r"`([^`\n]+)`")
+
+
+def _unmarked(line: str) -> str:
+    """mrkdwn as Slack displays it: links as their label (and address), no bold stars or code ticks."""
+    line = _LINK_RE.sub(lambda m: f"{m.group(2)} ({m.group(1)})" if m.group(2) else m.group(1), line)
+    return _CODE_RE.sub(r"\1", _BOLD_RE.sub(r"\1", line))
+
+
 class SlackSink(HttpApp):
     """Incoming-webhook and Web API stand-in. Thread-safe; `messages()` lists accepted webhook posts in
     arrival order, `channel_view()` a channel's Web API messages as threads."""
@@ -655,6 +680,8 @@ class SlackSink(HttpApp):
         self._rejected: list[SinkMessage] = []
         self._script: deque[SinkResponse] = deque()
         self._api = _WebApi()
+        self.printer: Callable[[str], None] | None = None
+        """Given every accepted post rendered by `render_post` (`--print-posts`); None prints nothing."""
 
     @property
     def url(self) -> str:
@@ -797,11 +824,32 @@ class SlackSink(HttpApp):
                 return Response.text(400, error.code, content_type=_SLACK_CONTENT_TYPE), 0.0
             answer = scripted or SINK_PRESETS["ok"]
             status, body = (0, "") if answer.drop else (answer.status, answer.body)
-            self._accepted.append(
-                SinkMessage(request.path, payload, raw, time.time(), status, body, accepted=True)
-            )
+            message = SinkMessage(request.path, payload, raw, time.time(), status, body, accepted=True)
+            self._accepted.append(message)
             self._lock.notify_all()
+            self._print_webhook_post(message)
             return _answer(answer), answer.delay_ms
+
+    def _print_webhook_post(self, message: SinkMessage) -> None:
+        if self.printer is not None:
+            where = f"incoming webhook {message.path}"
+            self.printer(render_post(where, message.text or "", message.blocks, message.received_at))
+
+    def _print_api_post(self, method: str, answer: Mapping[str, Any]) -> None:
+        """A Web API message as it now stands: new in a channel, a thread reply, or an edit."""
+        if self.printer is None:
+            return
+        posted = self._api.by_ts.get((str(answer.get("channel")), str(answer.get("ts"))))
+        if posted is None:
+            return
+        where = f"#{posted.channel}"
+        if posted.is_reply:
+            where += f", reply in thread {posted.thread_ts}"
+            if posted.reply_broadcast:
+                where += " (also sent to the channel)"
+        if method == "chat.update":
+            where += f", message {posted.ts} edited"
+        self.printer(render_post(where, posted.text, posted.blocks))
 
     def _take_script(self, method: str | None) -> SinkResponse | None:
         """The first scripted answer for this request: one for any request, or for its API method."""
@@ -829,6 +877,8 @@ class SlackSink(HttpApp):
                 {"ok": False, "error": bad} if bad else self._api.answer(method, args, token, self.bot_token)
             )
             accepted = answer["ok"] is True
+            if accepted:
+                self._print_api_post(method, answer)
             if scripted is None or not accepted:  # a scripted `record` answer still needs a valid call
                 self._api.calls.append(ApiCall(method, args, 200, answer, time.time(), accepted))
                 self._lock.notify_all()
@@ -906,8 +956,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (see the READY line)")
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--bot-token", default=DEFAULT_BOT_TOKEN, help="the bot token the Web API accepts")
+    parser.add_argument(
+        "--print-posts", action="store_true", help="print every accepted post on stdout as a person reads it"
+    )
     args = parser.parse_args(argv)
-    return SlackSink(port=args.port, latency_ms=args.latency_ms, bot_token=args.bot_token).serve_cli()
+    sink = SlackSink(port=args.port, latency_ms=args.latency_ms, bot_token=args.bot_token)
+    if args.print_posts:
+        sink.printer = _print_flushed
+    return sink.serve_cli()
+
+
+def _print_flushed(text: str) -> None:
+    print(text, flush=True)
 
 
 if __name__ == "__main__":

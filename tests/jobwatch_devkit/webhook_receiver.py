@@ -127,6 +127,11 @@ class WebhookReceiver(HttpApp):
         with self._lock:
             self._script.extend(answers)
 
+    def pending_script(self) -> list[Answer]:
+        """Scripted answers not served yet."""
+        with self._lock:
+            return list(self._script)
+
     def reset(self) -> None:
         with self._lock:
             self._received.clear()

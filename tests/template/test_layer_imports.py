@@ -11,12 +11,13 @@ a package the layer does not ship (PyYAML, rich, the CLI's own) fails here inste
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from jobwatch_devkit.sam import SamCli
 
 pytestmark = pytest.mark.template
 
@@ -42,24 +43,6 @@ if failed or tools:
     print("\\n".join(failed + [f"tool-only module loaded: {m}" for m in tools]))
     sys.exit(1)
 """
-
-
-def _sam(env: dict[str, str]) -> str:
-    executable = os.environ.get("JOBWATCH_SAM")
-    if not executable:
-        pytest.skip("JOBWATCH_SAM is not set (path to the `sam` executable; the Makefile sets it)")
-    env["PATH"] = os.pathsep.join([str(Path(executable).parent), env.get("PATH", "")])
-    env["SAM_CLI_TELEMETRY"] = "0"
-    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    return executable
-
-
-def _python313(sam: str) -> str:
-    """The SAM CLI's venv runs on python3.13 (the Makefile builds it so)."""
-    candidate = Path(sam).parent / "python3.13"
-    if not candidate.exists():
-        pytest.skip("python3.13 is not next to the SAM CLI")
-    return str(candidate)
 
 
 def _local_requirements(python: str) -> Path:
@@ -92,30 +75,13 @@ def _local_requirements(python: str) -> Path:
     return target
 
 
-def test_every_layer_module_imports_with_only_the_layer_requirements(tmp_path: Path) -> None:
-    env = dict(os.environ)
-    sam = _sam(env)
-    python = _python313(sam)
-    build = tmp_path / "build"
-    result = subprocess.run(
-        [
-            sam,
-            "build",
-            "JobwatchLayer",
-            "--template-file",
-            str(ROOT / "template.yaml"),
-            "--build-dir",
-            str(build),
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    built = build / "JobwatchLayer" / "python"
+def test_every_layer_module_imports_with_only_the_layer_requirements(
+    sam: SamCli, sam_build_dir: Path, tmp_path: Path
+) -> None:
+    python = str(sam.python313)
+    if not sam.python313.exists():
+        pytest.skip("python3.13 is not next to the SAM CLI")
+    built = sam_build_dir / "JobwatchLayer" / "python"
     shipped = sorted(path.name for path in built.iterdir() if path.name.startswith("jobwatch"))
     assert shipped == ["jobwatch"], f"the layer ships {shipped}: tools and the devkit must stay out"
     assert not list((built / "jobwatch").rglob("cli.py")), "no CLI code in the layer"
@@ -124,7 +90,7 @@ def test_every_layer_module_imports_with_only_the_layer_requirements(tmp_path: P
     shutil.copytree(_local_requirements(python), site, ignore=shutil.ignore_patterns(".complete"))
     shutil.copytree(built / "jobwatch", site / "jobwatch")
     script = f"TOOL_ONLY = {set(TOOL_ONLY)!r}\n" + IMPORT_EVERY_MODULE
-    clean_env = {"PATH": env["PATH"], "AWS_DEFAULT_REGION": "us-east-1", "HOME": str(tmp_path)}
+    clean_env = {"PATH": sam.env["PATH"], "AWS_DEFAULT_REGION": "us-east-1", "HOME": str(tmp_path)}
     check = subprocess.run(
         [python, "-S", "-c", script, str(site)],
         env=clean_env,

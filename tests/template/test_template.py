@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -17,14 +16,12 @@ from typing import Any
 import pytest
 from jobwatch_tools.local_stack import load_template
 
+from jobwatch.adapters.sns_message import sns_message_attributes
 from jobwatch.delivery.engine import WAIT_LEASE_MARGIN_S, retry_window_s
-from jobwatch.settings import (
-    ApiSettings,
-    EmailSenderSettings,
-    PollerSettings,
-    SlackSenderSettings,
-    env_name,
-)
+from jobwatch.delivery.envelope import transition_from_sqs_body
+from jobwatch.domain.routing import DEFAULT_EMAIL, NOTIFY_SECRET_PREFIX
+from jobwatch.settings import ApiSettings, NotifierSettings, PollerSettings, env_name
+from jobwatch_devkit.sam import SamCli, run_sam
 
 pytestmark = pytest.mark.template
 
@@ -32,6 +29,9 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 EVENTS = ROOT / "events"
 SECRET_ARN_PATTERN = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:jobwatch/*"
+NOTIFY_SECRET_ARN_PATTERN = SECRET_ARN_PATTERN.replace("jobwatch/*", f"{NOTIFY_SECRET_PREFIX}*")
+DEFAULT_BUS_ARN = "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"
+FUNCTIONS = {"PollerFunction", "NotifierFunction", "ApiFunction"}
 REAL_WEBHOOK = re.compile(r"hooks\.slack\.com/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]{8,}")
 SCHEDULE_INPUT = {
     "scheduledTime": "<aws.scheduler.scheduled-time>",
@@ -75,6 +75,16 @@ def _statements(function: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _granted(function: dict[str, Any], prefix: str) -> list[tuple[str, str, Any]]:
+    """(effect, action, resource) of every statement action of one service (`sns:`, `sqs:`...)."""
+    return [
+        (statement["Effect"], action, statement["Resource"])
+        for statement in _statements(function)
+        for action in _actions(statement)
+        if action.startswith(prefix)
+    ]
+
+
 # -- lint ---------------------------------------------------------------------------------------
 
 
@@ -96,7 +106,7 @@ def test_every_function_is_python313_on_arm64_with_the_layer(
 ) -> None:
     defaults = template["Globals"]["Function"]
     functions = _functions(resources)
-    assert set(functions) == {"PollerFunction", "SlackSenderFunction", "EmailSenderFunction", "ApiFunction"}
+    assert set(functions) == FUNCTIONS
     for logical_id, props in functions.items():
         assert props.get("Runtime", defaults.get("Runtime")) == "python3.13", logical_id
         assert props.get("Architectures", defaults.get("Architectures")) == ["arm64"], logical_id
@@ -121,20 +131,22 @@ FUNCTION_VARIABLES: dict[str, dict[str, Any]] = {
         "JOBWATCH_POLL_CONCURRENCY": {"Ref": "PollConcurrency"},
         "JOBWATCH_POLL_PERIOD_MINUTES": {"Ref": "PollPeriodMinutes"},
     },
-    "SlackSenderFunction": {
+    "NotifierFunction": {
+        "JOBWATCH_NOTIFY_QUEUE_URL": {"Ref": "NotifyQueue"},
+        "JOBWATCH_NOTIFY_DLQ_URL": {"Ref": "NotifyDeadLetterQueue"},
+        "JOBWATCH_EMAIL_TOPIC_ARN": {"Ref": "AlertEmailTopic"},
+        "JOBWATCH_ALERT_EMAIL_EVENTS": {"Fn::Join": [",", {"Ref": "AlertEmailEvents"}]},
         "JOBWATCH_SLACK_WEBHOOK_SECRET": {"Ref": "SlackWebhookSecret"},
-        "JOBWATCH_SLACK_QUEUE_URL": {"Ref": "SlackQueue"},
-        "JOBWATCH_SLACK_DLQ_URL": {"Ref": "SlackDeadLetterQueue"},
         "JOBWATCH_SLACK_ORDER_WAIT_S": "3600",
     },
-    "EmailSenderFunction": {
+    "ApiFunction": {
+        "JOBWATCH_TOPIC_ARN": {"Ref": "TransitionsTopic"},
         "JOBWATCH_EMAIL_TOPIC_ARN": {"Ref": "AlertEmailTopic"},
-        "JOBWATCH_EMAIL_QUEUE_URL": {"Ref": "EmailQueue"},
-        "JOBWATCH_EMAIL_DLQ_URL": {"Ref": "EmailDeadLetterQueue"},
+        "JOBWATCH_ALERT_EMAIL_EVENTS": {"Fn::Join": [",", {"Ref": "AlertEmailEvents"}]},
     },
-    "ApiFunction": {"JOBWATCH_TOPIC_ARN": {"Ref": "TransitionsTopic"}},
 }
-"""What each function is told, beyond the globals: only the resources it uses (D9)."""
+"""What each function is told, beyond the globals: only the resources it uses (D9). The API names the
+alert e-mail topic (route e-mail subscriptions) and AlertEmailEvents (the default routes it shows)."""
 
 
 def test_environment_points_at_the_stack_resources(
@@ -161,10 +173,10 @@ def test_each_function_is_told_every_required_setting_of_its_model(
     """A required setting missing from a function's environment would stop its cold start (D9)."""
     models = {
         "PollerFunction": PollerSettings,
-        "SlackSenderFunction": SlackSenderSettings,
-        "EmailSenderFunction": EmailSenderSettings,
+        "NotifierFunction": NotifierSettings,
         "ApiFunction": ApiSettings,
     }
+    assert set(models) == FUNCTIONS
     declared_globally = set(template["Globals"]["Function"]["Environment"]["Variables"])
     for logical_id, model in models.items():
         required = {env_name(name) for name, field in model.model_fields.items() if field.is_required()}
@@ -222,100 +234,85 @@ def test_poller_schedule_passes_scheduler_placeholders(resources: dict[str, Any]
     assert json.loads((EVENTS / "poller-schedule.json").read_text(encoding="utf-8")) == SCHEDULE_INPUT
 
 
-def test_slack_sender_consumes_the_queue_with_partial_batch_failures(resources: dict[str, Any]) -> None:
-    sender = _props(resources, "SlackSenderFunction")
-    events = [event for event in sender["Events"].values() if event["Type"] == "SQS"]
-    assert len(events) == 1
+def test_notifier_consumes_its_queue_with_partial_batch_failures(resources: dict[str, Any]) -> None:
+    notifier = _props(resources, "NotifierFunction")
+    assert (notifier["CodeUri"], notifier["Handler"]) == ("functions/notifier/", "app.handler")
+    assert notifier["LoggingConfig"] == {"LogGroup": {"Ref": "NotifierLogGroup"}}
+    events = [event for event in notifier["Events"].values() if event["Type"] == "SQS"]
+    assert len(events) == 1 and len(notifier["Events"]) == 1
     props = events[0]["Properties"]
-    assert props["Queue"] == {"Fn::GetAtt": ["SlackQueue", "Arn"]}
+    assert props["Queue"] == {"Fn::GetAtt": ["NotifyQueue", "Arn"]}
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert props["BatchSize"] == 10
     assert props["MaximumBatchingWindowInSeconds"] == 5
     assert props["ScalingConfig"] == {"MaximumConcurrency": 2}
-    queue = _props(resources, "SlackQueue")
-    assert queue["VisibilityTimeout"] >= 6 * sender["Timeout"] + props["MaximumBatchingWindowInSeconds"]
+    queue = _props(resources, "NotifyQueue")
+    assert queue["VisibilityTimeout"] >= 6 * notifier["Timeout"] + props["MaximumBatchingWindowInSeconds"]
     assert queue["SqsManagedSseEnabled"] is True
 
 
-def test_email_sender_consumes_its_queue_and_publishes_only_to_the_email_topic(
+def test_notifier_publishes_alert_email_only_to_the_email_topic(resources: dict[str, Any]) -> None:
+    notifier = _props(resources, "NotifierFunction")
+    assert not [p for p in notifier["Policies"] if "SNSPublishMessagePolicy" in p]
+    # Never to the transitions topic: a notifier that republished would notify everything again.
+    assert _granted(notifier, "sns:") == [("Allow", "sns:Publish", {"Ref": "AlertEmailTopic"})]
+    # Failed publishes are retried as delayed copies for about 1 h 15 min, then dead-lettered.
+    attempts = _default(NotifierSettings, "email_max_attempts")
+    assert retry_window_s(attempts, _default(NotifierSettings, "email_retry_base_s")) == 4530
+
+
+def test_notifier_may_send_delayed_copies_to_its_own_queue_and_park_in_its_dead_letter_queue(
     resources: dict[str, Any],
 ) -> None:
-    sender = _props(resources, "EmailSenderFunction")
-    (event,) = sender["Events"].values()
-    props = event["Properties"]
-    assert (event["Type"], props["Queue"]) == ("SQS", {"Fn::GetAtt": ["EmailQueue", "Arn"]})
-    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    queue = _props(resources, "EmailQueue")
-    assert queue["VisibilityTimeout"] >= 6 * sender["Timeout"] + props["MaximumBatchingWindowInSeconds"]
-    assert queue["SqsManagedSseEnabled"] is True
-    assert {
-        "SNSPublishMessagePolicy": {"TopicName": {"Fn::GetAtt": ["AlertEmailTopic", "TopicName"]}}
-    } in sender["Policies"]
-    assert {
-        "SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["EmailDeadLetterQueue", "QueueName"]}}
-    } in sender["Policies"]
-    # Failed publishes are retried as delayed copies for about 1 h 15 min, then dead-lettered.
-    attempts = _default(EmailSenderSettings, "email_max_attempts")
-    assert retry_window_s(attempts, _default(EmailSenderSettings, "email_retry_base_s")) == 4530
+    """Every destination retries and waits as a delayed copy on the notifier's queue (or, as a
+    fallback, through visibility); what failed for good goes to its dead-letter queue."""
+    notifier = _props(resources, "NotifierFunction")
+    queue, dlq = {"Fn::GetAtt": ["NotifyQueue", "Arn"]}, {"Fn::GetAtt": ["NotifyDeadLetterQueue", "Arn"]}
+    assert not [p for p in notifier["Policies"] if "SQSSendMessagePolicy" in p or "SQSPollerPolicy" in p]
+    assert sorted(_granted(notifier, "sqs:"), key=str) == sorted(
+        [
+            ("Allow", "sqs:SendMessage", queue),
+            ("Allow", "sqs:ChangeMessageVisibility", queue),
+            ("Allow", "sqs:SendMessage", dlq),
+        ],
+        key=str,
+    )
 
 
-def test_email_sender_may_send_delayed_copies_to_its_own_queue(resources: dict[str, Any]) -> None:
-    """The e-mail sender retries a failed publish as the Slack sender does: a delayed copy on its queue."""
-    sender = _props(resources, "EmailSenderFunction")
-    queue = {"Fn::GetAtt": ["EmailQueue", "Arn"]}
-    allowed = [
-        statement
-        for statement in _statements(sender)
-        if statement["Effect"] == "Allow"
-        and "sqs:SendMessage" in statement["Action"]
-        and statement["Resource"] == queue
-    ]
-    by_policy = {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["EmailQueue", "QueueName"]}}}
-    assert allowed or by_policy in sender["Policies"]
-
-
-def test_slack_sender_waits_for_a_predecessor_until_it_could_have_been_redriven(
+def test_notifier_waits_for_a_predecessor_until_it_could_have_been_redriven(
     resources: dict[str, Any],
 ) -> None:
     """A deferred transition waits for its job's previous one longer than that one can be out of sight
-    (redelivered by SQS after crashed invocations), and may send its delayed copy. While the sender
+    (redelivered by SQS after crashed invocations), and may send its delayed copy. While the notifier
     retries the previous one, a standing copy keeps it in sight however long the retries take."""
-    sender = _props(resources, "SlackSenderFunction")
-    queue = _props(resources, "SlackQueue")
-    wait = float(sender["Environment"]["Variables"]["JOBWATCH_SLACK_ORDER_WAIT_S"])
+    notifier = _props(resources, "NotifierFunction")
+    queue = _props(resources, "NotifyQueue")
+    wait = float(notifier["Environment"]["Variables"]["JOBWATCH_SLACK_ORDER_WAIT_S"])
     assert wait > queue["VisibilityTimeout"] * queue["RedrivePolicy"]["maxReceiveCount"]
     assert wait > queue["VisibilityTimeout"] * queue["RedrivePolicy"]["maxReceiveCount"] + WAIT_LEASE_MARGIN_S
     # Failed posts ride out a long Slack incident.
-    attempts = _default(SlackSenderSettings, "slack_max_attempts")
-    assert retry_window_s(attempts, _default(SlackSenderSettings, "slack_retry_base_s")) > 6 * 3600
+    attempts = _default(NotifierSettings, "slack_max_attempts")
+    assert retry_window_s(attempts, _default(NotifierSettings, "slack_retry_base_s")) > 6 * 3600
     # The template and the code's default agree.
-    assert wait == _default(SlackSenderSettings, "slack_order_wait_s")
-    statements = _statements(sender)
-    assert {
-        "Sid": "DeferWithDelayedCopy",
-        "Effect": "Allow",
-        "Action": ["sqs:SendMessage"],
-        "Resource": {"Fn::GetAtt": ["SlackQueue", "Arn"]},
-    } in statements
+    assert wait == _default(NotifierSettings, "slack_order_wait_s")
+    assert ("Allow", "sqs:SendMessage", {"Fn::GetAtt": ["NotifyQueue", "Arn"]}) in _granted(notifier, "sqs:")
 
 
-@pytest.mark.parametrize(("channel", "receives"), [("Slack", 5), ("Email", 10)], ids=["slack", "email"])
-def test_every_channel_queue_redrives_to_an_alarmed_dead_letter_queue(
-    resources: dict[str, Any], channel: str, receives: int
-) -> None:
-    queue = _props(resources, f"{channel}Queue")
+def test_the_notify_queue_redrives_to_an_alarmed_dead_letter_queue(resources: dict[str, Any]) -> None:
+    queue = _props(resources, "NotifyQueue")
     assert queue["RedrivePolicy"] == {
-        "deadLetterTargetArn": {"Fn::GetAtt": [f"{channel}DeadLetterQueue", "Arn"]},
-        "maxReceiveCount": receives,
+        "deadLetterTargetArn": {"Fn::GetAtt": ["NotifyDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": 5,
     }
-    dlq = _props(resources, f"{channel}DeadLetterQueue")
+    dlq = _props(resources, "NotifyDeadLetterQueue")
     assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
     assert dlq["MessageRetentionPeriod"] > queue["MessageRetentionPeriod"]
-    alarm = _props(resources, f"{channel}DeadLetterAlarm")
+    assert dlq["SqsManagedSseEnabled"] is True
+    alarm = _props(resources, "NotifyDeadLetterAlarm")
     assert alarm["Namespace"] == "AWS/SQS"
     assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
     assert alarm["Dimensions"] == [
-        {"Name": "QueueName", "Value": {"Fn::GetAtt": [f"{channel}DeadLetterQueue", "QueueName"]}}
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["NotifyDeadLetterQueue", "QueueName"]}}
     ]
     assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
     assert alarm["AlarmActions"] == [{"Ref": "OperatorTopic"}]
@@ -333,17 +330,24 @@ def test_every_dead_letter_queue_has_an_alarm(resources: dict[str, Any]) -> None
         for alarm in resources.values()
         if alarm["Type"] == "AWS::CloudWatch::Alarm" and alarm["Properties"].get("Namespace") == "AWS/SQS"
     }
-    assert dead_letter_queues == {"SlackDeadLetterQueue", "EmailDeadLetterQueue"}
+    assert dead_letter_queues == {"NotifyDeadLetterQueue"}
     assert dead_letter_queues <= alarmed
 
 
 def test_every_function_has_an_errors_alarm(resources: dict[str, Any]) -> None:
+    """Every function but the API, whose errors are answered to its caller (and logged with it)."""
+    alarms = {
+        lid: spec["Properties"]
+        for lid, spec in resources.items()
+        if spec["Type"] == "AWS::CloudWatch::Alarm" and spec["Properties"].get("Namespace") == "AWS/Lambda"
+    }
+    alarmed = {errors["Dimensions"][0]["Value"]["Ref"] for errors in alarms.values()}
+    assert alarmed == FUNCTIONS - {"ApiFunction"}
     for logical_id, function in (
         ("PollerErrorsAlarm", "PollerFunction"),
-        ("SlackSenderErrorsAlarm", "SlackSenderFunction"),
-        ("EmailSenderErrorsAlarm", "EmailSenderFunction"),
+        ("NotifierErrorsAlarm", "NotifierFunction"),
     ):
-        errors = _props(resources, logical_id)
+        errors = alarms[logical_id]
         assert (errors["Namespace"], errors["MetricName"]) == ("AWS/Lambda", "Errors")
         assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": function}}]
         assert (errors["ComparisonOperator"], errors["Threshold"]) == ("GreaterThanOrEqualToThreshold", 1)
@@ -353,20 +357,33 @@ def test_every_function_has_an_errors_alarm(resources: dict[str, Any]) -> None:
 
 def test_topic_subscriptions(template: dict[str, Any], resources: dict[str, Any]) -> None:
     assert _props(resources, "TransitionsTopic")["KmsMasterKeyId"] == "alias/aws/sns"
-    slack = _props(resources, "SlackQueueSubscription")
-    assert slack["Protocol"] == "sqs"
-    assert slack["Endpoint"] == {"Fn::GetAtt": ["SlackQueue", "Arn"]}
-    assert slack["RawMessageDelivery"] is False  # the sender parses the SNS envelope
-    policy = _props(resources, "SlackQueuePolicy")["PolicyDocument"]["Statement"][0]
+    feed = _props(resources, "NotifyQueueSubscription")
+    assert (feed["TopicArn"], feed["Protocol"]) == ({"Ref": "TransitionsTopic"}, "sqs")
+    assert feed["Endpoint"] == {"Fn::GetAtt": ["NotifyQueue", "Arn"]}
+    assert feed["RawMessageDelivery"] is False  # the notifier parses the SNS envelope
+    assert "FilterPolicy" not in feed  # every transition: the routes decide where it goes
+    assert resources["NotifyQueueSubscription"]["DependsOn"] == "NotifyQueuePolicy"
+    policy = _props(resources, "NotifyQueuePolicy")["PolicyDocument"]["Statement"][0]
     assert policy["Action"] == "sqs:SendMessage"
+    assert policy["Resource"] == {"Fn::GetAtt": ["NotifyQueue", "Arn"]}
     assert policy["Condition"]["ArnEquals"]["aws:SourceArn"] == {"Ref": "TransitionsTopic"}
+    transitions_feeds = [
+        r
+        for r in resources.values()
+        if r["Type"] == "AWS::SNS::Subscription"
+        and r["Properties"]["TopicArn"] == {"Ref": "TransitionsTopic"}
+    ]
+    assert transitions_feeds == [resources["NotifyQueueSubscription"]]  # one queue, one notifier
 
-    # E-mail goes through its own queue and sender (dedupe by transitionId) to an e-mail-only topic.
+    # E-mail goes through the notifier (dedupe by transitionId) to an e-mail-only topic.
     email = resources["AlertEmailSubscription"]
     assert email["Condition"] == "HasAlertEmail"
     assert email["Properties"]["TopicArn"] == {"Ref": "AlertEmailTopic"}
     assert email["Properties"]["Protocol"] == "email"
-    assert "FilterPolicy" not in email["Properties"]  # the sender only publishes routed events
+    # The deployment's own address gets the default e-mail destination only (the notifier publishes
+    # each e-mail with its destination's id; addresses that routes name filter on their own).
+    assert email["Properties"]["FilterPolicyScope"] == "MessageAttributes"
+    assert email["Properties"]["FilterPolicy"] == {"destination": [DEFAULT_EMAIL]}
     assert not [
         r
         for r in resources.values()
@@ -375,22 +392,6 @@ def test_topic_subscriptions(template: dict[str, Any], resources: dict[str, Any]
         and r["Properties"]["Protocol"] == "email"
     ], "an e-mail subscription of the transitions topic would show republished transitions twice"
     assert _props(resources, "AlertEmailTopic")["KmsMasterKeyId"] == "alias/aws/sns"
-    feed = _props(resources, "EmailQueueSubscription")
-    assert (feed["TopicArn"], feed["Protocol"]) == ({"Ref": "TransitionsTopic"}, "sqs")
-    assert feed["Endpoint"] == {"Fn::GetAtt": ["EmailQueue", "Arn"]}
-    assert feed["RawMessageDelivery"] is False
-    email_policy = _props(resources, "EmailQueuePolicy")["PolicyDocument"]["Statement"][0]
-    assert email_policy["Condition"]["ArnEquals"]["aws:SourceArn"] == {"Ref": "TransitionsTopic"}
-    assert feed["FilterPolicyScope"] == "MessageAttributes"
-    # The configured events, plus TEST so that `POST /jobs/{key}/test` reaches the address too.
-    assert feed["FilterPolicy"] == {
-        "event": {
-            "Fn::Split": [
-                ",",
-                {"Fn::Join": [",", [{"Fn::Join": [",", {"Ref": "AlertEmailEvents"}]}, "TEST"]]},
-            ]
-        }
-    }
     events_parameter = template["Parameters"]["AlertEmailEvents"]
     assert (events_parameter["Type"], events_parameter["Default"]) == (
         "CommaDelimitedList",
@@ -399,13 +400,48 @@ def test_topic_subscriptions(template: dict[str, Any], resources: dict[str, Any]
     assert resources["OperatorEmailSubscription"]["Condition"] == "HasOperatorEmail"
 
 
+def test_the_event_bus_and_only_the_notifier_may_put_events(resources: dict[str, Any]) -> None:
+    bus = resources["JobwatchEventBus"]
+    assert bus["Type"] == "AWS::Events::EventBus"
+    assert bus["Properties"]["Name"] == {"Fn::Sub": "${AWS::StackName}-jobs"}
+    notifier = _props(resources, "NotifierFunction")
+    assert _granted(notifier, "events:") == [
+        (
+            "Allow",
+            "events:PutEvents",
+            [{"Fn::GetAtt": ["JobwatchEventBus", "Arn"]}, {"Fn::Sub": DEFAULT_BUS_ARN}],
+        )
+    ]
+    for logical_id, props in _functions(resources).items():
+        if logical_id != "NotifierFunction":
+            assert _granted(props, "events:") == [], logical_id
+
+
+def test_the_api_manages_route_email_subscriptions_on_the_alert_email_topic_only(
+    resources: dict[str, Any],
+) -> None:
+    api = _props(resources, "ApiFunction")
+    assert _granted(api, "sns:") == [
+        ("Allow", "sns:Subscribe", {"Ref": "AlertEmailTopic"}),
+        ("Allow", "sns:ListSubscriptionsByTopic", {"Ref": "AlertEmailTopic"}),
+        # These act on subscription ARNs, which IAM cannot scope to one topic in advance.
+        ("Allow", "sns:GetSubscriptionAttributes", "*"),
+        ("Allow", "sns:SetSubscriptionAttributes", "*"),
+        ("Allow", "sns:Unsubscribe", "*"),
+    ]
+    # It publishes TEST notifications to the transitions topic, and nothing to the e-mail topic itself.
+    assert [p for p in api["Policies"] if "SNSPublishMessagePolicy" in p] == [
+        {"SNSPublishMessagePolicy": {"TopicName": {"Fn::GetAtt": ["TransitionsTopic", "TopicName"]}}}
+    ]
+
+
 TABLE_ACCESS: dict[str, set[str]] = {
     "PollerFunction": {"GetItem", "PutItem", "UpdateItem", "Query"},
-    "SlackSenderFunction": {"GetItem", "PutItem", "UpdateItem", "DeleteItem"},
-    "EmailSenderFunction": {"GetItem", "PutItem", "UpdateItem", "DeleteItem"},
+    "NotifierFunction": {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"},
     "ApiFunction": {"GetItem", "PutItem", "DeleteItem", "Query", "Scan"},
 }
-"""Least privilege, declared: what each function may do to the jobs table (and its indexes)."""
+"""Least privilege, declared: what each function may do to the jobs table (and its indexes). The
+notifier claims, records routing, keeps Slack threads and reads the routes (Query)."""
 
 SECRET_ACCESS: dict[str, list[tuple[str, str, Any]]] = {
     "PollerFunction": [
@@ -413,18 +449,21 @@ SECRET_ACCESS: dict[str, list[tuple[str, str, Any]]] = {
         (
             "Deny",
             "secretsmanager:GetSecretValue",
-            [
-                {"Ref": "SlackWebhookSecret"},
-                {"Fn::Sub": SECRET_ARN_PATTERN.replace("jobwatch/*", "jobwatch/notify/*")},
-            ],
+            [{"Ref": "SlackWebhookSecret"}, {"Fn::Sub": NOTIFY_SECRET_ARN_PATTERN}],
         ),
     ],
-    "SlackSenderFunction": [("Allow", "secretsmanager:GetSecretValue", {"Ref": "SlackWebhookSecret"})],
-    "EmailSenderFunction": [],
+    "NotifierFunction": [
+        (
+            "Allow",
+            "secretsmanager:GetSecretValue",
+            [{"Ref": "SlackWebhookSecret"}, {"Fn::Sub": NOTIFY_SECRET_ARN_PATTERN}],
+        )
+    ],
     "ApiFunction": [("Allow", "secretsmanager:DescribeSecret", {"Fn::Sub": SECRET_ARN_PATTERN})],
 }
-"""Least privilege, declared: the poller reads upstream keys but no notification secret, the Slack
-sender only its webhook, the e-mail sender nothing, the internet-facing API no secret value at all."""
+"""Least privilege, declared: the poller reads upstream keys but no notification secret, the notifier
+only the destinations' secrets (the deployment's webhook and jobwatch/notify/*: bot tokens, webhook
+URLs, signing keys), the internet-facing API no secret value at all."""
 
 
 def _statements_of(props: dict[str, Any]) -> list[dict[str, Any]]:
@@ -490,14 +529,15 @@ def test_outputs(template: dict[str, Any]) -> None:
     assert set(template["Outputs"]) >= {
         "TableName",
         "TopicArn",
-        "SlackQueueUrl",
-        "SlackDeadLetterQueueUrl",
+        "NotifyQueueUrl",
+        "NotifyDeadLetterQueueUrl",
+        "EventBusName",
         "SlackWebhookSecretArn",
         "AlertEmailTopicArn",
-        "EmailDeadLetterQueueUrl",
         "OperatorTopicArn",
         "ApiUrl",
     }
+    assert template["Outputs"]["EventBusName"]["Value"] == {"Ref": "JobwatchEventBus"}
     assert template["Outputs"]["ApiUrl"]["Value"] == {
         "Fn::Sub": "https://${RegistrationApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/v1"
     }
@@ -572,9 +612,9 @@ def test_api_sample_events_cover_every_route() -> None:
 
 METRIC_ALARMS = {
     "OutboxDeadLetterAlarm": "OutboxDeadLettered",
-    "SlackPermanentFailureAlarm": "SlackPermanentFailures",
     "JobCrashAlarm": "JobCrashes",
 }
+"""(A permanent refusal by any destination is dead-lettered with its reason: NotifyDeadLetterAlarm.)"""
 
 
 def _jobwatch_metric(alarm: dict[str, Any], metric: str) -> None:
@@ -619,34 +659,49 @@ def test_env_json_only_overrides_variables_the_template_declares(
     env = json.loads((EVENTS / "env.json").read_text(encoding="utf-8"))
     functions = _functions(resources)
     assert set(env) == set(functions)
+    models = {
+        "PollerFunction": PollerSettings,
+        "NotifierFunction": NotifierSettings,
+        "ApiFunction": ApiSettings,
+    }
     declared_globally = set(template["Globals"]["Function"]["Environment"]["Variables"])
     for logical_id, variables in env.items():
         declared = declared_globally | set(
             (functions[logical_id].get("Environment") or {}).get("Variables") or {}
         )
         assert set(variables) <= declared, logical_id
+        # ...and gives each function every setting it cannot start without.
+        required = {
+            env_name(name) for name, field in models[logical_id].model_fields.items() if field.is_required()
+        }
+        assert required <= set(variables), (logical_id, required - set(variables))
         assert variables["AWS_ENDPOINT_URL"] == "http://host.docker.internal:5000"
         assert variables["JOBWATCH_ALLOW_HTTP_LOOPBACK"] == "true"
         assert all(isinstance(value, str) for value in variables.values())
 
 
 def test_sqs_sample_carries_an_sns_envelope() -> None:
-    event = json.loads((EVENTS / "slack-sender-sqs.json").read_text(encoding="utf-8"))
+    assert not (EVENTS / "slack-sender-sqs.json").exists()  # the senders are gone: one notifier
+    event = json.loads((EVENTS / "notifier-sqs.json").read_text(encoding="utf-8"))
     (record,) = event["Records"]
     assert record["eventSource"] == "aws:sqs"
     assert record["attributes"]["ApproximateReceiveCount"] == "1"
     assert record["eventSourceARN"].startswith("arn:aws:sqs:")
+    assert ":jobwatch-NotifyQueue-" in record["eventSourceARN"]
+    assert record["messageAttributes"] == {}  # an original from the topic (no jobwatchDestination): routed
     envelope = json.loads(record["body"])
     assert envelope["Type"] == "Notification"
     assert {"MessageId", "TopicArn", "Subject", "Timestamp", "SignatureVersion", "Signature"} <= set(envelope)
     transition = json.loads(envelope["Message"])
     assert transition["schema"] == "jobwatch.transition/v1"
-    assert {name: attr["Value"] for name, attr in envelope["MessageAttributes"].items()} == {
-        "event": transition["event"],
-        "phase": transition["current"]["phase"],
-        "source": transition["source"],
-        "severity": transition["severity"],
+    # The notifier reads it as it reads every record, with the attributes the poller publishes.
+    parsed = transition_from_sqs_body(record["body"])
+    assert parsed.to_wire() == transition
+    assert parsed.previous_transition_id is not None  # a later transition of its job: order applies
+    assert {name: (attr["Type"], attr["Value"]) for name, attr in envelope["MessageAttributes"].items()} == {
+        name: (attr["DataType"], attr["StringValue"]) for name, attr in sns_message_attributes(parsed).items()
     }
+    assert {"event", "phase", "source", "severity"} <= set(envelope["MessageAttributes"])
     resolved = json.loads((EVENTS / "poller-schedule.resolved.json").read_text(encoding="utf-8"))
     assert set(resolved) == set(SCHEDULE_INPUT)
     assert "<" not in json.dumps(resolved)
@@ -655,64 +710,18 @@ def test_sqs_sample_carries_an_sns_envelope() -> None:
 # -- SAM CLI ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def sam() -> tuple[str, dict[str, str]]:
-    """The SAM CLI and an environment where its python3.13 comes first on PATH."""
-    executable = os.environ.get("JOBWATCH_SAM")
-    if not executable:
-        pytest.skip("JOBWATCH_SAM is not set (path to the `sam` executable; the Makefile sets it)")
-    assert os.access(executable, os.X_OK), f"JOBWATCH_SAM={executable} is not executable"
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(Path(executable).parent), env.get("PATH", "")])
-    env["SAM_CLI_TELEMETRY"] = "0"
-    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    return executable, env
-
-
-def test_sam_validate_lint(sam: tuple[str, dict[str, str]], tmp_path: Path) -> None:
-    executable, env = sam
-    result = subprocess.run(
-        [executable, "validate", "--lint", "--template-file", str(TEMPLATE)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+def test_sam_validate_lint(sam: SamCli, tmp_path: Path) -> None:
+    result = run_sam(sam, "validate", "--lint", "--template-file", str(TEMPLATE), cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_sam_build_produces_an_arm64_layer(sam: tuple[str, dict[str, str]], tmp_path: Path) -> None:
-    executable, env = sam
-    build = tmp_path / "build"
-    # cwd is the temp dir: cached builds keep their dependencies in ./.aws-sam/deps.
-    result = subprocess.run(
-        [
-            executable,
-            "build",
-            "--template-file",
-            str(TEMPLATE),
-            "--build-dir",
-            str(build),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            "--cached",
-            "--parallel",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_sam_build_produces_an_arm64_layer(sam_build_dir: Path) -> None:
+    build = sam_build_dir
     layer = build / "JobwatchLayer" / "python"
     assert (layer / "jobwatch" / "domain" / "model.py").is_file()
     assert not (layer / "jobwatch_tools").exists(), "operator tools must not ship in the layer"
     assert (layer / "httpx").is_dir()
     assert not [path for path in layer.rglob("*jobwatch_devkit*")]
     assert list((layer / "pydantic_core").glob("*aarch64*.so")), "pydantic_core was not built for arm64"
-    for function in ("PollerFunction", "SlackSenderFunction", "EmailSenderFunction", "ApiFunction"):
+    for function in sorted(FUNCTIONS):
         assert (build / function / "app.py").is_file()

@@ -1,4 +1,4 @@
-"""Pure parts of the Slack and e-mail senders' retry and deferral policies (no sockets)."""
+"""Pure parts of the notifier's retry and deferral policies for Slack and e-mail (no sockets)."""
 
 from __future__ import annotations
 
@@ -6,19 +6,13 @@ from typing import Any
 
 from jobwatch.delivery.engine import SQS_MAX_DELAY_S, retry_delay_s, retry_window_s
 from jobwatch.delivery.records import BatchReport, number_attribute, record_from_message, string_attribute
-from jobwatch.settings import EmailSenderSettings, SlackSenderSettings
+from jobwatch.settings import NotifierSettings
 
-SLACK_REQUIRED = {
-    "table": "t",
-    "slack_webhook_secret": "jobwatch/slack",
-    "slack_queue_url": "q",
-    "slack_dlq_url": "dlq",
-}
-EMAIL_REQUIRED = {"table": "t", "email_topic_arn": "arn", "email_queue_url": "q", "email_dlq_url": "dlq"}
+NOTIFIER_REQUIRED = {"table": "t", "notify_queue_url": "q", "notify_dlq_url": "dlq", "email_topic_arn": "arn"}
 
 
 def _slack_window(**overrides: Any) -> float:
-    settings = SlackSenderSettings.model_validate({**SLACK_REQUIRED, **overrides})
+    settings = NotifierSettings.model_validate({**NOTIFIER_REQUIRED, **overrides})
     return retry_window_s(settings.slack_max_attempts, settings.slack_retry_base_s)
 
 
@@ -75,7 +69,7 @@ def test_batch_reports_add_up_every_counter() -> None:
 
 
 def test_email_retries_back_off_like_slack_and_are_capped() -> None:
-    settings = EmailSenderSettings.model_validate(EMAIL_REQUIRED)
+    settings = NotifierSettings.model_validate(NOTIFIER_REQUIRED)
     base = settings.email_retry_base_s
     assert [retry_delay_s(n, base) for n in (1, 2, 3, 6, 10, 40)] == [30, 60, 120, 900, 900, 900]
     # Ten attempts (`email_max_attempts`) span about 1 h 15 min of SNS trouble.

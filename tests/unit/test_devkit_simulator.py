@@ -20,20 +20,27 @@ from jobwatch_devkit.http11 import HttpApp, Request, Response
 from jobwatch_devkit.processes import moto_process, simulator_process
 from jobwatch_devkit.reference import reference_dir
 from jobwatch_devkit.simulator import (
+    ECHO_HEADER,
     JobState,
     Step,
     UpstreamSimulator,
     fault_api_error,
     fault_array,
+    fault_deep,
     fault_disconnect,
     fault_drift,
+    fault_echo,
+    fault_endless,
     fault_hang,
     fault_html,
     fault_http,
     fault_malformed,
+    fault_oversized,
     fault_rate_limit,
     fault_reset,
+    fault_slow,
     hold,
+    hostile_bodies,
     state,
     steps_from_json,
     steps_to_json,
@@ -731,6 +738,137 @@ class TestFaults:
         assert time.monotonic() - started >= 0.1
 
 
+# -- hostile faults ------------------------------------------------------------------------------------------
+
+SUCCESS_LURE = JobState(status="SUCCESS", objects=7)
+KEY = "sk-sim-0123456789+/="
+
+
+def _wait_for_no_connections(sim: UpstreamSimulator, timeout: float = 3.0) -> bool:
+    """The simulator's connection tasks all ended (a hostile answer stopped once its client left)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not sim._connections:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _head_and_body(sock: socket.socket) -> tuple[bytes, bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head, body
+
+
+class TestHostileFaults:
+    def test_oversized_gzip_is_small_on_the_wire_and_a_valid_status_body_inflated(
+        self, sim: UpstreamSimulator
+    ) -> None:
+        sim.add_job("weaviate-export", "bomb", [fault_oversized(4_000_000, lure=SUCCESS_LURE)])
+        with (
+            httpx.Client(base_url=sim.base_url, timeout=5.0) as c,
+            c.stream("GET", "/v1/export/s3/bomb") as r,
+        ):
+            body = r.read()
+            wire = r.num_bytes_downloaded
+        assert r.headers["content-encoding"] == "gzip" and wire < 10_000
+        assert len(body) == 4_000_000
+        assert json.loads(body)["status"] == "SUCCESS"  # read whole, it would be a state change
+
+    def test_oversized_plain_and_announced(self, sim: UpstreamSimulator) -> None:
+        sim.add_job("pinecone-import", "big", [fault_oversized(2_000_000, mode="plain")])
+        sim.add_job("weaviate-export", "liar", [fault_oversized(10**12, mode="length", lure=SUCCESS_LURE)])
+        with httpx.Client(base_url=sim.base_url, timeout=5.0) as c:
+            plain = c.get("/bulk/imports/big")
+        assert plain.headers["content-length"] == "2000000" and json.loads(plain.content)["id"] == "big"
+        with socket.create_connection(("127.0.0.1", sim.port), timeout=3) as sock:
+            sock.sendall(b"GET /v1/export/s3/liar HTTP/1.1\r\nHost: x\r\n\r\n")
+            head, body = _head_and_body(sock)
+            assert b"Content-Length: 1000000000000" in head and 0 < len(body) < 1000
+            sock.settimeout(0.3)
+            with pytest.raises(TimeoutError):  # the rest never comes, the connection stays
+                sock.recv(65536)
+        assert _wait_for_no_connections(sim)  # and the simulator lets go once the client has gone
+
+    def test_endless_body_stops_once_the_client_has_gone(self, sim: UpstreamSimulator) -> None:
+        sim.add_job("zilliz-import-v1", "e", [fault_endless(lure=JobState(ready=1))])
+        with socket.create_connection(("127.0.0.1", sim.port), timeout=3) as sock:
+            sock.sendall(b"GET /v1/vector/collections/import/get?jobId=e&clusterId=c HTTP/1.1\r\n\r\n")
+            head, body = _head_and_body(sock)
+            while len(body) < 3 * 1024 * 1024:
+                body += sock.recv(1 << 20)
+        assert b"Transfer-Encoding: chunked" in head
+        assert b'"readyPercentage":1' in body[:2000] and body.count(b"0,") > 1_000_000
+        assert _wait_for_no_connections(sim)
+        assert [r.status for r in sim.requests_log() if r.job_id == "e"] == [200]
+
+    def test_endless_body_has_a_bound_on_the_simulators_side(
+        self, sim: UpstreamSimulator, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(hostile_bodies, "ENDLESS_MAX_BYTES", 1024 * 1024)
+        sim.add_job("weaviate-export", "e", [fault_endless()])
+        raw = _raw_exchange(sim.port, b"GET /v1/export/s3/e HTTP/1.1\r\n\r\n", read_until_close=True)
+        assert 1024 * 1024 < len(raw) < 2 * 1024 * 1024  # then the simulator closed the connection
+
+    def test_slow_drip_stays_within_the_read_timeout_and_never_ends_in_time(
+        self, sim: UpstreamSimulator
+    ) -> None:
+        sim.add_job("milvus-import", "drip", [fault_slow(0.1, lure=JobState(status="Completed"))])
+        timeout = httpx.Timeout(5.0, read=0.5)
+        received = b""
+        with (
+            httpx.Client(base_url=sim.base_url, timeout=timeout) as c,
+            c.stream("POST", "/v2/vectordb/jobs/import/describe", json={"jobId": "drip"}) as r,
+        ):
+            started = time.monotonic()
+            for chunk in r.iter_raw():  # no ReadTimeout: a byte comes every 0.1 s
+                received += chunk
+                if time.monotonic() - started > 1.0:
+                    break
+            length = int(r.headers["content-length"])
+        assert 4 <= len(received) <= 15 and length > 600 and received.strip() == b""
+        assert _wait_for_no_connections(sim)
+
+    def test_deep_json_nests_inside_a_status_body(self, sim: UpstreamSimulator, client: httpx.Client) -> None:
+        sim.add_job("weaviate-export", "deep", [fault_deep(40, lure=SUCCESS_LURE), fault_deep(100_000)])
+        shallow = client.get("/v1/export/s3/deep")
+        assert shallow.content.startswith(b'{"meta":' + b"[" * 40 + b"]" * 40 + b',"')
+        assert shallow.json()["status"] == "SUCCESS" and shallow.json()["id"] == "deep"
+        assert client.get("/v1/export/s3/deep").content.count(b"[") >= 100_000
+
+    @pytest.mark.parametrize("status", [401, 403, 404, 429, 500])
+    def test_echo_repeats_the_credential_in_body_and_headers(
+        self, sim: UpstreamSimulator, status: int
+    ) -> None:
+        sim.add_job("weaviate-export", "w", [fault_echo(status)], api_key=KEY)
+        sim.add_job("pinecone-import", "p", [fault_echo(status)], api_key=KEY)
+        with httpx.Client(base_url=sim.base_url, timeout=5.0) as c:
+            weaviate = c.get("/v1/export/s3/w", headers={"Authorization": f"Bearer {KEY}"})
+            pinecone = c.get("/bulk/imports/p", headers={"Api-Key": KEY})
+        assert weaviate.status_code == pinecone.status_code == status
+        assert f"Bearer {KEY}" in weaviate.json()["error"][0]["message"]
+        assert weaviate.headers[ECHO_HEADER] == f"Bearer {KEY}"
+        assert KEY in pinecone.json()["message"] and pinecone.headers[ECHO_HEADER] == KEY
+        assert pinecone.json()["echo"] == {"authorization": KEY}
+        assert ("www-authenticate" in weaviate.headers) is (status == 401)
+
+    def test_echo_with_an_api_code_in_http_200(self, sim: UpstreamSimulator) -> None:
+        token = "labuser:" + KEY
+        sim.add_job("milvus-import", "m", [fault_echo(200, code=1800, message="auth failed")], api_key=token)
+        with httpx.Client(base_url=sim.base_url, timeout=5.0) as c:
+            r = c.post(
+                "/v2/vectordb/jobs/import/describe",
+                json={"jobId": "m"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        assert r.status_code == 200 and r.json()["code"] == 1800
+        assert r.json()["message"] == f"auth failed (request: Bearer {token})"
+
+
 # -- JSON forms and the control API ----------------------------------------------------------------------
 
 ALL_STEPS: list[Step] = [
@@ -752,6 +890,14 @@ ALL_STEPS: list[Step] = [
     fault_reset(repeat=2),
     fault_disconnect(),
     unknown_status("WEIRD").times(4),
+    fault_oversized(),
+    fault_oversized(3_000_000, mode="length", lure=JobState(status="SUCCESS", objects=3)),
+    fault_endless(lure=JobState(ready=1)),
+    fault_slow(0.2, repeat=2),
+    fault_deep(40, lure=JobState(status="Completed")),
+    fault_echo(403),
+    fault_echo(200, code=80001, message="Invalid token"),
+    fault_echo(429, retry_after=1),
 ]
 
 

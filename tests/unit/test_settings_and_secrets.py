@@ -11,12 +11,11 @@ from jobwatch.adapters.secrets import extract_value
 from jobwatch.ports import SecretUnavailableError
 from jobwatch.settings import (
     ApiSettings,
-    EmailSenderSettings,
     EndpointSettings,
     EnvSettings,
+    NotifierSettings,
     PollerSettings,
     SettingsError,
-    SlackSenderSettings,
     UpstreamSettings,
     load_settings,
 )
@@ -26,17 +25,11 @@ REQUIRED: dict[type[EnvSettings], dict[str, str]] = {
         "JOBWATCH_TABLE": "jobwatch",
         "JOBWATCH_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:transitions",
     },
-    SlackSenderSettings: {
-        "JOBWATCH_TABLE": "jobwatch",
-        "JOBWATCH_SLACK_WEBHOOK_SECRET": "jobwatch/slack-webhook",
-        "JOBWATCH_SLACK_QUEUE_URL": "https://sqs.example/slack",
-        "JOBWATCH_SLACK_DLQ_URL": "https://sqs.example/slack-dlq",
-    },
-    EmailSenderSettings: {
+    NotifierSettings: {
         "JOBWATCH_TABLE": "jobwatch",
         "JOBWATCH_EMAIL_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:alert-email",
-        "JOBWATCH_EMAIL_QUEUE_URL": "https://sqs.example/email",
-        "JOBWATCH_EMAIL_DLQ_URL": "https://sqs.example/email-dlq",
+        "JOBWATCH_NOTIFY_QUEUE_URL": "https://sqs.example/notify",
+        "JOBWATCH_NOTIFY_DLQ_URL": "https://sqs.example/notify-dlq",
     },
     ApiSettings: {
         "JOBWATCH_TABLE": "jobwatch",
@@ -87,10 +80,10 @@ def test_a_missing_required_variable_is_one_line_naming_it(
 
 def test_only_the_first_of_several_missing_variables_is_named_on_its_one_line() -> None:
     with pytest.raises(SettingsError) as caught:
-        SlackSenderSettings.from_env({})
+        NotifierSettings.from_env({})
     message = str(caught.value)
     assert "\n" not in message
-    assert sum(name in message for name in REQUIRED[SlackSenderSettings]) == 1
+    assert sum(name in message for name in REQUIRED[NotifierSettings]) == 1
 
 
 def test_settings_that_poll_or_check_need_no_variable() -> None:
@@ -122,17 +115,17 @@ def test_poller_defaults() -> None:
     assert (s.allow_http_loopback, s.endpoint_allowlist) == (False, ())
 
 
-def test_slack_sender_defaults() -> None:
-    s = SlackSenderSettings.from_env(REQUIRED[SlackSenderSettings])
-    assert (s.retention_days, s.secret_cache_s) == (30, 300.0)
+def test_notifier_defaults() -> None:
+    s = NotifierSettings.from_env(REQUIRED[NotifierSettings])
+    assert (s.retention_days, s.secret_cache_s, s.routes_cache_s) == (30, 300.0, 30.0)
+    assert (s.slack_webhook_secret, s.slack_api_url, s.alert_email_events) == (
+        None,
+        None,
+        ("FAILED", "CANCELED"),
+    )
     assert (s.slack_min_interval_s, s.slack_max_retry_after_s) == (1.0, 5.0)
     assert (s.slack_max_attempts, s.slack_retry_base_s) == (30, 30.0)
     assert (s.slack_order_wait_s, s.slack_order_retry_s) == (3600.0, 5.0)
-
-
-def test_email_sender_defaults() -> None:
-    s = EmailSenderSettings.from_env(REQUIRED[EmailSenderSettings])
-    assert (s.retention_days, s.secret_cache_s) == (30, 300.0)
     assert (s.email_max_attempts, s.email_retry_base_s) == (10, 30.0)
 
 
@@ -156,9 +149,12 @@ def test_settings_from_env() -> None:
 def test_a_function_ignores_the_other_functions_variables() -> None:
     """One environment can hold every function's variables (a local stack): each reads its own."""
     everything = {name: value for required in REQUIRED.values() for name, value in required.items()}
-    everything["JOBWATCH_SLACK_MAX_ATTEMPTS"] = "not even a number"
+    everything["JOBWATCH_SLACK_MAX_ATTEMPTS"] = "not even a number"  # the notifier's, not the others'
     assert PollerSettings.from_env(everything).topic_arn == REQUIRED[PollerSettings]["JOBWATCH_TOPIC_ARN"]
-    assert EmailSenderSettings.from_env(everything).email_max_attempts == 10
+    assert ApiSettings.from_env(everything).retention_days == 30
+    del everything["JOBWATCH_SLACK_MAX_ATTEMPTS"]
+    everything["JOBWATCH_POLL_CONCURRENCY"] = "many"  # the poller's
+    assert NotifierSettings.from_env(everything).email_max_attempts == 10
 
 
 def test_settings_are_frozen() -> None:
@@ -190,8 +186,8 @@ def test_the_schedule_period_comes_in_minutes_from_the_template() -> None:
     [
         (PollerSettings, "JOBWATCH_POLL_CONCURRENCY", "0"),
         (PollerSettings, "JOBWATCH_READ_TIMEOUT_S", "soon"),
-        (SlackSenderSettings, "JOBWATCH_SLACK_MAX_ATTEMPTS", "0"),
-        (EmailSenderSettings, "JOBWATCH_EMAIL_RETRY_BASE_S", "0.5"),
+        (NotifierSettings, "JOBWATCH_SLACK_MAX_ATTEMPTS", "0"),
+        (NotifierSettings, "JOBWATCH_EMAIL_RETRY_BASE_S", "0.5"),
         (ApiSettings, "JOBWATCH_RETENTION_DAYS", "0"),
     ],
 )
@@ -252,13 +248,13 @@ def test_load_settings_reads_the_environment_once_per_kind(monkeypatch: pytest.M
 
 @pytest.mark.usefixtures("_fresh_settings_cache")
 def test_load_settings_fails_again_until_the_variable_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in REQUIRED[EmailSenderSettings]:
+    for name in REQUIRED[NotifierSettings]:
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(SettingsError, match="JOBWATCH_"):
-        load_settings(EmailSenderSettings)
-    for name, value in REQUIRED[EmailSenderSettings].items():
+        load_settings(NotifierSettings)
+    for name, value in REQUIRED[NotifierSettings].items():
         monkeypatch.setenv(name, value)
-    assert load_settings(EmailSenderSettings).email_max_attempts == 10  # a failure is not cached
+    assert load_settings(NotifierSettings).email_max_attempts == 10  # a failure is not cached
 
 
 # -- secrets ------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jobwatch.sources
-from jobwatch.channels.base import Channel, Notice
+from jobwatch.channels.base import Channel, ChannelTuning, Notice
 from jobwatch.channels.slack_webhook import SlackWebhookChannel
 from jobwatch.domain.model import Event, JobSpec, Phase, Snapshot, Transition
 from jobwatch.domain.severity import severity_for
@@ -31,7 +31,6 @@ from jobwatch.render.slack_blocks import (
     validate_payload,
 )
 from jobwatch.render.view import NO_SECRET, describe, event_emoji, phase_change_text
-from jobwatch.settings import SlackSenderSettings
 from jobwatch.sources import UnknownSourceError
 from jobwatch.sources.base import Fact
 from jobwatch_devkit.fakes import FakeSecrets
@@ -190,15 +189,7 @@ def assert_safe(payload: dict[str, Any]) -> None:
 
 
 def test_slack_channel_declares_its_limits() -> None:
-    settings = SlackSenderSettings.from_env(
-        {
-            "JOBWATCH_TABLE": "t",
-            "JOBWATCH_SLACK_WEBHOOK_SECRET": "s",
-            "JOBWATCH_SLACK_QUEUE_URL": "q",
-            "JOBWATCH_SLACK_DLQ_URL": "d",
-        }
-    )
-    channel: Channel = SlackWebhookChannel(settings, FakeSecrets(), httpx.Client())
+    channel: Channel = SlackWebhookChannel("slack", "s", FakeSecrets(), httpx.Client(), ChannelTuning())
     limits = channel.limits
     assert (limits.name, limits.metric_prefix, limits.ordered) == ("slack", "Slack", True)
     assert limits.min_interval_s == 1.0  # Slack's documented one message a second per webhook

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -81,8 +82,50 @@ def test_identical_snapshot_is_unchanged_and_writes_nothing() -> None:
 
 
 def test_progress_within_a_phase_is_stored_but_not_notified() -> None:
-    decision = decide(job(snap(Phase.RUNNING, "T", 40.0)), snap(Phase.RUNNING, "T", 60.0), NOW, POLICY)
+    every_change = dataclasses.replace(POLICY, progress_write_interval_s=0)
+    decision = decide(job(snap(Phase.RUNNING, "T", 40.0)), snap(Phase.RUNNING, "T", 60.0), NOW, every_change)
     assert (decision.outcome, decision.transitions, decision.snapshot_changed) == (Outcome.WRITE, (), True)
+
+
+LATER = "2026-11-22T12:03:00.000Z"
+"""Three minutes after the stored change: past the write interval (stall 600 s / 4 = 150 s)."""
+
+
+def test_moved_counters_are_written_at_most_once_per_interval() -> None:
+    stored = job(snap(Phase.RUNNING, "T", 40.0, details={"rows": 4}))
+    moved = snap(Phase.RUNNING, "T", 60.0, details={"rows": 6})
+    assert decide(stored, moved, NOW, POLICY).outcome is Outcome.UNCHANGED  # 30 s after the last write
+    later = decide(stored, moved, LATER, POLICY)
+    assert (later.outcome, later.snapshot_changed, later.transitions) == (Outcome.WRITE, True, ())
+
+
+@pytest.mark.parametrize(
+    "news",
+    [
+        snap(Phase.RUNNING, "FINALIZING", 60.0),  # another upstream status word
+        snap(Phase.RUNNING, "T", 60.0, error="shard 3 retrying"),  # an error appeared
+        snap(Phase.SUCCEEDED, "T", 100.0),  # a transition
+    ],
+)
+def test_anything_but_counters_is_written_at_once(news: Snapshot) -> None:
+    decision = decide(job(snap(Phase.RUNNING, "T", 40.0)), news, NOW, POLICY)
+    assert (decision.outcome, decision.snapshot_changed) == (Outcome.WRITE, True)
+
+
+def test_a_job_that_keeps_moving_never_stalls_while_writes_are_bounded() -> None:
+    """The stored change is at most one interval old, far below the stall threshold."""
+    stored = job(snap(Phase.RUNNING, "T", 40.0), changed_at=T0)
+    writes = 0
+    for minute in range(1, 61):  # polled every minute for an hour, progress moving each time
+        now = f"2026-11-22T{12 + minute // 60:02d}:{minute % 60:02d}:00.000Z"
+        decision = decide(stored, snap(Phase.RUNNING, "T", 40.0 + minute / 2), now, POLICY)
+        assert all(t.event is not Event.STALLED for t in decision.transitions)
+        if decision.outcome is Outcome.WRITE:
+            assert decision.snapshot is not None
+            writes += 1
+            stored = stored.model_copy(update={"snapshot": decision.snapshot, "changed_at": now})
+    assert writes == 20  # 150 s interval: every third minute instead of 60 writes
+    assert stored.changed_at == "2026-11-22T13:00:00.000Z"
 
 
 def test_unknown_status_never_alerts_even_on_first_observation() -> None:

@@ -10,46 +10,39 @@ Logs go to stderr; stdout carries only the command's result, so `eval "$(jobwatc
 from __future__ import annotations
 
 import argparse
-import builtins
 import json
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from jobwatch.domain.errors import PollError, RegistrationError
 from jobwatch.domain.model import Snapshot
-from jobwatch.domain.text import terminal_safe
 from jobwatch.sources import source_names
 from jobwatch_tools.errors import explain
+from jobwatch_tools.output import EXIT_NOT_FOUND, EXIT_USAGE, JSON_HELP, print
+from jobwatch_tools.output import actor as _actor
+from jobwatch_tools.output import fail as _fail
+from jobwatch_tools.output import operations as _operations
+from jobwatch_tools.output import print_json as _print_json
+from jobwatch_tools.output import table as _table
+from jobwatch_tools.route_commands import add_route_parsers as _add_route_parsers
 
 if TYPE_CHECKING:
-    from jobwatch.app.models import Explanation, JobResource, RoutesDiff, SubscriptionChanges
+    from jobwatch.app.models import JobResource
     from jobwatch.app.operations import Operations
-    from jobwatch.domain.routing import Route
 
-EXIT_USAGE = 2
-EXIT_NOT_FOUND = 1
 WATCH_KINDS = ("zilliz-cloud-v1", "zilliz-cloud-v2", "milvus", "weaviate-backups")
-
-
-def print(*values: object, file: TextIO | None = None) -> None:  # every line the CLI prints
-    """Stored and upstream text is untrusted: a job id or an upstream error may carry ANSI escapes or a
-    right-to-left override. Every value is shown with such characters as visible escapes."""
-    builtins.print(*(terminal_safe(value, keep_newlines=True) for value in values), file=file)
-
-
-def _fail(message: str, code: int = EXIT_USAGE) -> int:
-    print(f"jobwatch: {message}", file=sys.stderr)
-    return code
+JOB_REF_HELP = "the job: its job id, a unique prefix of its key, or the full key"
 
 
 def _add_job_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help=f"job source: {', '.join(source_names())}")
     parser.add_argument("--endpoint", required=True, help="API base URL (https; http only for loopback)")
-    parser.add_argument("--job-id", required=True)
+    parser.add_argument("--job-id", required=True, help="the upstream job id")
     parser.add_argument("--backend", help="Weaviate backup backend (s3, gcs, azure, filesystem)")
     parser.add_argument("--cluster-id", help="Zilliz Cloud cluster id")
     parser.add_argument(
@@ -64,7 +57,7 @@ def _add_registration_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="accept a --secret that does not exist yet (refused otherwise; polls fail until it exists)",
     )
-    parser.add_argument("--label", action="append", metavar="K=V")
+    parser.add_argument("--label", action="append", metavar="K=V", help="label the job (repeatable)")
     parser.add_argument(
         "--notify-event", action="append", metavar="EVENT[,EVENT]", help="publish only these events"
     )
@@ -98,26 +91,6 @@ def _notify_fields(args: argparse.Namespace) -> dict[str, Any] | None:
     return notify or None
 
 
-def _operations() -> Operations:
-    from jobwatch_tools.local import operations
-
-    return operations()
-
-
-def _actor() -> str:
-    """Who runs the command, for the audit lines of registrations and removals."""
-    import getpass
-
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
-
-
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, sort_keys=True))
-
-
 def _snapshot_text(snapshot: Snapshot) -> str:
     from jobwatch.domain.humanize import format_progress
 
@@ -132,8 +105,19 @@ def _snapshot_text(snapshot: Snapshot) -> str:
     if snapshot.error:
         lines.append(f"error:     {snapshot.error}")
     if snapshot.details:
-        lines.append("details:   " + json.dumps(snapshot.details, sort_keys=True))
+        from jobwatch_tools.terminal import detail_lines
+
+        lines += ["details:", *detail_lines(snapshot.details, indent="  ")]
     return "\n".join(lines)
+
+
+def _api_key(args: argparse.Namespace) -> tuple[bool, str | None]:
+    """(found, the key) from `--api-key-env VAR`: (True, None) without the flag, (False, None) when
+    VAR is empty or unset (an operator who names a variable means to send a key)."""
+    if not args.api_key_env:
+        return True, None
+    key = os.environ.get(args.api_key_env)
+    return bool(key), key or None
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -146,11 +130,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         spec = build_spec(_job_fields(args), EndpointPolicy.from_settings(EndpointSettings.from_env()))
     except RegistrationError as exc:
         return _fail(str(exc))
-    api_key = None
-    if args.api_key_env:
-        api_key = os.environ.get(args.api_key_env)
-        if not api_key:
-            return _fail(f"environment variable {args.api_key_env} is empty or unset")
+    found, api_key = _api_key(args)
+    if not found:
+        return _fail(f"environment variable {args.api_key_env} is empty or unset")
     try:
         snapshot = check_job(spec, api_key)
     except PollError as exc:
@@ -179,8 +161,11 @@ def cmd_track(args: argparse.Namespace) -> int:
     return 0
 
 
-def _job_row(job: JobResource) -> list[str]:
-    from jobwatch.domain.humanize import format_progress
+JOB_COLUMNS = ["KEY", "JOB ID", "PHASE", "PROGRESS", "UPDATED", "LABELS"]
+
+
+def _job_row(job: JobResource, now: datetime) -> list[str]:
+    from jobwatch_tools.terminal import progress_cell, relative_time
 
     snap = job.snapshot
     labels = ",".join(f"{k}={v}" for k, v in sorted(job.spec.labels.items()))
@@ -188,54 +173,82 @@ def _job_row(job: JobResource) -> list[str]:
         job.key,
         job.spec.job_id,
         snap.phase.value if snap else "(not polled yet)",
-        format_progress(snap.progress) if snap else "",
-        job.updated_at,
+        progress_cell(snap.progress) if snap else "",
+        relative_time(job.updated_at, now),
         labels,
     ]
 
 
-def _table(rows: list[list[str]]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+def _job_table(jobs: Sequence[JobResource]) -> None:
+    """A rich table on a terminal; plain aligned columns (one job per line) through a pipe."""
+    now = datetime.now(UTC)
+    rows = [_job_row(job, now) for job in jobs]
+    if sys.stdout.isatty():
+        from jobwatch_tools.screens import print_table
+
+        print_table(JOB_COLUMNS, rows)
+        return
+    _table([JOB_COLUMNS, *rows])
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from jobwatch.app.operations import MAX_PAGE_SIZE
     from jobwatch.domain.model import Phase
 
-    operations = _operations()
-    jobs: list[JobResource] = []
-    token: str | None = None
     try:
         phase = Phase(args.phase) if args.phase else None
         if args.source and args.source not in source_names():
             return _fail(f"unknown source {args.source!r}; valid sources: {', '.join(source_names())}")
-        while True:  # every page: the CLI shows everything that matches
-            page = operations.list_jobs(
-                phase=phase,
-                source=args.source,
-                labels=args.label or [],
-                limit=MAX_PAGE_SIZE,
-                next_token=token,
-            )
-            jobs.extend(page.jobs)
-            token = page.next_token
-            if token is None:
-                break
+        jobs = _all_jobs(_operations(), phase=phase, source=args.source, labels=args.label or [])
     except RegistrationError as exc:
         return _fail(str(exc))
     if args.json:
         _print_json([job.to_wire() for job in jobs])
         return 0
-    _table([["KEY", "JOB ID", "PHASE", "PROGRESS", "UPDATED", "LABELS"], *(_job_row(job) for job in jobs)])
+    _job_table(jobs)
     return 0
 
 
+def _all_jobs(operations: Operations, **filters: Any) -> list[JobResource]:
+    """Every page of `list_jobs`: the CLI shows (and resolves references against) everything."""
+    from jobwatch.app.operations import MAX_PAGE_SIZE
+
+    jobs: list[JobResource] = []
+    token: str | None = None
+    while True:
+        page = operations.list_jobs(limit=MAX_PAGE_SIZE, next_token=token, **filters)
+        jobs.extend(page.jobs)
+        token = page.next_token
+        if token is None:
+            return jobs
+
+
+def _resolve_key(operations: Operations, ref: str) -> str:
+    """The key a job reference names (full key, job id or unique key prefix); ReferenceProblem if
+    none or several. A full key is looked up directly, without listing every job."""
+    from jobwatch_tools.references import resolve_reference
+
+    if operations.store.get_job(ref) is not None:
+        return ref
+    return resolve_reference(ref, ((job.key, job.spec.job_id) for job in _all_jobs(operations)))
+
+
+def _reference(args: argparse.Namespace) -> tuple[Operations, str | None]:
+    """(operations, the key `args.key` names), or a None key after printing why (exit 2)."""
+    from jobwatch_tools.references import ReferenceProblem
+
+    operations = _operations()
+    try:
+        return operations, _resolve_key(operations, args.key)
+    except ReferenceProblem as exc:
+        _fail(str(exc))
+        return operations, None
+
+
 def cmd_show(args: argparse.Namespace) -> int:
-    job = _operations().show(args.key)
+    operations, key = _reference(args)
+    job = operations.show(key) if key else None
     if job is None:
-        return _fail(f"no tracked job {args.key!r}", EXIT_NOT_FOUND)
+        return _fail(f"no tracked job {args.key!r}", EXIT_NOT_FOUND) if key else EXIT_USAGE
     if args.json:
         _print_json(job.to_wire())
         return 0
@@ -254,18 +267,88 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_untrack(args: argparse.Namespace) -> int:
-    if not _operations().untrack(args.key, _actor()):
+    operations, key = _reference(args)
+    if key is None:
+        return EXIT_USAGE
+    if not operations.untrack(key, _actor()):
         return _fail(f"no tracked job {args.key!r}", EXIT_NOT_FOUND)
-    print(f"untracked {args.key}")
+    print(f"untracked {key}")
     return 0
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    sent = _operations().send_test(args.key)
+    operations, key = _reference(args)
+    if key is None:
+        return EXIT_USAGE
+    sent = operations.send_test(key)
     if sent is None:
         return _fail(f"no tracked job {args.key!r}", EXIT_NOT_FOUND)
     print(f"test notification published: {sent.transition_id} (SNS message {sent.message_id})")
     return 0
+
+
+DIRECT_ONLY = ("endpoint", "job_id", "backend", "cluster_id", "option", "api_key_env")
+"""`follow` flags that describe an upstream job: they go with --direct, not with tracked JOBs."""
+
+
+def _follow_direct(args: argparse.Namespace) -> Callable[[], Any] | int:
+    """The fetch of `follow --direct SOURCE ...` (what `check` polls), or an exit code."""
+    from jobwatch.app.registration import build_spec
+    from jobwatch.domain.endpoints import EndpointPolicy
+    from jobwatch.settings import EndpointSettings
+    from jobwatch_tools.follow import direct_fetch
+
+    if args.jobs or args.poll:
+        return _fail("--direct follows one upstream job: leave out JOB references and --poll")
+    if not args.endpoint or not args.job_id:
+        return _fail("--direct needs --endpoint and --job-id (as `jobwatch check` does)")
+    try:
+        spec = build_spec(_job_fields(args), EndpointPolicy.from_settings(EndpointSettings.from_env()))
+    except RegistrationError as exc:
+        return _fail(str(exc))
+    found, api_key = _api_key(args)
+    if not found:
+        return _fail(f"environment variable {args.api_key_env} is empty or unset")
+    return direct_fetch(spec, api_key)
+
+
+def _follow_tracked(args: argparse.Namespace) -> Callable[[], Any] | int:
+    """The fetch of `follow JOB...` (the store's view of tracked jobs), or an exit code."""
+    from jobwatch_tools.follow import store_fetch
+    from jobwatch_tools.references import ReferenceProblem
+
+    if not args.jobs:
+        return _fail("follow needs at least one JOB (or --direct SOURCE --endpoint URL --job-id ID)")
+    given = [flag for flag in DIRECT_ONLY if getattr(args, flag)]
+    if given:
+        flags = ", ".join("--" + flag.replace("_", "-") for flag in given)
+        return _fail(f"{flags} describe an upstream job: use them with --direct")
+    operations = _operations()
+    try:
+        keys = list(dict.fromkeys(_resolve_key(operations, ref) for ref in args.jobs))
+    except ReferenceProblem as exc:
+        return _fail(str(exc))
+    return store_fetch(keys, poll=args.poll)
+
+
+def cmd_follow(args: argparse.Namespace) -> int:
+    from jobwatch_tools.follow import EXIT_INTERRUPTED, EXIT_TIMEOUT, Follow, choose_view
+
+    if args.interval <= 0 or (args.timeout is not None and args.timeout <= 0):
+        return _fail("--interval and --timeout are seconds, more than 0")
+    fetch = _follow_direct(args) if args.source else _follow_tracked(args)
+    if isinstance(fetch, int):
+        return fetch
+    view = choose_view(sys.stdout, args.interval)
+    try:
+        code = Follow(fetch, view, args.interval, args.timeout).run()
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    finally:
+        view.close()
+    if code == EXIT_TIMEOUT:
+        _fail(f"follow timed out after {args.timeout:g}s with jobs still running", EXIT_TIMEOUT)
+    return code
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -334,18 +417,18 @@ def cmd_api_serve(args: argparse.Namespace) -> int:
     return serve(args.port)
 
 
-def _poll_once(as_json: bool) -> dict[str, Any]:
+def _poll_once(as_json: bool, *, quiet: bool = False) -> dict[str, Any]:
     from jobwatch.observability import metrics
     from jobwatch_tools.local import poll_once
 
     report = poll_once().as_dict()
     metrics.clear_metrics()  # the Lambda flushes them as EMF; a local run only reports them
+    if quiet:
+        return report
     if as_json:
         print(json.dumps(report, sort_keys=True))
     else:
-        skip = ("events", "errors", "duration_s")
-        counts = ", ".join(f"{k}={v}" for k, v in report.items() if k not in skip and v)
-        print(f"poll: {counts or 'nothing to poll'} in {report['duration_s']}s")
+        print(f"poll: {_poll_counts(report)}")
         for event in report["events"]:
             print(f"  {event['event']:<10} {event['jobKey']}  ({event['transitionId']})")
         for error in report["errors"]:
@@ -353,12 +436,17 @@ def _poll_once(as_json: bool) -> dict[str, Any]:
     return report
 
 
-def _deliver_once(as_json: bool) -> dict[str, Any]:
-    from jobwatch.observability import metrics
-    from jobwatch_tools.local import drain_email_queue, drain_slack_queue
+def _poll_counts(report: dict[str, Any]) -> str:
+    skip = ("events", "errors", "duration_s")
+    counts = ", ".join(f"{k}={v}" for k, v in report.items() if k not in skip and v)
+    return f"{counts or 'nothing to poll'} in {report['duration_s']}s"
 
-    report = drain_slack_queue()
-    emails = drain_email_queue()
+
+def _deliver_once(as_json: bool, *, quiet: bool = False) -> dict[str, Any]:
+    from jobwatch.observability import metrics
+    from jobwatch_tools.local import drain_notify_queue
+
+    report = drain_notify_queue()
     metrics.clear_metrics()
     summary = {
         "delivered": report.delivered,
@@ -366,8 +454,9 @@ def _deliver_once(as_json: bool) -> dict[str, Any]:
         "retried": report.retried,
         "deferred": report.deferred,
         "deadLettered": report.dead_lettered,
-        "emailed": emails.delivered if emails else 0,
     }
+    if quiet:
+        return summary
     print(
         json.dumps(summary, sort_keys=True)
         if as_json
@@ -389,14 +478,34 @@ def cmd_deliver(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stamp() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _run_cycle(cycle: int, as_json: bool) -> None:
+    """One poll-and-deliver cycle of `run`: JSON as `poll --json` and `deliver --json` print it, or
+    timestamped lines: each transition and poll error as soon as the poll returns, then one summary."""
+    if as_json:
+        _poll_once(True)
+        _deliver_once(True)
+        return
+    report = _poll_once(False, quiet=True)
+    for event in report["events"]:
+        print(f"{_stamp()}  {event['event']:<10} {event['jobKey']}  ({event['transitionId']})")
+    for error in report["errors"]:
+        print(f"{_stamp()}  poll error {error['jobId']}: {error['error']}")
+    summary = _deliver_once(False, quiet=True)
+    delivered = ", ".join(f"{k}={v}" for k, v in summary.items() if v) or "nothing to deliver"
+    print(f"{_stamp()}  cycle {cycle}: poll {_poll_counts(report)}; deliver {delivered}")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     cycle = 0
     try:
         while args.cycles is None or cycle < args.cycles:
             started = time.monotonic()
-            _poll_once(args.json)
-            _deliver_once(args.json)
             cycle += 1
+            _run_cycle(cycle, args.json)
             if args.cycles is not None and cycle >= args.cycles:
                 break
             time.sleep(max(0.0, args.interval - (time.monotonic() - started)))
@@ -415,458 +524,37 @@ def cmd_local_stack(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- routes ------------------------------------------------------------------------------------------------
-
-ROUTE_FLAGS = (
-    "source",
-    "label",
-    "label_exists",
-    "event",
-    "severity",
-    "slack_app",
-    "token_secret",
-    "slack_webhook_secret",
-    "default_slack",
-    "email",
-    "default_email",
-    "eventbridge",
-    "webhook",
-    "signing_secret",
-    "mention",
-    "stop",
-    "position",
-)
-"""`route add` flags that describe the route (refused together with --file, which describes it whole)."""
-
-
-def _split(values: Sequence[str] | None) -> list[str]:
-    """Repeated and comma-separated values (`--event FAILED,CANCELED --event LOST`), in order, once each."""
-    return list(dict.fromkeys(v.strip() for text in values or [] for v in text.split(",") if v.strip()))
-
-
-def _label_matcher(text: str) -> dict[str, Any]:
-    """`K=V` (equals), `K!=V` (not-equals), `K=~REGEX` (matches the whole value); presence is
-    `--label-exists K`."""
-    from jobwatch.app.registration import RegistrationRefused
-
-    key, sep, value = text.partition("=")
-    if not sep or not key or key == "!":
-        raise RegistrationRefused(
-            f"label matcher {text!r} must be K=V, K!=V or K=~REGEX (presence: --label-exists K)",
-            field="match.labels",
-        )
-    if key.endswith("!"):
-        return {"key": key[:-1], "op": "not-equals", "value": value}
-    if value.startswith("~"):
-        return {"key": key, "op": "matches", "value": value[1:]}
-    return {"key": key, "op": "equals", "value": value}
-
-
-def _route_match(args: argparse.Namespace) -> dict[str, Any]:
-    match: dict[str, Any] = {}
-    for flag, field in (("source", "sources"), ("event", "events"), ("severity", "severities")):
-        values = _split(getattr(args, flag))
-        if values:
-            match[field] = values
-    labels = [_label_matcher(text) for text in args.label or []]
-    labels += [{"key": key, "op": "exists"} for key in args.label_exists or []]
-    if labels:
-        match["labels"] = labels
-    return match
-
-
-def _needs(values: Sequence[str] | None, secret: str | None, flag: str, secret_flag: str) -> None:
-    from jobwatch.app.registration import RegistrationRefused
-
-    if values and not secret:
-        raise RegistrationRefused(f"--{flag} needs --{secret_flag}", field="destinations")
-
-
-def _route_destinations(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from jobwatch.domain.routing import DEFAULT_WEBHOOK_MARKER
-
-    _needs(args.slack_app, args.token_secret, "slack-app", "token-secret")
-    _needs(args.webhook, args.signing_secret, "webhook", "signing-secret")
-    found: list[dict[str, Any]] = [
-        {"type": "slack-app", "channel": c, "tokenSecret": args.token_secret} for c in args.slack_app or []
-    ]
-    found += [{"type": "slack-webhook", "webhookSecret": s} for s in args.slack_webhook_secret or []]
-    if args.default_slack:
-        found.append({"type": "slack-webhook", "webhookSecret": DEFAULT_WEBHOOK_MARKER})
-    if args.email:
-        found.append({"type": "email", "addresses": list(args.email)})
-    if args.default_email:
-        found.append({"type": "email"})
-    found += [{"type": "eventbridge", "bus": bus} for bus in args.eventbridge or []]
-    found += [{"type": "webhook", "url": u, "signingSecret": args.signing_secret} for u in args.webhook or []]
-    return found
-
-
-def _route_mentions(pairs: Sequence[str] | None) -> dict[str, list[str]]:
-    from jobwatch.app.registration import RegistrationRefused
-
-    mentions: dict[str, list[str]] = {}
-    for pair in pairs or []:
-        events, sep, mention = pair.partition("=")
-        if not sep or not events or not mention:
-            raise RegistrationRefused(f"--mention {pair!r} must look like EVENT=MENTION", field="mentions")
-        for event in _split([events]):
-            mentions.setdefault(event, []).append(mention)
-    return mentions
-
-
-def _route_from_flags(args: argparse.Namespace) -> dict[str, Any]:
-    doc: dict[str, Any] = {"name": args.name, "match": _route_match(args)}
-    doc["destinations"] = _route_destinations(args)
-    if args.mention:
-        doc["mentions"] = _route_mentions(args.mention)
-    if args.stop:
-        doc["continue"] = False
-    if args.position is not None:
-        doc["position"] = args.position
-    return doc
-
-
-class _FileProblem(Exception):
-    """A routes file that cannot be read or is not YAML: one line, exit 2."""
-
-
-def _load_yaml(path: str) -> Any:
-    import yaml
-
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _FileProblem(f"{path}: cannot read: {exc.__class__.__name__}: {exc}") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise _FileProblem(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
-
-
-def _route_from_file(args: argparse.Namespace) -> Any:
-    given = [flag for flag in ROUTE_FLAGS if getattr(args, flag) not in (None, False, [])]
-    if given:
-        flags = ", ".join("--" + flag.replace("_", "-") for flag in given)
-        raise _FileProblem(f"--file describes the whole route: leave out {flags}")
-    doc = _load_yaml(args.file)
-    if isinstance(doc, dict) and args.name is not None and doc.get("name", args.name) != args.name:
-        raise _FileProblem(f"{args.file}: the route is named {doc.get('name')!r}, not {args.name!r}")
-    if isinstance(doc, dict) and "name" not in doc and args.name is not None:
-        doc = {"name": args.name, **doc}
-    return doc
-
-
-def _refusal_lines(exc: RegistrationError, label: Callable[[str], str] = lambda field: field) -> list[str]:
-    """One line per problem of a route document (it can have several); a flag mistake is one line."""
-    from jobwatch.app.registration import Refusals
-
-    if not isinstance(exc, Refusals):
-        return [str(exc)]
-    return [f"{label(problem.field)}: {problem.message}" for problem in exc.problems()]
-
-
-def _subscription_lines(changes: SubscriptionChanges) -> list[str]:
-    lines = [
-        f"  + {c.address}  {', '.join(c.destinations)}  (subscribed: the address confirms once)"
-        for c in changes.subscribed
-    ]
-    lines += [f"  ~ {c.address}  {', '.join(c.destinations)}  (filter updated)" for c in changes.updated]
-    lines += [f"  - {address}  (no route names it: unsubscribed)" for address in changes.unsubscribed]
-    lines += [
-        f"  ? {address}  (has not confirmed yet: SNS allows no change before)" for address in changes.pending
-    ]
-    return ["e-mail subscriptions:", *lines] if lines else []
-
-
-def cmd_route_add(args: argparse.Namespace) -> int:
-    from jobwatch.app.operations import SubscriptionsFailed
-    from jobwatch.app.registration import parse_all
-    from jobwatch.domain.routing import Route
-
-    if args.name is None and not args.file:
-        return _fail("route add needs a NAME (or --file with a named route)")
-    name = args.name
-    try:
-        doc = _route_from_file(args) if args.file else _route_from_flags(args)
-        name = doc.get("name", name) if isinstance(doc, dict) else name
-        route = parse_all(Route, doc, "invalid route")
-        stored, created, changes = _operations().put_route(
-            route, _actor(), allow_missing_secret=args.allow_missing_secret
-        )
-    except _FileProblem as exc:
-        return _fail(str(exc))
-    except RegistrationError as exc:
-        for line in _refusal_lines(exc):
-            print(f"jobwatch: route {name!r} refused, nothing written: {line}", file=sys.stderr)
-        return EXIT_USAGE
-    except SubscriptionsFailed as exc:
-        return _fail(str(exc), 1)
-    print(f"{'added' if created else 'replaced'} route {stored.name} (position {stored.position})")
-    for line in _subscription_lines(changes):
-        print(line)
-    return 0
-
-
-def _match_text(route: Route) -> str:
-    match = route.match
-    parts = [
-        f"{field}={','.join(values)}"
-        for field, values in (
-            ("sources", match.sources),
-            ("events", match.events),
-            ("severities", match.severities),
-        )
-        if values is not None
-    ]
-    parts += [label.describe().removeprefix("label ") for label in match.labels]
-    return " ".join(parts) or "(everything)"
-
-
-def _route_rows(routes: Sequence[Route]) -> list[list[str]]:
-    rows = [["NAME", "POS", "MATCH", "DESTINATIONS", "THEN"]]
-    for route in routes:
-        then = "continue" if route.continue_ else "stop"
-        destinations = ",".join(d.id for d in route.destinations)
-        rows.append([route.name, str(route.position), _match_text(route), destinations, then])
-    return rows
-
-
-def cmd_route_list(args: argparse.Namespace) -> int:
-    listing = _operations().list_routes()
-    if args.json:
-        _print_json(listing.to_wire())
-        return 0
-    if listing.defaults is not None:
-        print("no routes stored: the deployment's default routes apply")
-        _table(_route_rows(listing.defaults))
-        return 0
-    _table(_route_rows(listing.routes))
-    return 0
-
-
-def cmd_route_show(args: argparse.Namespace) -> int:
-    import yaml
-
-    route = _operations().show_route(args.name)
-    if route is None:
-        return _fail(f"no route {args.name!r}", EXIT_NOT_FOUND)
-    if args.json:
-        _print_json(route.to_wire())
-    else:
-        print(yaml.safe_dump(route.to_wire(), sort_keys=False, allow_unicode=False).rstrip("\n"))
-    return 0
-
-
-def cmd_route_remove(args: argparse.Namespace) -> int:
-    from jobwatch.app.operations import SubscriptionsFailed
-
-    try:
-        removed = _operations().remove_route(args.name, _actor())
-    except SubscriptionsFailed as exc:
-        return _fail(str(exc), 1)
-    if not removed:
-        return _fail(f"no route {args.name!r}", EXIT_NOT_FOUND)
-    print(f"removed route {args.name}")
-    return 0
-
-
-def _routes_document(data: Any) -> Any:
-    """A routes file is a list of routes; `{"routes": [...]}` (the API's body) is accepted too."""
-    return {"routes": data} if isinstance(data, list) else data
-
-
-def _route_label(raw: Any) -> Callable[[str], str]:
-    """`routes.2.destinations.0.url` -> `route 'team-b' (#3): destinations.0.url`."""
-    routes = raw.get("routes") if isinstance(raw, dict) else None
-
-    def label(field: str) -> str:
-        head, index, rest = _parts(field)
-        if head != "routes" or not index.isdigit():
-            return field
-        position = int(index)
-        entry = routes[position] if isinstance(routes, list) and position < len(routes) else None
-        name = entry.get("name") if isinstance(entry, dict) else None
-        return f"route {name!r} (#{position + 1})" + (f": {rest}" if rest else "")
-
-    return label
-
-
-def _parts(field: str) -> tuple[str, str, str]:
-    """`routes.2.destinations.0.url` -> (`routes`, `2`, `destinations.0.url`)."""
-    head, _, tail = field.partition(".")
-    index, _, rest = tail.partition(".")
-    return head, index, rest
-
-
-def _diff_lines(diff: RoutesDiff) -> list[str]:
-    lines = [f"+ {name}" for name in diff.added]
-    lines += [f"~ {change.name}  ({', '.join(change.fields)})" for change in diff.changed]
-    lines += [f"- {name}" for name in diff.removed]
-    lines += [f"= {name}" for name in diff.unchanged]
-    lines += _subscription_lines(diff.subscriptions)
-    counts = (
-        f"{len(diff.added)} added, {len(diff.changed)} changed, {len(diff.removed)} removed, "
-        f"{len(diff.unchanged)} unchanged"
+def _add_follow_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "follow",
+        help="show jobs live until each ends; exit 0 if all SUCCEEDED, 1 otherwise, 3 on --timeout",
+        description="Follow tracked jobs (re-read from the store each refresh; the poller polls them, or "
+        "--poll does here), or one upstream job with --direct (polled here, no AWS). A terminal gets a "
+        "live table; a pipe gets one timestamped line per change. Exit codes: 0 every job SUCCEEDED, "
+        "1 one ended otherwise (FAILED, CANCELED, LOST, untracked), 2 usage or unknown/ambiguous JOB, "
+        "3 --timeout passed first.",
     )
-    lines.append(f"dry run, nothing written: {counts}" if diff.dry_run else f"applied: {counts}")
-    return lines
-
-
-def cmd_routes_apply(args: argparse.Namespace) -> int:
-    from jobwatch.app.models import RoutesApply
-    from jobwatch.app.operations import SubscriptionsFailed
-    from jobwatch.app.registration import parse_all
-
-    raw: Any = None
-    try:
-        raw = _routes_document(_load_yaml(args.file))
-        if not isinstance(raw, dict) or "routes" not in raw:
-            raise _FileProblem(f"{args.file}: must be a list of routes (or a mapping with `routes:`)")
-        wanted = parse_all(RoutesApply, raw, "invalid routes")
-        diff = _operations().apply_routes(
-            wanted, dry_run=args.dry_run, actor=_actor(), allow_missing_secret=args.allow_missing_secret
-        )
-    except _FileProblem as exc:
-        return _fail(str(exc))
-    except RegistrationError as exc:
-        for line in _refusal_lines(exc, _route_label(raw)):
-            print(f"jobwatch: {args.file}: {line}", file=sys.stderr)
-        print(f"jobwatch: {args.file}: refused, nothing written", file=sys.stderr)
-        return EXIT_USAGE
-    except SubscriptionsFailed as exc:
-        return _fail(str(exc), 1)
-    if args.json:
-        _print_json(diff.to_wire())
-        return 0
-    for line in _diff_lines(diff):
-        print(line)
-    return 0
-
-
-def _explanation_lines(explanation: Explanation) -> list[str]:
-    lines = [f"job {explanation.job_key}, event {explanation.event.value} (severity {explanation.severity})"]
-    if not explanation.published:
-        lines.append(
-            f"note: the job's notify.events leaves {explanation.event.value} out: the poller does not "
-            "publish it, so it goes nowhere"
-        )
-    lines.append(
-        "routes: the deployment's defaults (no route is stored)" if explanation.defaults else "routes:"
-    )
-    width = max((len(v.route) for v in explanation.routes), default=0)
-    for verdict in explanation.routes:
-        state = "skipped" if verdict.skipped else "matched" if verdict.matched else "not matched"
-        why = "; ".join(verdict.reasons)
-        if verdict.stopped_here:
-            why += "; continue: false, later routes are skipped"
-        lines.append(f"  {verdict.route.ljust(width)}  {state:<11}  {why}")
-    lines.append("deliveries:" if explanation.deliveries else "deliveries: none")
-    for delivery in explanation.deliveries:
-        mentions = f"  mentions {' '.join(delivery.mentions)}" if delivery.mentions else ""
-        lines.append(f"  {delivery.id}  ({delivery.type})  via {', '.join(delivery.routes)}{mentions}")
-    return lines
-
-
-def cmd_routes_explain(args: argparse.Namespace) -> int:
-    from jobwatch.domain.model import Event
-
-    explanation = _operations().explain(args.job, Event(args.event))
-    if explanation is None:
-        return _fail(f"no tracked job {args.job!r}", EXIT_NOT_FOUND)
-    if args.json:
-        _print_json(explanation.to_wire())
-        return 0
-    for line in _explanation_lines(explanation):
-        print(line)
-    return 0
-
-
-def _add_route_parsers(sub: Any) -> None:
-    from jobwatch.domain.model import Event
-    from jobwatch.domain.severity import SEVERITIES
-
-    events = [event.value for event in Event]
-    p = sub.add_parser("route", help="manage routes: which transitions go where (same as /routes)")
-    route_sub = p.add_subparsers(dest="route_command", required=True)
-
-    p = route_sub.add_parser(
-        "add",
-        help="create or replace one route (same as POST /routes)",
-        description="Create or replace one route, from flags or from --file (one route in the wire format).",
-    )
-    p.add_argument("name", nargs="?", help="route name (lower case, digits, dashes)")
+    p.add_argument("jobs", nargs="*", metavar="JOB", help=JOB_REF_HELP + " (one or more)")
     p.add_argument(
-        "--file", metavar="ROUTE.yaml", help="the whole route as YAML (the API's JSON is YAML too)"
+        "--interval", type=float, default=5.0, metavar="S", help="seconds between refreshes (default 5)"
     )
-    p.add_argument("--source", action="append", metavar="SOURCE", help="match: job source (repeatable)")
+    p.add_argument("--timeout", type=float, metavar="S", help="give up after S seconds: exit 3")
     p.add_argument(
-        "--label",
-        action="append",
-        metavar="K=V|K!=V|K=~RE",
-        help="match: label equals, differs (or is absent), or fully matches a regular expression",
-    )
-    p.add_argument("--label-exists", action="append", metavar="K", help="match: the job has label K")
-    p.add_argument("--event", action="append", metavar="EVENT", help=f"match: event ({', '.join(events)})")
-    p.add_argument(
-        "--severity", action="append", metavar="S", help=f"match: severity ({', '.join(SEVERITIES)})"
+        "--poll", action="store_true", help="run one poll-and-deliver cycle here before each refresh"
     )
     p.add_argument(
-        "--slack-app", action="append", metavar="CHANNEL", help="destination: Slack channel id (bot)"
+        "--direct",
+        dest="source",
+        metavar="SOURCE",
+        help=f"poll this upstream job directly instead (like `check`): {', '.join(source_names())}",
     )
-    p.add_argument("--token-secret", metavar="NAME", help="secret of the bot token, for --slack-app")
-    p.add_argument(
-        "--slack-webhook-secret", action="append", metavar="NAME", help="destination: Slack webhook"
-    )
-    p.add_argument("--default-slack", action="store_true", help="destination: the deployment's Slack webhook")
-    p.add_argument(
-        "--email", action="append", metavar="ADDRESS", help="destination: e-mail addresses (one set)"
-    )
-    p.add_argument("--default-email", action="store_true", help="destination: the alert topic's subscribers")
-    p.add_argument("--eventbridge", action="append", metavar="BUS", help="destination: EventBridge bus")
-    p.add_argument("--webhook", action="append", metavar="URL", help="destination: signed https webhook")
-    p.add_argument("--signing-secret", metavar="NAME", help="secret of the signing key, for --webhook")
-    p.add_argument("--mention", action="append", metavar="EVENT=MENTION", help="Slack mention for an event")
-    p.add_argument("--stop", action="store_true", help="continue: false (later routes are not tried)")
-    p.add_argument("--position", type=int, metavar="N", help="evaluation order (default: keep, or last)")
-    p.add_argument("--allow-missing-secret", action="store_true", help="accept secrets that do not exist yet")
-    p.set_defaults(func=cmd_route_add)
-
-    p = route_sub.add_parser("list", help="the routes in evaluation order (same as GET /routes)")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_route_list)
-
-    p = route_sub.add_parser("show", help="one route as YAML (same as GET /routes/NAME)")
-    p.add_argument("name")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_route_show)
-
-    p = route_sub.add_parser("remove", help="remove one route (same as DELETE /routes/NAME)")
-    p.add_argument("name")
-    p.set_defaults(func=cmd_route_remove)
-
-    p = sub.add_parser("routes", help="apply a routes file, explain where a job's transition goes")
-    routes_sub = p.add_subparsers(dest="routes_command", required=True)
-    p = routes_sub.add_parser(
-        "apply",
-        help="make the stored routes exactly those of a YAML file (same as PUT /routes)",
-        description="The file is a YAML list of routes in the wire format (docs/openapi.json, Route); "
-        "each route's position is its place in the list. Prints + added, ~ changed (fields), - removed, "
-        "= unchanged. Applying the same file again changes nothing.",
-    )
-    p.add_argument("file", metavar="ROUTES.yaml")
-    p.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
-    p.add_argument("--allow-missing-secret", action="store_true", help="accept secrets that do not exist yet")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_routes_apply)
-
-    p = routes_sub.add_parser(
-        "explain", help="where a transition of a tracked job would go (same as GET /jobs/KEY/routes)"
-    )
-    p.add_argument("job", metavar="JOB", help="the job key")
-    p.add_argument("--event", required=True, choices=events)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_routes_explain)
+    p.add_argument("--endpoint", help="with --direct: API base URL (https; http only for loopback)")
+    p.add_argument("--job-id", help="with --direct: the upstream job id")
+    p.add_argument("--backend", help="with --direct: Weaviate backup backend (s3, gcs, azure, filesystem)")
+    p.add_argument("--cluster-id", help="with --direct: Zilliz Cloud cluster id")
+    p.add_argument("--option", action="append", metavar="K=V", help="with --direct: source option")
+    p.add_argument("--api-key-env", metavar="VAR", help="with --direct: environment variable holding the key")
+    p.set_defaults(func=cmd_follow)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -881,7 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "local-stack", help="create the template's table, topic, queues and secrets (moto or AWS)"
     )
-    p.add_argument("--template", default="template.yaml")
+    p.add_argument("--template", default="template.yaml", help="SAM template to read (default template.yaml)")
     p.add_argument("--slack-webhook", help="value stored in the Slack webhook secret")
     p.add_argument(
         "--allow-real-aws",
@@ -893,7 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="poll one job once without tracking it")
     _add_job_arguments(p)
     p.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the API key")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("track", help="start tracking a job (same as POST /jobs)")
@@ -902,27 +590,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_track)
 
     p = sub.add_parser("list", help="tracked jobs and their phase (same as GET /jobs)")
-    p.add_argument("--phase", choices=[phase.value for phase in Phase])
+    p.add_argument("--phase", choices=[phase.value for phase in Phase], help="only jobs in this phase")
     p.add_argument("--source", help="only jobs of this source")
     p.add_argument("--label", action="append", metavar="K=V", help="only jobs with this label (repeatable)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("show", help="one job with its recent transitions (same as GET /jobs/KEY)")
-    p.add_argument("key")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("key", metavar="JOB", help=JOB_REF_HELP)
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("untrack", help="stop tracking a job (same as DELETE /jobs/KEY)")
-    p.add_argument("key")
+    p.add_argument("key", metavar="JOB", help=JOB_REF_HELP)
     p.set_defaults(func=cmd_untrack)
 
     p = sub.add_parser("test", help="send a test notification for a job (same as POST /jobs/KEY/test)")
-    p.add_argument("key")
+    p.add_argument("key", metavar="JOB", help=JOB_REF_HELP)
     p.set_defaults(func=cmd_test)
 
+    _add_follow_parser(sub)
+
     p = sub.add_parser("watch", help="auto-discover a cluster's or backend's jobs (same as POST /watches)")
-    p.add_argument("kind", choices=WATCH_KINDS)
+    p.add_argument("kind", choices=WATCH_KINDS, help="what to list: the source's job listing")
     p.add_argument("--endpoint", required=True, help="API base URL (https; http only for loopback)")
     p.add_argument("--cluster-id", help="Zilliz Cloud cluster id (zilliz-cloud-v1/v2)")
     p.add_argument("--backend", help="Weaviate backup backend (weaviate-backups)")
@@ -931,35 +621,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_watch)
 
     p = sub.add_parser("unwatch", help="remove a watch (same as DELETE /watches/ID)")
-    p.add_argument("id")
+    p.add_argument("id", help="the watch id (see `jobwatch watches`)")
     p.set_defaults(func=cmd_unwatch)
 
     p = sub.add_parser("watches", help="list watches (same as GET /watches)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_watches)
 
     p = sub.add_parser("discover", help="list every watch once and track new jobs")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_discover)
 
     p = sub.add_parser("api", help="the registration API")
     api_sub = p.add_subparsers(dest="api_command", required=True)
     p = api_sub.add_parser("serve", help="serve the API handler over HTTP on 127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--port", type=int, default=8080, help="TCP port on 127.0.0.1 (default 8080)")
     p.set_defaults(func=cmd_api_serve)
 
     p = sub.add_parser("poll", help="run one poll cycle (the poller function's code path)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_poll)
 
-    p = sub.add_parser("deliver", help="drain the Slack and e-mail queues once (the senders' code paths)")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("deliver", help="drain the notifier's queue once (the notifier function's code path)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_deliver)
 
     p = sub.add_parser("run", help="poll and deliver in a loop")
-    p.add_argument("--interval", type=float, default=60.0)
+    p.add_argument(
+        "--interval",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds from one cycle's start to the next (default 60)",
+    )
     p.add_argument("--cycles", type=int, help="stop after this many cycles")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_run)
 
     _add_route_parsers(sub)

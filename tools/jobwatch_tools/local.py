@@ -1,4 +1,4 @@
-"""Local runs of the functions' code paths: one poll cycle, the sender queues drained as the SQS
+"""Local runs of the functions' code paths: one poll cycle, the notifier's queue drained as the SQS
 event source would, one job polled once, the registration operations. Each uses the same wiring
 the Lambda function builds at cold start (`jobwatch.entrypoints`), built once per process here.
 Tools only: never in the Lambda layer.
@@ -19,25 +19,21 @@ from jobwatch.app.operations import Operations
 from jobwatch.app.poll_cycle import CycleReport, PollerDeps
 from jobwatch.app.polling import poll_spec
 from jobwatch.app.registration import parse_job_registration
-from jobwatch.channels.slack_webhook import SlackWebhookChannel
-from jobwatch.delivery.engine import Sender
+from jobwatch.delivery.notifier import Notifier
 from jobwatch.delivery.records import BatchReport, record_from_message
 from jobwatch.domain.model import JobSpec, Snapshot, TrackedJob
-from jobwatch.entrypoints import api, email_sender, poller, slack_sender
+from jobwatch.entrypoints import api, notifier, poller
+from jobwatch.entrypoints.notifier import ChannelBook
 from jobwatch.entrypoints.wiring import CLOCK, secret_resolver
-from jobwatch.settings import (
-    ApiSettings,
-    EmailSenderSettings,
-    PollerSettings,
-    SettingsError,
-    SlackSenderSettings,
-    UpstreamSettings,
-    load_settings,
-)
+from jobwatch.observability import metrics
+from jobwatch.settings import ApiSettings, NotifierSettings, PollerSettings, UpstreamSettings, load_settings
 
 
-class LocalSettings(PollerSettings, SlackSenderSettings, EmailSenderSettings, ApiSettings):
-    """Every function's settings at once: what `jobwatch local-stack` exports for a local run."""
+class LocalSettings(PollerSettings, NotifierSettings, ApiSettings):  # type: ignore[misc]
+    """Every function's settings at once: what `jobwatch local-stack` exports for a local run.
+
+    (mypy sees `email_topic_arn` required in one base and optional in another: the notifier's
+    required form wins, as the MRO says, and the local stack always exports it.)"""
 
 
 @cache
@@ -46,18 +42,14 @@ def poller_deps() -> PollerDeps:
 
 
 @cache
-def slack() -> Sender:
-    return slack_sender.wire(load_settings(SlackSenderSettings))
+def notifier_book() -> tuple[Notifier, ChannelBook]:
+    built = notifier.wire(load_settings(NotifierSettings))
+    assert isinstance(built.channels, ChannelBook)
+    return built, built.channels
 
 
-@cache
-def email() -> Sender | None:
-    """The e-mail sender, or None in a deployment without an e-mail queue."""
-    try:
-        settings = load_settings(EmailSenderSettings)
-    except SettingsError:
-        return None
-    return email_sender.wire(settings)
+def notify() -> Notifier:
+    return notifier_book()[0]
 
 
 @cache
@@ -67,9 +59,9 @@ def operations() -> Operations:
 
 def clear_caches() -> None:
     """Forget wiring built for a previous environment (tests and the demo switch stacks)."""
-    if slack.cache_info().currsize and isinstance(channel := slack().channel, SlackWebhookChannel):
-        channel.close()
-    for cached in (poller_deps, slack, email, operations, load_settings, secret_resolver):
+    if notifier_book.cache_info().currsize:
+        notifier_book()[1].close()
+    for cached in (poller_deps, notifier_book, operations, load_settings, secret_resolver):
         cached.cache_clear()
 
 
@@ -78,19 +70,10 @@ def poll_once() -> CycleReport:
     return poller.run(poller_deps(), {}, None)
 
 
-def drain_slack_queue(max_batches: int = 100) -> BatchReport:
-    """Receive from the Slack queue and feed batches through the sender function's code path."""
-    sender = slack()
-    queue_url = load_settings(SlackSenderSettings).slack_queue_url
-    return _drain_queue(queue_url, sender.deliver, max_batches)
-
-
-def drain_email_queue(max_batches: int = 100) -> BatchReport | None:
-    """The e-mail queue's counterpart of `drain_slack_queue`; None when no e-mail queue is set."""
-    sender = email()
-    if sender is None:
-        return None
-    return _drain_queue(load_settings(EmailSenderSettings).email_queue_url, sender.deliver, max_batches)
+def drain_notify_queue(max_batches: int = 100) -> BatchReport:
+    """Receive from the notifier's queue and feed batches through the notifier function's code path."""
+    queue_url = load_settings(NotifierSettings).notify_queue_url
+    return _drain_queue(queue_url, notify().deliver, max_batches)
 
 
 def _drain_queue(
@@ -162,5 +145,11 @@ def show(key: str) -> JobResource | None:
 
 
 def api_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """The API function's handler with this process's operations (`jobwatch api serve`, tests)."""
-    return api.handle(event, context, operations())
+    """The API function's handler with this process's operations (`jobwatch api serve`, tests).
+
+    The Lambda flushes its metrics as EMF lines per invocation; locally they are dropped, never
+    printed between an operator's lines."""
+    try:
+        return api.handle(event, context, operations())
+    finally:
+        metrics.clear_metrics()

@@ -284,7 +284,8 @@ class _LocalStackBuilder:
         self.sns: SNSClient = session.client("sns", region_name=self.region)
         self.sqs: SQSClient = session.client("sqs", region_name=self.region)
         self.secretsmanager: SecretsManagerClient = session.client("secretsmanager", region_name=self.region)
-        for client in (self.dynamodb, self.sns, self.sqs, self.secretsmanager):
+        self.events: Any = session.client("events", region_name=self.region)
+        for client in (self.dynamodb, self.sns, self.sqs, self.secretsmanager, self.events):
             host = urlsplit(client.meta.endpoint_url).hostname or ""
             if host.endswith(_REAL_AWS_HOSTS) and not allow_real_aws:
                 raise RuntimeError(
@@ -297,6 +298,7 @@ class _LocalStackBuilder:
             "AWS::SQS::Queue": self._queue,
             "AWS::SNS::Subscription": self._subscription,
             "AWS::SecretsManager::Secret": self._secret,
+            "AWS::Events::EventBus": self._event_bus,
         }
         self.intrinsics = self._intrinsic_functions()
         self.params = self._parameter_defaults()
@@ -713,6 +715,15 @@ class _LocalStackBuilder:
             if current.get(key) != value:
                 self.sns.set_topic_attributes(TopicArn=arn, AttributeName=key, AttributeValue=value)
         return arn, {"TopicArn": arn, "TopicName": name}
+
+    def _event_bus(self, logical_id: str, raw: dict[str, Any]) -> tuple[str, dict[str, str]]:
+        """An EventBridge bus; Ref is its name, GetAtt Arn its ARN (created once, kept if it exists)."""
+        name = self._physical_name(logical_id, self.resolve(raw).get("Name"))
+        try:
+            arn = self.events.describe_event_bus(Name=name)["Arn"]
+        except self.events.exceptions.ResourceNotFoundException:
+            arn = self.events.create_event_bus(Name=name)["EventBusArn"]
+        return name, {"Arn": arn, "Name": name}
 
     def _queue(self, logical_id: str, raw: dict[str, Any]) -> tuple[str, dict[str, str]]:
         props = self.resolve(raw)

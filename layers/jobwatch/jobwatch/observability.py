@@ -92,6 +92,9 @@ class Metric(StrEnum):
     IGNORED_RESULTS = "IgnoredResults"
     CYCLE_COMPLETED = "CycleCompleted"
     UNREADABLE_NOTICES = "UnreadableNotices"
+    API_REQUESTS = "ApiRequests"
+    API_CLIENT_ERRORS = "ApiClientErrors"
+    API_SERVER_ERRORS = "ApiServerErrors"
 
 
 class ChannelMetric(StrEnum):

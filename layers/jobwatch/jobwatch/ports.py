@@ -8,7 +8,7 @@ sockets. They are Protocols, so an adapter never inherits from the application, 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -168,7 +168,9 @@ class Publisher(Protocol):
 class EmailPublisher(Protocol):
     """Publishes the rendered alert e-mail of a transition to the e-mail topic; returns the message id."""
 
-    def publish_email(self, transition: Transition) -> str: ...
+    def publish_email(self, transition: Transition, destination: str) -> str:
+        """`destination` (the destination id) goes with the message: subscriptions filter on it."""
+        ...
 
 
 class Secrets(Protocol):
@@ -234,8 +236,9 @@ class DeliveryQueue(Protocol):
         """Let the queue offer a received message again after `delay_s` (spends one of its receives)."""
         ...
 
-    def dead_letter(self, body: str, reason: str) -> None:
-        """Park a message for an operator, with the reason."""
+    def dead_letter(self, body: str, reason: str, attributes: Mapping[str, str] | None = None) -> None:
+        """Park a message for an operator, with the reason (and the destination it failed for, so a
+        redrive goes only there)."""
         ...
 
 

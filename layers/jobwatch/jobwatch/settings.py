@@ -1,7 +1,7 @@
 """Settings per function, read from the environment once per process.
 
-Each Lambda function reads only the model it needs (`PollerSettings`, `SlackSenderSettings`,
-`EmailSenderSettings`, `ApiSettings`), and what it cannot work without is required: a function
+Each Lambda function reads only the model it needs (`PollerSettings`, `NotifierSettings`,
+`ApiSettings`), and what it cannot work without is required: a function
 deployed without its topic ARN or queue URL stops at cold start with one line naming the variable
 (`SettingsError`), instead of starting and failing on the first message. Business logic receives a
 settings instance; nothing else in the package reads `os.environ`.
@@ -143,6 +143,8 @@ class PollerSettings(StoreSettings, UpstreamSettings):
     """Consecutive poll errors before one UNREACHABLE (or AUTH_FAILED) notification."""
     lost_after: int = Field(default=3, ge=1)
     """Consecutive "no such job" answers before the job is LOST."""
+    progress_write_interval_s: float = Field(default=300.0, ge=0)
+    """A running job whose counters moved (nothing else) is written at most this often (D40)."""
     stall_after_s: float = Field(default=1800.0, gt=0)
     """A running job whose snapshot has not moved for this long is STALLED (per-job override)."""
     max_duration_s: float = Field(default=86400.0, gt=0)
@@ -167,60 +169,55 @@ class PollerSettings(StoreSettings, UpstreamSettings):
         return values
 
 
-class SenderSettings(StoreSettings):
-    """What every channel sender shares: its own queue (delayed copies) and dead-letter queue."""
+def _comma_separated(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
 
 
-class SlackSenderSettings(SenderSettings):
-    """The Slack sender (incoming webhook)."""
+class NotifierSettings(StoreSettings, EndpointSettings):
+    """The notifier: every transition, routed to its destinations (docs/decisions.md, D34)."""
 
-    slack_webhook_secret: str = Field(
-        min_length=1,
-        description="Name of the Secrets Manager secret whose value is the Slack incoming-webhook URL.",
+    notify_queue_url: str = Field(
+        min_length=1, description="Queue the notifier consumes; waiting and retried deliveries go back on it."
     )
-    slack_queue_url: str = Field(
-        min_length=1,
-        description="Queue the Slack sender consumes; waiting and retried messages go back on it.",
+    notify_dlq_url: str = Field(
+        min_length=1, description="Queue that receives deliveries that failed for good, with the reason."
     )
-    slack_dlq_url: str = Field(
-        min_length=1, description="Queue that receives Slack messages that failed for good, with the reason."
+    email_topic_arn: str = Field(
+        min_length=1, description="Topic of the alert e-mails: each e-mail destination publishes to it once."
     )
+    slack_webhook_secret: str | None = None
+    """Secret (name or ARN) holding the deployment's own Slack incoming-webhook URL: the default route's
+    destination. None: the default routes post to no Slack."""
+    alert_email_events: tuple[str, ...] = ("FAILED", "CANCELED")
+    """What the default routes e-mail (the template's AlertEmailEvents; TEST always)."""
+    slack_api_url: str | None = None
+    """Base URL of the Slack Web API for Slack app destinations (None: https://slack.com/api/); the
+    sandbox and the demo point it at the local Slack stand-in."""
+    routes_cache_s: float = Field(default=30.0, ge=0)
+    """How long the notifier reuses the routes it read: an edited route applies within this."""
     slack_min_interval_s: float = Field(default=1.0, ge=0)
-    """Slack allows about one message per second per webhook."""
+    """Slack allows about one message per second per webhook or channel."""
     slack_max_retry_after_s: float = Field(default=5.0, ge=0)
     """A 429 asking to wait longer than this is deferred through the queue, not slept through."""
     slack_max_attempts: int = Field(default=30, ge=1)
-    """Posts tried (5xx, timeouts, no answer) before a message is dead-lettered as failed for good:
-    30 tries spread over about 6 h 15 min ride out a Slack incident instead of paging an operator."""
+    """Sends tried (5xx, timeouts, no answer) before a delivery is dead-lettered as failed for good:
+    30 tries spread over about 6 h 15 min ride out an incident instead of paging an operator."""
     slack_retry_base_s: float = Field(default=30.0, ge=1)
     """Delay before the second attempt; it doubles per attempt up to 900 s (SQS's longest delay)."""
     slack_order_wait_s: float = Field(default=3600.0, ge=0)
     """Longest a transition waits for its job's previous one while that one is out of sight (no live
     claim, no standing deferred copy, not owed by the outbox); 0: never wait. Must exceed the queue's
-    VisibilityTimeout x maxReceiveCount (365 s x 5): a predecessor the sender is still retrying
-    stands as a deferred copy, so the successor waits for it however long its retries take."""
+    VisibilityTimeout x maxReceiveCount (365 s x 5): a predecessor still being retried stands as a
+    deferred copy, so the successor waits for it however long its retries take."""
     slack_order_retry_s: float = Field(default=5.0, ge=1)
     """First re-check of a waiting transition; it doubles up to 60 s."""
-
-
-class EmailSenderSettings(SenderSettings):
-    """The alert e-mail sender."""
-
-    email_topic_arn: str = Field(
-        min_length=1,
-        description="Topic of the alert e-mails: each routed transition is published to it once.",
-    )
-    email_queue_url: str = Field(
-        min_length=1,
-        description="Queue the e-mail sender consumes; retried messages go back on it as delayed copies.",
-    )
-    email_dlq_url: str = Field(
-        min_length=1,
-        description="Queue that receives e-mail events that cannot be read or sent, with the reason.",
-    )
     email_max_attempts: int = Field(default=10, ge=1)
     """Publishes tried before an e-mail is dead-lettered (30 s doubling to 900 s: about 1 h 15 min)."""
     email_retry_base_s: float = Field(default=30.0, ge=1)
+
+    _notified_events = field_validator("alert_email_events", mode="before")(_comma_separated)
 
 
 class ApiSettings(StoreSettings, EndpointSettings):
@@ -234,12 +231,7 @@ class ApiSettings(StoreSettings, EndpointSettings):
     """The deployment's `AlertEmailEvents` (comma-separated in `JOBWATCH_ALERT_EMAIL_EVENTS`): what the
     default routes e-mail when no route is stored (`jobwatch routes explain` shows them)."""
 
-    @field_validator("alert_email_events", mode="before")
-    @classmethod
-    def _split_events(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
+    _emailed_events = field_validator("alert_email_events", mode="before")(_comma_separated)
 
 
 @cache

@@ -116,6 +116,20 @@ class FaultKind(StrEnum):
     """TCP reset instead of an answer."""
     DISCONNECT = "disconnect"
     """Graceful close instead of an answer."""
+    OVERSIZED = "oversized"
+    """A body past any sane body cap (`size` bytes decoded): gzip-compressed so it is a few KB on the
+    wire (`mode` "gzip"), sent as is ("plain"), or only announced by a Content-Length that never
+    arrives ("length")."""
+    ENDLESS = "endless"
+    """HTTP 200, chunked, a body that never ends (sent as fast as the client reads it)."""
+    SLOW = "slow"
+    """HTTP 200 with a Content-Length, then the body one byte every `seconds`: each byte arrives well
+    within a read timeout, the whole body never within any total deadline."""
+    DEEP = "deep"
+    """HTTP 200, JSON nested `depth` levels deep (inside an otherwise valid status body)."""
+    ECHO = "echo"
+    """An error (`status`; or `code` and `message` in HTTP 200) whose body and headers repeat the
+    request's Authorization / Api-Key value, as some proxies and gateways do."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +146,16 @@ class Fault:
     message: str | None = None
     seconds: float = 30.0
     drop: tuple[str, ...] = ()
+    size: int = 0
+    """OVERSIZED: the decoded body's size in bytes."""
+    mode: str | None = None
+    """OVERSIZED: `gzip` (default), `plain` or `length`."""
+    depth: int = 0
+    """DEEP: nesting levels."""
+    lure: JobState | None = None
+    """OVERSIZED, ENDLESS, SLOW, DEEP: the state the hostile body claims (default: the job's last
+    state). A client that accepted the body would see it, so a lure that differs from the script
+    turns any such acceptance into a visible state change."""
 
     def __post_init__(self) -> None:
         for name, value in self.headers:
@@ -154,10 +178,23 @@ class Fault:
             out["code"] = self.code
         if self.message is not None:
             out["message"] = self.message
-        if self.kind is FaultKind.HANG:
+        if self.kind in (FaultKind.HANG, FaultKind.SLOW):
             out["seconds"] = self.seconds
         if self.drop:
             out["drop"] = list(self.drop)
+        out.update(self._hostile_json())
+        return out
+
+    def _hostile_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.size:
+            out["size"] = self.size
+        if self.mode is not None:
+            out["mode"] = self.mode
+        if self.depth:
+            out["depth"] = self.depth
+        if self.lure is not None:
+            out["lure"] = self.lure.to_json()
         return out
 
     @classmethod
@@ -177,6 +214,10 @@ class Fault:
             message=data.get("message"),
             seconds=float(data.get("seconds", 30.0)),
             drop=tuple(str(k) for k in data.get("drop") or ()),
+            size=int(data.get("size", 0)),
+            mode=None if data.get("mode") is None else str(data["mode"]),
+            depth=int(data.get("depth", 0)),
+            lure=None if data.get("lure") is None else JobState.from_json(data["lure"]),
         )
 
 
@@ -375,6 +416,61 @@ def fault_reset(*, repeat: int = 1) -> Step:
 
 def fault_disconnect(*, repeat: int = 1) -> Step:
     return Step(fault=Fault(FaultKind.DISCONNECT), repeat=repeat)
+
+
+OVERSIZED_MODES = ("gzip", "plain", "length")
+DEFAULT_OVERSIZED_BYTES = 4 * 1024 * 1024
+"""Four times jobwatch's default body cap (1 MiB); gzip makes it about 4 KB on the wire."""
+
+
+def fault_oversized(
+    size: int = DEFAULT_OVERSIZED_BYTES,
+    *,
+    mode: str = "gzip",
+    lure: JobState | None = None,
+    repeat: int = 1,
+) -> Step:
+    """A status body of `size` bytes (valid JSON: the lure state padded with whitespace), sent
+    gzip-compressed (`mode="gzip"`: a compression bomb in small), as is (`"plain"`), or announced by
+    `Content-Length: size` with only its first bytes sent (`"length"`)."""
+    if mode not in OVERSIZED_MODES:
+        raise ValueError(f"mode must be one of {OVERSIZED_MODES}, not {mode!r}")
+    fault = Fault(FaultKind.OVERSIZED, size=size, mode=mode, lure=lure)
+    return Step(fault=fault, repeat=repeat)
+
+
+def fault_endless(*, lure: JobState | None = None, repeat: int = 1) -> Step:
+    """HTTP 200, chunked: a status body that opens a JSON array and never closes it."""
+    return Step(fault=Fault(FaultKind.ENDLESS, lure=lure), repeat=repeat)
+
+
+def fault_slow(every_s: float = 0.25, *, lure: JobState | None = None, repeat: int = 1) -> Step:
+    """HTTP 200 with a Content-Length, then one byte every `every_s` seconds (a drip): keep `every_s`
+    under the client's read timeout, so only a total deadline can end it."""
+    return Step(fault=Fault(FaultKind.SLOW, seconds=every_s, lure=lure), repeat=repeat)
+
+
+def fault_deep(depth: int = 64, *, lure: JobState | None = None, repeat: int = 1) -> Step:
+    """HTTP 200: the status body with a value nested `depth` levels deep (jobwatch refuses > 32)."""
+    return Step(fault=Fault(FaultKind.DEEP, depth=depth, lure=lure), repeat=repeat)
+
+
+def fault_echo(
+    status: int = 401,
+    *,
+    code: int | None = None,
+    message: str | None = None,
+    retry_after: float | str | None = None,
+    repeat: int = 1,
+) -> Step:
+    """An error whose body and headers repeat the request's credential (Authorization or Api-Key).
+
+    With `code`, the Zilliz/Milvus form: `{code, message}` in HTTP `status` (pass 200); otherwise the
+    source's own error body for `status`. `retry_after` adds a Retry-After header.
+    """
+    value = None if retry_after is None else _retry_after_text(retry_after)
+    fault = Fault(FaultKind.ECHO, status=status, code=code, message=message, retry_after=value)
+    return Step(fault=fault, repeat=repeat)
 
 
 def hold(step: Step | None = None) -> Step:

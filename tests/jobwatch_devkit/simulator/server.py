@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..http11 import Disconnect, HttpApp, Request, Response
 from . import milvus, pinecone, weaviate, zilliz
 from .control import handle_control
+from .hostile_bodies import CONNECTION, HOSTILE_KINDS, Streamed, render_hostile
 from .jobs import Job, SharedStep, drop_keys, resolve_holds
+from .scenario_file import load_scenario
 from .script import Fault, FaultKind, JobState, Step
 from .sources import DIALECTS, dialect_of
 
@@ -237,6 +241,11 @@ class UpstreamSimulator(HttpApp):
 
     # -- HTTP ------------------------------------------------------------------------------------------
 
+    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Each connection task knows its connection: streamed fault answers write to it directly."""
+        CONNECTION.set((reader, writer))
+        await super()._on_connection(reader, writer)
+
     async def handle(self, request: Request) -> Response:
         path = request.path
         if path.startswith("/_sim/"):
@@ -314,32 +323,47 @@ class UpstreamSimulator(HttpApp):
         dialect = DIALECTS[source]
         extra_ms = 0.0
         hang_s = 0.0
+        answer: Response | Streamed
         with self._lock:
             job = self._jobs.get((source, job_id))
             token = dialect.token(request)
             if job is None or not _scope_matches(job, backend, cluster_id):
-                response = dialect.not_found(job_id)
+                answer = dialect.not_found(job_id)
             elif job.api_key is not None and token != job.api_key:
-                response = dialect.unauthorized(token)
+                answer = dialect.unauthorized(token)
             else:
                 step = job.take()
                 extra_ms = step.delay_ms
-                response = self._render_step(job, step, backend or job.backend or "filesystem")
+                answer = self._render_step(job, step, backend or job.backend or "filesystem", request)
                 if step.fault is not None and step.fault.kind is FaultKind.HANG:
                     hang_s = step.fault.seconds
-            self._record(request, source, job_id, response.status)
+            self._record(request, source, job_id, answer.status)
             delay = (self._latency_ms + extra_ms) / 1000.0 + hang_s
         if delay > 0:
             await asyncio.sleep(delay)
-        return response
+        if isinstance(answer, Streamed):
+            await answer.run()
+            return Response.dropped(Disconnect.CLOSE)  # whatever was streamed, the connection ends
+        return answer
 
     # -- rendering -------------------------------------------------------------------------------------
 
-    def _render_step(self, job: Job, step: Step, backend: str) -> Response:
+    def _render_step(self, job: Job, step: Step, backend: str, request: Request) -> Response | Streamed:
         if step.state is not None:
             return Response.json(DIALECTS[job.source].body(job, step.state, backend))
         assert step.fault is not None
+        if step.fault.kind in HOSTILE_KINDS:
+            return self._render_hostile(job, step.fault, backend, request)
         return self._render_fault(job, step.fault, backend)
+
+    def _render_hostile(self, job: Job, fault: Fault, backend: str, request: Request) -> Response | Streamed:
+        """Bodies past the cap, endless, dripping or deeply nested, and credential echoes
+        (`hostile_bodies`); the status body they carry is the lure state, else the job's last one."""
+        dialect = DIALECTS[job.source]
+        if fault.kind is FaultKind.ECHO:
+            return render_hostile(fault, b"", request, dialect.error_body(fault.status or 401))
+        status_body = Response.json(dialect.body(job, fault.lure or job.visible_state(), backend)).body
+        return render_hostile(fault, status_body, request, None)
 
     def _render_fault(self, job: Job, fault: Fault, backend: str) -> Response:
         dialect = DIALECTS[job.source]
@@ -507,5 +531,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="jobwatch upstream simulator (binds 127.0.0.1 only)")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (see the READY line)")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every upstream request")
+    parser.add_argument(
+        "--scenario",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="scripted jobs to serve from the start (JSON or YAML, see docs/simulator.md); repeatable",
+    )
     args = parser.parse_args(argv)
-    return UpstreamSimulator(port=args.port, latency_ms=args.latency_ms).serve_cli()
+    sim = UpstreamSimulator(port=args.port, latency_ms=args.latency_ms)
+    try:
+        jobs = [job for path in args.scenario for job in load_scenario(path)]
+    except (OSError, ValueError) as exc:
+        print(f"simulator: {exc}", file=sys.stderr)
+        return 2
+    for job in jobs:
+        job.add_to(sim)
+    if jobs:
+        files = len(args.scenario)
+        print(f"simulator: {len(jobs)} scripted jobs from {files} scenario file(s)", file=sys.stderr)
+    return sim.serve_cli()

@@ -29,6 +29,13 @@ class SnsEmailPublisher:
         self._client = client
         self._topic_arn = topic_arn
 
-    def publish_email(self, transition: Transition) -> str:
-        response = self._client.publish(TopicArn=self._topic_arn, **email_publish_request(transition))
+    def publish_email(self, transition: Transition, destination: str) -> str:
+        request = email_publish_request(transition)
+        attributes = {
+            **request["MessageAttributes"],
+            "destination": {"DataType": "String", "StringValue": destination},
+        }
+        response = self._client.publish(
+            TopicArn=self._topic_arn, **{**request, "MessageAttributes": attributes}
+        )
         return response["MessageId"]

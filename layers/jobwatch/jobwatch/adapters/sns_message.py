@@ -4,17 +4,15 @@ attributes to filter on, all within SNS's 256 KiB (details shrink first, then lo
 
 from __future__ import annotations
 
-import copy
-import itertools
-import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from jobwatch.domain.model import Transition
 from jobwatch.domain.severity import severity_for
 from jobwatch.domain.text import clean_text
-from jobwatch.render.email import MAX_EMAIL_ERROR_CHARS, MAX_NOTE_CHARS, email_body, email_subject
-from jobwatch.render.view import EMOJI_BY_SEVERITY, cap_block
+from jobwatch.render.email import email_body, email_subject
+from jobwatch.render.event_json import event_json, shrinking, utf8_len
+from jobwatch.render.view import EMOJI_BY_SEVERITY
 
 SNS_MAX_MESSAGE_BYTES = 262_144
 """SNS limit for one publish: message, subject and attributes together, in UTF-8 bytes."""
@@ -50,100 +48,14 @@ def sns_message_attributes(t: Transition) -> dict[str, dict[str, str]]:
         f"{_attribute_text(k)}={_attribute_text(v)}" for k, v in t.job.labels.items() if _attribute_text(k)
     )
     if labels:
-        attributes["labels"] = {"DataType": "String.Array", "StringValue": _json(labels)}
+        attributes["labels"] = {"DataType": "String.Array", "StringValue": event_json(labels)}
     return attributes
 
 
-def _json(value: Any) -> str:
-    """Compact JSON that is always valid UTF-8 (a lone surrogate from upstream becomes `?`)."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "replace").decode("utf-8")
-    return text
-
-
-def _utf8_len(text: str) -> int:
-    return len(text.encode("utf-8"))
-
-
-def _snapshots(event: dict[str, Any], *names: str) -> list[dict[str, Any]]:
-    return [event[name] for name in names if isinstance(event.get(name), dict)]
-
-
-def _drop_detail_lists(snapshot: dict[str, Any]) -> None:
-    details = snapshot.get("details")
-    if not isinstance(details, dict):
-        return
-    lists = [key for key, value in details.items() if isinstance(value, list | dict)]
-    for key in lists:
-        del details[key]
-    if lists:
-        details["detailsTruncated"] = True
-
-
-def _keep_scalar_details(snapshot: dict[str, Any]) -> None:
-    details = snapshot.get("details")
-    if not isinstance(details, dict) or not details:
-        return
-    kept = {
-        key: value
-        for key, value in details.items()
-        if value is None
-        or isinstance(value, bool | int | float)
-        or (isinstance(value, str) and len(value) <= 256)
-    }
-    kept["detailsTruncated"] = True
-    snapshot["details"] = kept
-
-
-def _cap_errors(snapshot: dict[str, Any]) -> None:
-    error = snapshot.get("error")
-    if isinstance(error, str) and len(error) > MAX_EMAIL_ERROR_CHARS:
-        snapshot["error"] = cap_block(error, MAX_EMAIL_ERROR_CHARS)
-
-
-def _cap_texts(event: dict[str, Any]) -> None:
-    """Cut both errors and the note (which quotes the last poll error) to the e-mail's cap."""
-    for snapshot in _snapshots(event, "previous", "current"):
-        _cap_errors(snapshot)
-    note = event.get("note")
-    if isinstance(note, str) and len(note) > MAX_NOTE_CHARS:
-        event["note"] = cap_block(note, MAX_NOTE_CHARS)
-
-
-def _on(name: str, step: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
-    """`step` applied to one snapshot of the event, when that snapshot is there."""
-
-    def apply(event: dict[str, Any]) -> None:
-        for snapshot in _snapshots(event, name):
-            step(snapshot)
-
-    return apply
-
-
-_SHRINK_STEPS: tuple[Callable[[dict[str, Any]], None], ...] = (
-    _on("previous", _drop_detail_lists),
-    _on("current", _drop_detail_lists),
-    _on("previous", _keep_scalar_details),
-    _on("current", _keep_scalar_details),
-    _cap_texts,
-)
-
-
-def _shrunk(event: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Ever smaller copies of the wire event: the least useful bytes go first."""
-    event = copy.deepcopy(event)
-    for step in _SHRINK_STEPS:
-        step(event)
-        yield event
-
-
 def _request_size(subject: str, message: str, attributes: Mapping[str, Mapping[str, str]]) -> int:
-    size = _utf8_len(subject) + _utf8_len(message)
+    size = utf8_len(subject) + utf8_len(message)
     for name, attribute in attributes.items():
-        size += _utf8_len(name) + sum(_utf8_len(v) for v in attribute.values())
+        size += utf8_len(name) + sum(utf8_len(v) for v in attribute.values())
     return size
 
 
@@ -171,16 +83,16 @@ def sns_publish_request(t: Transition) -> dict[str, Any]:
     attributes = sns_message_attributes(t)
     budget = SNS_MAX_MESSAGE_BYTES - _SNS_SAFETY_BYTES
     wire = t.to_wire()
-    for event in itertools.chain([wire], _shrunk(wire)):
-        event_json = _json(event)
-        message = _json(
+    for event in shrinking(wire):
+        serialized = event_json(event)
+        message = event_json(
             {
                 "default": body,
                 "email": body,
-                "sqs": event_json,
-                "lambda": event_json,
-                "https": event_json,
-                "http": event_json,
+                "sqs": serialized,
+                "lambda": serialized,
+                "https": serialized,
+                "http": serialized,
             }
         )
         if _request_size(subject, message, attributes) <= budget:

@@ -6,6 +6,8 @@ import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from mypy_boto3_sqs.client import SQSClient
     from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef
 
@@ -43,9 +45,12 @@ class SqsDeliveryQueue:
             VisibilityTimeout=min(SQS_MAX_VISIBILITY_S, max(1, delay_s)),
         )
 
-    def dead_letter(self, body: str, reason: str) -> None:
+    def dead_letter(self, body: str, reason: str, attributes: Mapping[str, str] | None = None) -> None:
         self._sqs.send_message(
             QueueUrl=self._dead_letter_url,
             MessageBody=body,
-            MessageAttributes={"reason": {"DataType": "String", "StringValue": reason[:256]}},
+            MessageAttributes={
+                **{name: _attribute(value) for name, value in (attributes or {}).items()},
+                "reason": {"DataType": "String", "StringValue": reason[:256]},
+            },
         )

@@ -20,7 +20,7 @@ from typing import Any
 from jobwatch.app.gates import RATE_LIMIT_PAUSE_S, EndpointGate, EndpointGates
 from jobwatch.app.outbox import Outbox
 from jobwatch.app.polling import api_key_for, poll_spec
-from jobwatch.domain.cadence import held_by_upstream, is_due
+from jobwatch.domain.cadence import cycle_rotation, held_by_upstream, is_due, poll_rank
 from jobwatch.domain.errors import PollError, PollErrorKind
 from jobwatch.domain.model import TrackedJob
 from jobwatch.domain.transitions import Decision, Outcome, Policy, decide, decide_error
@@ -91,16 +91,28 @@ def policy_from(settings: PollerSettings) -> Policy:
         max_duration_s=settings.max_duration_s,
         poll_period_s=settings.poll_period_s,
         retry_after_max_s=settings.upstream_retry_after_max_s,
+        progress_write_interval_s=settings.progress_write_interval_s,
     )
 
 
 class _Cycle:
     """State of one run; split out so the per-job coroutine stays small and readable."""
 
-    def __init__(self, deps: PollerDeps, remaining_s: Callable[[], float], upstream: Upstream) -> None:
+    def __init__(
+        self,
+        deps: PollerDeps,
+        remaining_s: Callable[[], float],
+        upstream: Upstream,
+        next_tick_s: float | None = None,
+    ) -> None:
         self.deps = deps
         self.settings = deps.settings
         self.remaining_s = remaining_s
+        self.next_tick_s = next_tick_s
+        """When the schedule fires again (epoch s): no new work starts past `tick_margin_s` before it,
+        so cycles never overlap (None: no schedule, only the Lambda deadline)."""
+        self.tick_margin_s = min(self.settings.upstream_deadline_s, self.settings.poll_period_s / 4)
+        """A poll started this long before the tick ends before it (the deadline bounds every answer)."""
         self.upstream = upstream
         self.report = CycleReport()
         self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="jobwatch-io")
@@ -109,8 +121,16 @@ class _Cycle:
         self.policy = policy_from(self.settings)
         self.outbox = Outbox(deps.store, deps.publisher, deps.clock, self.report, self.executor)
 
+    def budget_s(self) -> float:
+        """Seconds during which new work may still start: before the Lambda deadline's margin and
+        before the next scheduled tick's."""
+        budget = self.remaining_s() - self.settings.deadline_margin_s
+        if self.next_tick_s is not None:
+            budget = min(budget, self.next_tick_s - self.tick_margin_s - self.deps.clock.now())
+        return budget
+
     def time_left(self) -> bool:
-        return self.remaining_s() >= self.settings.deadline_margin_s
+        return self.budget_s() >= 0
 
     async def in_thread(self, fn: Callable[[], Any]) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn)
@@ -160,7 +180,7 @@ class _Cycle:
         """Wait out a short rest of a rate-limited endpoint; False when the rest is too long."""
         while (wait := gate.resting_for()) > 0:
             too_long = wait > self.settings.upstream_retry_wait_s
-            if too_long or self.remaining_s() - wait < self.settings.deadline_margin_s:
+            if too_long or wait > self.budget_s():
                 return False
             await asyncio.sleep(wait)
         return True
@@ -268,20 +288,23 @@ class _Cycle:
             self.report.crashed += 1
 
     async def poll_all(self) -> None:
+        """Every due job, in this cycle's rotated order: when time runs out before the fleet does, the
+        jobs left are others next cycle (`cycle_rotation`)."""
         pages = self.deps.store.pollable_pages()
+        jobs: list[TrackedJob] = []
+        while (page := await self.in_thread(lambda: next(pages, None))) is not None:
+            jobs.extend(page)
+        self.report.jobs += len(jobs)
+        tick = self.next_tick_s if self.next_tick_s is not None else self.deps.clock.now()
+        rotation = cycle_rotation(tick, self.settings.poll_period_s)
         tasks: list[asyncio.Task[None]] = []
-        while True:  # poll the first page while the next one is fetched
-            page = await self.in_thread(lambda: next(pages, None))
-            if page is None:
-                break
-            self.report.jobs += len(page)
-            for job in page:
-                if held_by_upstream(job, self.deps.clock.now()):
-                    self.report.throttled += 1
-                elif self.due(job):
-                    tasks.append(asyncio.create_task(self.poll_one(job)))
-                else:
-                    self.report.skipped += 1
+        for job in sorted(jobs, key=lambda j: poll_rank(j.key, rotation)):
+            if held_by_upstream(job, self.deps.clock.now()):
+                self.report.throttled += 1
+            elif self.due(job):
+                tasks.append(asyncio.create_task(self.poll_one(job)))
+            else:
+                self.report.skipped += 1
         await asyncio.gather(*tasks)
 
     async def run(self) -> CycleReport:
@@ -312,9 +335,13 @@ _CYCLE_METRICS: tuple[tuple[Metric, Callable[[CycleReport], int]], ...] = (
 )
 
 
-async def run_cycle(deps: PollerDeps, remaining_s: Callable[[], float] = lambda: math.inf) -> CycleReport:
+async def run_cycle(
+    deps: PollerDeps, remaining_s: Callable[[], float] = lambda: math.inf, next_tick_s: float | None = None
+) -> CycleReport:
+    """One cycle; with `next_tick_s`, it takes no new work once the next scheduled cycle is near (what
+    it leaves is that cycle's: jobs not started are `deferred`, never polled twice at once)."""
     async with deps.upstream() as upstream:
-        report = await _Cycle(deps, remaining_s, upstream).run()
+        report = await _Cycle(deps, remaining_s, upstream, next_tick_s).run()
     for metric, value in _CYCLE_METRICS:
         metrics.add_metric(name=metric, unit=MetricUnit.Count, value=value(report))
     metrics.add_metric(name=Metric.CYCLE_COMPLETED, unit=MetricUnit.Count, value=1)

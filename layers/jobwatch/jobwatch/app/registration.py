@@ -486,9 +486,15 @@ def destination_problems(
 def route_problems(
     route: Route, where: str, policy: EndpointPolicy, missing: MissingSecret, email_topic: bool
 ) -> list[FieldProblem]:
-    """`destination_problems` of each destination of a route (`where`: the route's wire path, or "")."""
+    """Sources the match names that do not exist (a misspelt one would silently never match), then
+    `destination_problems` of each destination (`where`: the route's wire path, or "")."""
     prefix = f"{where}." if where else ""
     problems: list[FieldProblem] = []
+    known = source_names()
+    for index, source in enumerate(route.match.sources or []):
+        if source not in known:
+            message = f"unknown source {source!r}; valid sources: {', '.join(known)}"
+            problems.append(FieldProblem(field=f"{prefix}match.sources.{index}", message=message))
     for index, destination in enumerate(route.destinations):
         problems += destination_problems(
             destination, f"{prefix}destinations.{index}", policy, missing, email_topic

@@ -17,9 +17,7 @@ nothing; they order by `previousTransitionId` and deduplicate on `transitionId`.
 
 from __future__ import annotations
 
-import copy
-import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -36,8 +34,7 @@ from jobwatch.channels.base import (
 from jobwatch.domain.model import Event, Transition
 from jobwatch.domain.routing import EventBridgeDestination
 from jobwatch.domain.severity import HEALTH_EVENTS
-from jobwatch.render.email import MAX_EMAIL_ERROR_CHARS, MAX_NOTE_CHARS
-from jobwatch.render.view import cap_block
+from jobwatch.render.event_json import event_json, shrinking, utf8_len
 
 SOURCE = "jobwatch"
 DETAIL_TYPE_STATE = "Vector DB Job State Change"
@@ -100,22 +97,8 @@ def entry_size(entry: Mapping[str, Any]) -> int:
     """The entry's size as EventBridge counts it (UTF-8 bytes; `Time` counts 14)."""
     size = TIME_BYTES if entry.get("Time") is not None else 0
     for name in ("Source", "DetailType", "Detail"):
-        size += _utf8_len(str(entry.get(name) or ""))
-    return size + sum(_utf8_len(str(resource)) for resource in entry.get("Resources") or ())
-
-
-def _utf8_len(text: str) -> int:
-    return len(text.encode("utf-8", "replace"))
-
-
-def _json(value: Any) -> str:
-    """Compact JSON that is always valid UTF-8 (a lone surrogate from upstream becomes `?`)."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "replace").decode("utf-8")
-    return text
+        size += utf8_len(str(entry.get(name) or ""))
+    return size + sum(utf8_len(str(resource)) for resource in entry.get("Resources") or ())
 
 
 def _occurred(transition: Transition) -> datetime | None:
@@ -123,73 +106,6 @@ def _occurred(transition: Transition) -> datetime | None:
         return datetime.fromisoformat(transition.occurred_at)
     except ValueError:
         return None  # EventBridge then stamps the time it received the event
-
-
-# -- shrinking: the same steps, in the same order, as for SNS (docs/event-schema.md) ------------------
-
-
-def _snapshot_details(event: dict[str, Any], name: str) -> dict[str, Any] | None:
-    snapshot = event.get(name)
-    details = snapshot.get("details") if isinstance(snapshot, dict) else None
-    return details if isinstance(details, dict) else None
-
-
-def _drop_nested_details(name: str) -> Callable[[dict[str, Any]], None]:
-    def step(event: dict[str, Any]) -> None:
-        details = _snapshot_details(event, name)
-        if details is None:
-            return
-        nested = [key for key, value in details.items() if isinstance(value, list | dict)]
-        for key in nested:
-            del details[key]
-        if nested:
-            details["detailsTruncated"] = True
-
-    return step
-
-
-def _keep_short_scalars(name: str) -> Callable[[dict[str, Any]], None]:
-    def step(event: dict[str, Any]) -> None:
-        details = _snapshot_details(event, name)
-        if not details:
-            return
-        kept = {
-            key: value
-            for key, value in details.items()
-            if value is None
-            or isinstance(value, bool | int | float)
-            or (isinstance(value, str) and len(value) <= 256)
-        }
-        event[name]["details"] = {**kept, "detailsTruncated": True}
-
-    return step
-
-
-def _cap_texts(event: dict[str, Any]) -> None:
-    for name in ("previous", "current"):
-        snapshot = event.get(name)
-        if isinstance(snapshot, dict) and isinstance(snapshot.get("error"), str):
-            snapshot["error"] = cap_block(snapshot["error"], MAX_EMAIL_ERROR_CHARS)
-    if isinstance(event.get("note"), str):
-        event["note"] = cap_block(event["note"], MAX_NOTE_CHARS)
-
-
-_SHRINK_STEPS: tuple[Callable[[dict[str, Any]], None], ...] = (
-    _drop_nested_details("previous"),
-    _drop_nested_details("current"),
-    _keep_short_scalars("previous"),
-    _keep_short_scalars("current"),
-    _cap_texts,
-)
-
-
-def _details_that_shrink(wire: dict[str, Any]) -> Iterator[str]:
-    """The event as JSON, then ever smaller copies of it: the least useful bytes go first."""
-    yield _json(wire)
-    event = copy.deepcopy(wire)
-    for step in _SHRINK_STEPS:
-        step(event)
-        yield _json(event)
 
 
 # -- the channel ----------------------------------------------------------------------------------------
@@ -255,7 +171,7 @@ class EventBridgeChannel:
         if occurred is not None:
             entry["Time"] = occurred
         budget = MAX_ENTRY_BYTES - ENTRY_SAFETY_BYTES
-        for detail in _details_that_shrink(t.to_wire()):
+        for detail in map(event_json, shrinking(t.to_wire())):
             entry["Detail"] = detail
             if entry_size(entry) < budget:
                 break

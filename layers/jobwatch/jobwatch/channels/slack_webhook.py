@@ -1,6 +1,7 @@
 """Slack through an incoming webhook: Block Kit within Slack's limits, about one message a second.
 
-A webhook can only post (no threads, no edits). Its answers: 2xx delivered; 429 rate limited with
+A webhook can only post (no threads, no edits: the Slack app destination does those, D35).
+Its answers: 2xx delivered; 429 rate limited with
 `Retry-After`; 400/403/404/410 mean the webhook is wrong or revoked (refused for good, alarm);
 anything else, or no answer, is retried with backoff. The webhook URL is a secret: read from Secrets
 Manager by name, cached for the process, never logged.
@@ -12,10 +13,9 @@ from typing import Any, ClassVar
 
 import httpx
 
-from jobwatch.channels.base import DELIVERED, ChannelLimits, Notice, SendOutcome, SendResult
+from jobwatch.channels.base import DELIVERED, ChannelLimits, ChannelTuning, Notice, SendOutcome, SendResult
 from jobwatch.ports import Secrets, SecretUnavailableError
 from jobwatch.render.slack_blocks import render_payload, validate_payload
-from jobwatch.settings import SlackSenderSettings
 
 CLAIM_LEASE_S = 120.0
 SECRET_PAUSE_S = 60.0
@@ -35,22 +35,29 @@ def _retry_after(response: httpx.Response) -> float | None:
 class SlackWebhookChannel:
     permanent_statuses: ClassVar[frozenset[int]] = frozenset({400, 403, 404, 410})
 
-    def __init__(self, settings: SlackSenderSettings, secrets: Secrets, http: httpx.Client) -> None:
-        self._secret_name = settings.slack_webhook_secret
+    def __init__(
+        self,
+        destination_id: str,
+        secret_name: str,
+        secrets: Secrets,
+        http: httpx.Client,
+        tuning: ChannelTuning,
+    ) -> None:
+        self._secret_name = secret_name
         self._secrets = secrets
         self._http = http
         self._webhook: str | None = None
         self.limits = ChannelLimits(
-            name="slack",
+            name=destination_id,
             metric_prefix="Slack",
-            min_interval_s=settings.slack_min_interval_s,
-            max_retry_after_s=settings.slack_max_retry_after_s,
-            max_attempts=settings.slack_max_attempts,
-            retry_base_s=settings.slack_retry_base_s,
+            min_interval_s=tuning.min_interval_s,
+            max_retry_after_s=tuning.max_retry_after_s,
+            max_attempts=tuning.max_attempts,
+            retry_base_s=tuning.retry_base_s,
             claim_lease_s=CLAIM_LEASE_S,
             ordered=True,
-            order_wait_s=settings.slack_order_wait_s,
-            order_retry_s=settings.slack_order_retry_s,
+            order_wait_s=tuning.order_wait_s,
+            order_retry_s=tuning.order_retry_s,
         )
 
     def close(self) -> None:

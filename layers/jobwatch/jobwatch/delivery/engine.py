@@ -108,7 +108,7 @@ class _Batch:
     def dead_letter(self, body: str, reason: str) -> None:
         self.report.dead_lettered += 1
         self.count(ChannelMetric.PERMANENT_FAILURES)
-        self.deps.queue.dead_letter(body, reason)
+        self.deps.queue.dead_letter(body, reason, self.deps.copy_attributes(self.limits.name))
 
     def settle(self, transition: Transition, state: str, detail: str = "") -> None:
         self.deps.ledger.finish(

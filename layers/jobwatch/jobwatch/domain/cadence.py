@@ -62,3 +62,26 @@ def is_due(job: TrackedJob, now_s: float, period_s: float) -> bool:
         return True
     slot = int(now_s // period_s)
     return (slot + _offset(job.key, every)) % every == 0
+
+
+def next_tick(now_s: float, scheduled_s: float | None, period_s: float) -> float:
+    """When the schedule fires next: one period after this run's scheduled time (or after now, for a
+    run without one). A run that started late gets less time, never the next run's."""
+    return (now_s if scheduled_s is None else min(scheduled_s, now_s)) + period_s
+
+
+_GOLDEN = (5**0.5 - 1) / 2
+
+
+def cycle_rotation(tick_s: float, period_s: float) -> float:
+    """Where on the ring of jobs this cycle starts (0..1): the golden-ratio sequence over tick numbers,
+    so consecutive cycles start far apart and a fleet larger than one cycle's capacity is covered
+    within a few cycles (with no per-poll writes to remember who waited)."""
+    tick_number = int(tick_s // max(period_s, 1.0))
+    return (tick_number * _GOLDEN) % 1.0
+
+
+def poll_rank(key: str, rotation: float) -> float:
+    """A job's place in this cycle's order: its fixed spot on the ring, counted from the rotation."""
+    spot = int(hashlib.blake2b(key.encode(), digest_size=4).hexdigest(), 16) / 2**32
+    return (spot - rotation) % 1.0

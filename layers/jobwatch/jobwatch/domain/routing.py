@@ -21,6 +21,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from jobwatch.domain.model import Event, JobSpec, Transition, WireModel
+from jobwatch.domain.safe_regex import regex_problem
 from jobwatch.domain.severity import SEVERITIES, severity_for
 from jobwatch.domain.text import unsafe_character
 
@@ -78,6 +79,8 @@ class LabelMatch(WireModel):
                 re.compile(self.value)
             except re.error as exc:
                 raise ValueError(f"invalid regular expression {self.value!r}: {exc}") from None
+            if (problem := regex_problem(self.value)) is not None:
+                raise ValueError(f"regular expression {self.value!r} refused: {problem} (D38)")
         return self
 
     def test(self, labels: dict[str, str]) -> bool:

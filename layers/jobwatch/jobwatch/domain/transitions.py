@@ -49,6 +49,9 @@ class Policy:
     poll_period_s: float = 60.0
     """The schedule's period: a `Retry-After` shorter than this is honoured by the schedule itself."""
     retry_after_max_s: float = 3600.0
+    progress_write_interval_s: float = 300.0
+    """A running job whose only news is moved counters (progress, rows, details) is written at most
+    this often (bounded writes, D40); 0 writes every change."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,9 +207,28 @@ def decide(job: TrackedJob, seen: Snapshot, now_iso: str, policy: Policy | None 
     health = _health_after_success(job.health, now_iso)
     for rule in _SUCCESS_RULES:
         health = rule(poll, health)
-    if not poll.out.items and not poll.snapshot_changed and health == job.health:
+    news = poll.out.items or health != job.health
+    if not news and (not poll.snapshot_changed or _only_counters_moved_recently(poll)):
         return Decision(Outcome.UNCHANGED)
     return Decision(Outcome.WRITE, seen, health, poll.snapshot_changed, tuple(poll.out.items))
+
+
+def _only_counters_moved_recently(poll: _SuccessfulPoll) -> bool:
+    """Counters moved (progress, rows, details) but nothing a person is told about, and the stored
+    snapshot is younger than the write interval: the write waits (D40). The interval stays well under
+    the stall threshold, so a job that keeps moving never looks stalled from what is stored."""
+    stored = poll.job.snapshot
+    if stored is None or poll.seen.phase is not Phase.RUNNING:
+        return False
+    same_words = (stored.phase, stored.status, stored.status_known, stored.error) == (
+        poll.seen.phase,
+        poll.seen.status,
+        poll.seen.status_known,
+        poll.seen.error,
+    )
+    interval = min(poll.policy.progress_write_interval_s, _stall_after(poll.job, poll.policy) / 4)
+    age = _seconds_between(poll.job.changed_at, poll.now_iso)
+    return same_words and age is not None and age < interval
 
 
 def _ignored_because(job: TrackedJob, seen: Snapshot) -> str | None:

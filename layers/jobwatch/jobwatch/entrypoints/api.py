@@ -16,6 +16,7 @@ from jobwatch.app.operations import Operations
 from jobwatch.domain.endpoints import EndpointPolicy
 from jobwatch.domain.routing import default_routes
 from jobwatch.entrypoints.wiring import CLOCK, job_store, watch_store
+from jobwatch.observability import Metric, MetricUnit, metrics
 from jobwatch.settings import ApiSettings, SettingsError, env_name
 
 
@@ -52,5 +53,13 @@ def cold_start() -> Operations:
 
 
 def handle(event: dict[str, Any], context: Any, operations: Operations) -> dict[str, Any]:
-    """One API Gateway proxy event through the routes."""
-    return routes.handler(event, context, operations)
+    """One API Gateway proxy event through the routes, counted by outcome (4xx: a caller's mistake,
+    5xx: ours)."""
+    response = routes.handler(event, context, operations)
+    status = int(response.get("statusCode", 500))
+    metrics.add_metric(name=Metric.API_REQUESTS, unit=MetricUnit.Count, value=1)
+    if 400 <= status < 500:
+        metrics.add_metric(name=Metric.API_CLIENT_ERRORS, unit=MetricUnit.Count, value=1)
+    elif status >= 500:
+        metrics.add_metric(name=Metric.API_SERVER_ERRORS, unit=MetricUnit.Count, value=1)
+    return response

@@ -12,6 +12,8 @@ from jobwatch.adapters import aws
 from jobwatch.adapters.http.upstream import HttpUpstream
 from jobwatch.adapters.sns import SnsPublisher
 from jobwatch.app.poll_cycle import CycleReport, PollerDeps, run_cycle
+from jobwatch.domain.cadence import next_tick
+from jobwatch.domain.humanize import parse_timestamp
 from jobwatch.entrypoints.wiring import CLOCK, job_store, remaining, secret_resolver, watch_store
 from jobwatch.observability import logger
 from jobwatch.settings import PollerSettings
@@ -23,6 +25,12 @@ class ScheduleInput(BaseModel):
     model_config = ConfigDict(extra="ignore")
     scheduledTime: str | None = None
     executionId: str | None = None
+
+    def scheduled_epoch(self) -> float | None:
+        """The tick this run belongs to; None when absent or not a timestamp (a manual invocation, or
+        a placeholder Scheduler did not resolve)."""
+        parsed = parse_timestamp(self.scheduledTime)
+        return None if parsed is None else parsed.timestamp()
 
 
 def wire(settings: PollerSettings) -> PollerDeps:
@@ -49,4 +57,5 @@ def run(deps: PollerDeps, event: Mapping[str, Any] | None, context: Any) -> Cycl
         "poll cycle starting",
         extra={"scheduledTime": schedule.scheduledTime, "executionId": schedule.executionId},
     )
-    return asyncio.run(run_cycle(deps, remaining(context)))
+    tick = next_tick(deps.clock.now(), schedule.scheduled_epoch(), deps.settings.poll_period_s)
+    return asyncio.run(run_cycle(deps, remaining(context), next_tick_s=tick))
