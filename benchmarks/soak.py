@@ -1,12 +1,16 @@
 """Fault-injection soak (`make soak`): thousands of random job stories under faults, then invariants.
 
 Runs `jobwatch_devkit.faultlab` (see its docstring for what is injected and checked) against a moto
-server subprocess, in-process upstream simulators and an in-process Slack sink. Progress goes to
-stderr; the last line on stdout is one JSON object (`schedules`, `transitions`, `delivered`, `lost`,
-`duplicated`, `false_alerts`, ...). Exit status 1 when any invariant failed.
+server subprocess, in-process upstream simulators, an in-process Slack sink (webhook) and, behind the
+lab's stored routes, a second sink (Slack app channels, Web API), a signed-webhook receiver and an
+EventBridge bus on moto. Progress goes to stderr; the last line on stdout is one JSON object
+(`schedules`, `transitions`, `deliveries_expected`, `delivered`, `lost`, `duplicated`, `false_alerts`,
+`destinations` with per-destination invariants and `ok` flags, ...). Exit status 1 when any invariant
+failed.
 
 Environment: SOAK_SCHEDULES (default 3000), SOAK_ROUND (schedules per round, default 250),
-SOAK_SEED (default 1), SOAK_SIMULATORS (upstream endpoints, default 8).
+SOAK_SEED (default 1), SOAK_SIMULATORS (upstream endpoints, default 8), SOAK_ROUTES (default 1; 0:
+no stored routes, so only the default Slack webhook and e-mail).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ SCHEDULES = int(os.environ.get("SOAK_SCHEDULES", "3000"))
 PER_ROUND = int(os.environ.get("SOAK_ROUND", "250"))
 SEED = int(os.environ.get("SOAK_SEED", "1"))
 SIMULATORS = int(os.environ.get("SOAK_SIMULATORS", "8"))
+ROUTES = os.environ.get("SOAK_ROUTES", "1") not in ("0", "false", "no")
 
 
 def _reset_moto(url: str) -> None:
@@ -42,6 +47,7 @@ def main() -> int:
         rounds=rounds,
         schedules_per_round=per_round,
         simulators=SIMULATORS,
+        routes=ROUTES,
         progress=print_progress,
     )
     print_progress(f"soak: {rounds} rounds x {per_round} schedules, seed {SEED}")

@@ -101,6 +101,7 @@ def test_readme_local_operation_and_api_blocks_run_verbatim(tmp_path: Path) -> N
         assert re.search(r"^tracking zilliz-import-v1\.\S+ \(zilliz-import-v1 job-123\)$", out, re.M)
         assert re.search(r"^zilliz-import-v1\.\S+\s+job-123\s", out, re.M), "list shows the tracked job"
         assert re.search(r"^deliver: delivered=[1-9]", out, re.M), out
+        assert "job-123 succeeded" in out, "follow exited 0 once the job SUCCEEDED"
         assert '"jobId": "101"' in out or '"jobId":"101"' in out, "POST /jobs answered with the job"
         assert "job-456" in out, "discover tracked the watched cluster's other import"
 

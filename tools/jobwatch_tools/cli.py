@@ -91,13 +91,16 @@ def _notify_fields(args: argparse.Namespace) -> dict[str, Any] | None:
     return notify or None
 
 
-def _snapshot_text(snapshot: Snapshot) -> str:
+def _snapshot_text(snapshot: Snapshot, eta: str = "") -> str:
+    """The snapshot as `label: value` lines; `eta` (a tracked job's estimate in words) under progress."""
     from jobwatch.domain.humanize import format_progress
 
     lines = [f"phase:     {snapshot.phase.value}", f"status:    {snapshot.status}"]
     if not snapshot.status_known:
         lines.append("           (status unknown to jobwatch: treated as RUNNING, never alerted on)")
     lines.append(f"progress:  {format_progress(snapshot.progress)}")
+    if eta:
+        lines.append(f"eta:       {eta}")
     if snapshot.started_at:
         lines.append(f"started:   {snapshot.started_at}")
     if snapshot.completed_at:
@@ -161,11 +164,11 @@ def cmd_track(args: argparse.Namespace) -> int:
     return 0
 
 
-JOB_COLUMNS = ["KEY", "JOB ID", "PHASE", "PROGRESS", "UPDATED", "LABELS"]
+JOB_COLUMNS = ["KEY", "JOB ID", "PHASE", "PROGRESS", "ETA", "UPDATED", "LABELS"]
 
 
 def _job_row(job: JobResource, now: datetime) -> list[str]:
-    from jobwatch_tools.terminal import progress_cell, relative_time
+    from jobwatch_tools.terminal import progress_cell, relative_time, stored_eta_text
 
     snap = job.snapshot
     labels = ",".join(f"{k}={v}" for k, v in sorted(job.spec.labels.items()))
@@ -174,6 +177,7 @@ def _job_row(job: JobResource, now: datetime) -> list[str]:
         job.spec.job_id,
         snap.phase.value if snap else "(not polled yet)",
         progress_cell(snap.progress) if snap else "",
+        stored_eta_text(job.eta, None, now) or ("-" if job.eta_note else ""),
         relative_time(job.updated_at, now),
         labels,
     ]
@@ -260,10 +264,17 @@ def cmd_show(args: argparse.Namespace) -> int:
     if spec.labels:
         print("labels:    " + ",".join(f"{k}={v}" for k, v in sorted(spec.labels.items())))
     print(f"tracked:   {job.created_at} (updated {job.updated_at}, version {job.version})")
-    print(_snapshot_text(job.snapshot) if job.snapshot else "phase:     (not polled yet)")
+    print(_snapshot_text(job.snapshot, _eta_text(job)) if job.snapshot else "phase:     (not polled yet)")
     for transition in job.recent_transitions or []:
         print(f"  {transition.occurred_at}  {transition.event:<10} {transition.transition_id}")
     return 0
+
+
+def _eta_text(job: JobResource) -> str:
+    """`14:32 UTC (in 23 min)` or `no estimate (why)` for a running job; empty otherwise."""
+    from jobwatch_tools.terminal import stored_eta_text
+
+    return stored_eta_text(job.eta, job.eta_note, datetime.now(UTC))
 
 
 def cmd_untrack(args: argparse.Namespace) -> int:
@@ -596,18 +607,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("show", help="one job with its recent transitions (same as GET /jobs/KEY)")
-    p.add_argument("key", metavar="JOB", help=JOB_REF_HELP)
-    p.add_argument("--json", action="store_true", help=JSON_HELP)
-    p.set_defaults(func=cmd_show)
-
-    p = sub.add_parser("untrack", help="stop tracking a job (same as DELETE /jobs/KEY)")
-    p.add_argument("key", metavar="JOB", help=JOB_REF_HELP)
-    p.set_defaults(func=cmd_untrack)
-
-    p = sub.add_parser("test", help="send a test notification for a job (same as POST /jobs/KEY/test)")
-    p.add_argument("key", metavar="JOB", help=JOB_REF_HELP)
-    p.set_defaults(func=cmd_test)
+    one_job: list[tuple[str, str, Callable[[argparse.Namespace], int], bool]] = [
+        ("show", "one job with its recent transitions (same as GET /jobs/KEY)", cmd_show, True),
+        ("untrack", "stop tracking a job (same as DELETE /jobs/KEY)", cmd_untrack, False),
+        ("test", "send a test notification for a job (same as POST /jobs/KEY/test)", cmd_test, False),
+    ]
+    for name, what, command, has_json in one_job:
+        p = sub.add_parser(name, help=what)
+        p.add_argument("key", metavar="JOB", help=JOB_REF_HELP)
+        if has_json:
+            p.add_argument("--json", action="store_true", help=JSON_HELP)
+        p.set_defaults(func=command)
 
     _add_follow_parser(sub)
 

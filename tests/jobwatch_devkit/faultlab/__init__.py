@@ -1,4 +1,4 @@
-"""Fault-injection engine: random job stories against the real poller and Slack sender, then invariants.
+"""Fault-injection engine: random job stories against the real poller and notifier, then invariants.
 
 This is the proof of issue 3 ("nothing lost, nothing doubled, nothing false"). One *round* registers
 N random *schedules* (one job each) in one `LocalDeployment` (moto server + upstream simulators + Slack
@@ -67,6 +67,16 @@ Faults besides upstream ones (per cycle, from the seed)
       SNS took them, and batches processed twice or by two senders at once.
     - SQS: the SNS envelope of an earlier message re-sent to the Slack queue; a received batch processed
       twice before deletion; a batch processed by two senders concurrently (live-lease path).
+    - Routed destinations (`LabConfig.routes`, on by default; `destinations`, `rig`): each round stores
+      routes through the route store that send transitions, by label and event matches and past a
+      `continue: false` route, to two Slack app channels (bot token in Secrets Manager, a second sink's
+      Web API), a signed webhook (`webhook_receiver`, which verifies every signature), the stack's
+      EventBridge bus (read through a rule with an SQS target), the default Slack webhook and e-mail.
+      Their faults: Slack Web API `ok: false` errors, 5xx, 429 `ratelimited`, dropped connections and
+      calls that took effect unanswered (`slack-app:*`); PutEvents entries failing with
+      `FailedEntryCount` (internal failure, throttling) and calls failing before or after the put
+      (`eventbridge:*`); webhook 5xx, 429, dropped connections, answers past the poster's deadline
+      (timeouts after the receiver took the event) and slow answers (`webhook:*`).
     Time is one fake clock (`PollerDeps.clock` / `now_iso`): 120 s per poll cycle, so outbox backoff
     progresses without sleeping (adaptive polling is off), and the Slack sender runs between cycles,
     one batch per second. SQS visibility is kept in that time too: a record the sender reported as
@@ -83,11 +93,20 @@ Faults besides upstream ones (per cycle, from the seed)
     until the outbox and the Slack queue are empty (settling).
 
 Invariants (`invariants.RoundResult`, checked at the end of each round)
-    - transitions: expected events (sum over jobs); delivered: those shown in Slack.
-    - lost: expected events never shown in Slack (including ones never published, or dead-lettered).
-    - duplicated: extra *clean* Slack posts per transitionId (the id is in the message's context block).
-      SNS duplicates are allowed (at-least-once) and reported as `sns_redeliveries`.
-    - false_alerts: distinct transitions seen on SNS or in Slack that match no expected event.
+    - transitions: expected events (sum over jobs); deliveries_expected: (event, destination) pairs
+      where the routes (the pure `jobwatch.domain.routing` router on the ground truth) send them;
+      delivered: those shown at their destination.
+    - destinations: per destination (`routed.Tally`, with an `ok` flag): expected, delivered, lost,
+      duplicated (copies beyond the first that the sender saw succeed), ambiguous (copies whose answer
+      was lost: counted apart, never as duplicated), false (shown there but not routed there, or not
+      a transition that happened), out_of_order (job stories whose first copies arrived out of
+      recorded order; not held against the unordered EventBridge and e-mail channels), dead_lettered,
+      refused (malformed or unauthentic sends).
+    - lost / duplicated: the sums over destinations (an expected event never published is lost at
+      every destination it would have gone to). SNS duplicates are allowed (at-least-once) and
+      reported as `sns_redeliveries`.
+    - false_alerts: distinct transitions seen on SNS that match no expected event, plus every
+      destination's false ones.
     - emails_expected / emailed / email_lost / email_false / email_duplicated: routed transitions, those
       that reached the e-mail topic, those that did not, e-mails for anything else, and extra copies
       beyond the ones explained by a publish whose answer was lost (`email_ambiguous`).
@@ -121,6 +140,8 @@ runs of one seed; the invariants must hold for every interleaving.
 
 Layout
     `config` (`LabConfig`, `lab_env`), `schedules` (job stories per source and their ground truth),
+    `destinations` (the lab's routes and each destination type's faults), `rig` (one round's routed
+    destinations: routes stored, bus tap, channels, what arrived), `routed` (per-destination tallies),
     `injectors` (what is injected around the poller, SNS, DynamoDB, SQS, Slack and e-mail, and the
     clients of a warm container), `rounds` (the round driver: plans, runs, advancing the scripts,
     settling), `drains` (the Slack and e-mail senders between cycles, in fake time), `invariants` (the
@@ -132,6 +153,7 @@ from __future__ import annotations
 
 from ..fakes import FakeClock
 from .config import LabConfig, lab_env, print_progress
+from .destinations import lab_routes
 from .drains import Drains
 from .injectors import (
     CLIENT_CONFIG,
@@ -145,14 +167,15 @@ from .injectors import (
     FaultStore,
     FlakyPublisher,
     InjectedAwsError,
-    InstantRetry,
     RunFaults,
     VisibilitySpy,
     dynamodb_client,
 )
 from .invariants import EMAILED_EVENTS, TID_IN_SLACK, RoundResult
 from .lab import DeploymentFactory, FaultLab
+from .rig import RouteRig
 from .rounds import POLL_ERROR_KINDS, CyclePlan, Round, RunResult
+from .routed import Seen, Tally
 from .schedules import (
     ALL_EVENTS,
     BACKEND,
@@ -191,19 +214,22 @@ __all__ = [
     "FaultStore",
     "FlakyPublisher",
     "InjectedAwsError",
-    "InstantRetry",
     "LabConfig",
     "PlannedStep",
     "Round",
     "RoundResult",
+    "RouteRig",
     "RunFaults",
     "RunResult",
     "Schedule",
+    "Seen",
     "StateMaker",
+    "Tally",
     "VisibilitySpy",
     "dynamodb_client",
     "expected_story",
     "lab_env",
+    "lab_routes",
     "make_schedule",
     "print_progress",
 ]

@@ -20,6 +20,12 @@ class LabConfig:
     """Upstream read timeout of the deployment; hangs are drawn around it. The simulators share the
     GIL with the poller's I/O threads, so on a small machine a shorter one turns good answers into
     timeouts now and then (reported as `spurious_poll_errors`)."""
+    upstream_deadline_s: float = 2.0
+    """Total deadline of one poll (connect, headers, whole body): what ends a slow drip. Above the
+    longest hang drawn (1.5 x the read timeout), so hangs still end as timeouts."""
+    slow_drip_s: float = 0.25
+    """A slow fault sends one byte this often: well within the read timeout, so only the total
+    deadline ends it (as TOO_SLOW)."""
     unreachable_after: int = 3
     lost_after: int = 3
     cycle_s: float = 120.0
@@ -44,8 +50,22 @@ class LabConfig:
     p_resend: float = 0.15
     p_twice: float = 0.12
     p_concurrent: float = 0.08
+    retrack_every: int = 2
+    """Every this many rounds (the 2nd, 4th, ...), jobs whose story ended are untracked and tracked
+    again with a new story (0: never)."""
+    p_retrack: float = 0.35
+    """In such a round, the chance that a job whose story ended gets a second life."""
     settle_fault_cycles: int = 3
     max_cycles: int = 200
+    routes: bool = True
+    """Store the lab's routes (`destinations.lab_routes`: every destination type) in each round;
+    False: none, so the deployment's defaults apply (Slack webhook and e-mail only)."""
+    p_app_script: float = 0.2
+    """Chance per batch of scripted Slack Web API failures (`destinations.APP_FAULTS`)."""
+    p_hook_script: float = 0.15
+    """Chance per batch of scripted webhook receiver failures (`destinations.HOOK_FAULTS`)."""
+    bus_error_p: float = 0.08
+    """Share of PutEvents calls that fail (`destinations.BUS_FAULTS`) while faults are on."""
     progress: Callable[[str], None] | None = None
 
 
@@ -53,6 +73,7 @@ def lab_env(config: LabConfig) -> dict[str, str]:
     """Settings of the deployment under test (extra_env of `LocalDeployment`)."""
     return {
         "JOBWATCH_READ_TIMEOUT_S": str(config.read_timeout_s),
+        "JOBWATCH_UPSTREAM_DEADLINE_S": str(config.upstream_deadline_s),
         "JOBWATCH_CONNECT_TIMEOUT_S": "1",
         "JOBWATCH_ADAPTIVE_POLLING": "false",
         "JOBWATCH_UNREACHABLE_AFTER": str(config.unreachable_after),

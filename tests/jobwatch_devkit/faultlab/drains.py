@@ -1,9 +1,9 @@
-"""The senders' side of a round: the Slack and e-mail queues fed through the real delivery engine
-between poll cycles, with SQS and Slack faults, in fake time; what SNS delivered to an ordinary
-subscriber; the queues' depth and dead letters for the invariants.
+"""The notifier's side of a round: the notify queue fed through the real notifier (routes, then one
+delivery engine per destination) between poll cycles, with SQS, Slack and SNS faults, in fake time;
+what SNS delivered to an ordinary subscriber; the queue's depth and dead letters for the invariants.
 
-Time is the round's fake clock: each Slack batch takes a second, a record the sender failed comes
-back when the visibility it asked for (or the queue's default) has passed, and a copy it sent with
+Time is the round's fake clock: each batch takes a second, a record the notifier failed comes back
+when the visibility it asked for (or the queue's default) has passed, and a copy it sent with
 DelaySeconds is sent when that delay has passed (`VisibilitySpy`). Every offer is a real SQS receive,
 so the redrive policy applies as in AWS.
 """
@@ -22,22 +22,25 @@ import httpx
 
 from jobwatch.adapters.dynamodb.jobs import DynamoJobStore
 from jobwatch.adapters.dynamodb.ledger import DynamoDeliveryLedger
+from jobwatch.adapters.dynamodb.routes import DynamoRouteStore
 from jobwatch.adapters.sns import SnsEmailPublisher
 from jobwatch.adapters.sqs import SqsDeliveryQueue
-from jobwatch.channels.email import EmailChannel
-from jobwatch.channels.slack_webhook import SlackWebhookChannel
-from jobwatch.delivery.engine import DeliveryDeps, deliver_batch
+from jobwatch.app.routing import Router, RoutingRecord
+from jobwatch.delivery.engine import DeliveryDeps
 from jobwatch.delivery.envelope import transition_from_sqs_body
+from jobwatch.delivery.notifier import DESTINATION_ATTRIBUTE, Notifier
 from jobwatch.delivery.records import BatchReport, record_from_message
 from jobwatch.domain.model import Transition
+from jobwatch.entrypoints.notifier import ChannelBook, defaults_of
 from jobwatch.observability import metrics
 
 from ..fakes import FakeClock
 from ..harness import LocalDeployment
 from ..slack_sink import SlackSink
 from .config import LabConfig
-from .injectors import CLIENT_CONFIG, SINK_FAULTS, Container, EmailTopic, InstantRetry, VisibilitySpy
-from .invariants import RoundResult
+from .injectors import CLIENT_CONFIG, SINK_FAULTS, Container, EmailTopic, VisibilitySpy
+from .invariants import LeakScanner, RoundResult
+from .rig import RouteRig
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -46,14 +49,16 @@ if TYPE_CHECKING:
 __all__ = ["Drains"]
 
 Mode = Literal["once", "twice", "concurrent"]
-"""How a received batch is processed: once, twice before deletion, or by two senders at once."""
+"""How a received batch is processed: once, twice before deletion, or by two notifiers at once."""
 Turn = Literal["idle", "waited", "batch"]
-"""One turn of the Slack drain: nothing left before `until`, the clock moved to a release, a batch."""
+"""One turn of the drain: nothing left before `until`, the clock moved to a release, a batch."""
+DeadLetter = tuple[str, str, str]
+"""(transition id, why, destination id or "" when the message named none) of one dead letter."""
 
 
 class Drains:
-    """Feeds the Slack and e-mail queues of one round through the senders' code (see the module
-    docstring); owns the round's HTTP clients for Slack, the e-mail topic and the lab's SQS bookkeeping."""
+    """Feeds the notify queue of one round through the notifier's code (see the module docstring);
+    owns the round's HTTP clients for Slack, the e-mail topic and the lab's SQS bookkeeping."""
 
     def __init__(
         self,
@@ -69,6 +74,8 @@ class Drains:
         containers: tuple[Container, Container],
         session: boto3.session.Session,
         sqs: SQSClient,
+        scanner: LeakScanner | None = None,
+        rig: RouteRig | None = None,
     ) -> None:
         self.config = config
         self.number = number
@@ -82,6 +89,10 @@ class Drains:
         self.settings = deployment.settings
         self.containers = containers
         self.sqs = sqs
+        self.rig = rig
+        """The round's routed destinations (None: no stored routes, the defaults apply)."""
+        self.scanner = scanner or LeakScanner()
+        """Every queue body and SNS message the drains read is searched for API keys."""
         self.bodies: deque[str] = deque(maxlen=500)
         self.sns_seen: list[Transition] = []
         self.sleeps: list[float] = []
@@ -97,7 +108,7 @@ class Drains:
         self.http2 = httpx.Client(timeout=httpx.Timeout(5.0, connect=3.0), follow_redirects=False)
         self.queue_visibility_s = float(
             self.sqs.get_queue_attributes(
-                QueueUrl=self.settings.slack_queue_url, AttributeNames=["VisibilityTimeout"]
+                QueueUrl=self.settings.notify_queue_url, AttributeNames=["VisibilityTimeout"]
             )["Attributes"]["VisibilityTimeout"]
         )
 
@@ -108,9 +119,9 @@ class Drains:
     # -- queues -----------------------------------------------------------------------------------------
 
     def queue_depth(self) -> int:
-        """Messages on the Slack queue: visible, in flight, delayed (by SQS or by the lab)."""
+        """Messages on the notify queue: visible, in flight, delayed (by SQS or by the lab)."""
         attributes = self.sqs.get_queue_attributes(
-            QueueUrl=self.settings.slack_queue_url,
+            QueueUrl=self.settings.notify_queue_url,
             AttributeNames=[
                 "ApproximateNumberOfMessages",
                 "ApproximateNumberOfMessagesNotVisible",
@@ -134,6 +145,7 @@ class Drains:
             if not messages:
                 return
             for message in messages:
+                self.scanner.scan("an SNS message", message["Body"])
                 envelope = json.loads(message["Body"])
                 self.sns_seen.append(Transition.model_validate_json(envelope["Message"]))
             self.sqs.delete_message_batch(
@@ -141,9 +153,9 @@ class Drains:
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
             )
 
-    def read_dlq(self, url: str) -> list[tuple[str, str]]:
-        """(transition id, why) of each message on the Slack dead-letter queue (drains it)."""
-        out: list[tuple[str, str]] = []
+    def read_dlq(self, url: str) -> list[DeadLetter]:
+        """Each message on the notify dead-letter queue (drains it)."""
+        out: list[DeadLetter] = []
         while True:
             messages = self.sqs.receive_message(
                 QueueUrl=url,
@@ -155,11 +167,13 @@ class Drains:
             if not messages:
                 return out
             for m in messages:
+                self.scanner.scan("a dead letter", m["Body"])
                 tid = transition_from_sqs_body(m["Body"]).transition_id
-                attribute = m.get("MessageAttributes", {}).get("reason")
-                reason = None if attribute is None else attribute.get("StringValue")
+                attributes: dict[str, Any] = dict(m.get("MessageAttributes", {}))
+                reason = attributes.get("reason", {}).get("StringValue")
+                destination = str(attributes.get(DESTINATION_ATTRIBUTE, {}).get("StringValue", ""))
                 receives = m.get("Attributes", {}).get("ApproximateReceiveCount")
-                out.append((tid, f"{reason or 'redrive'}, received {receives} times"))
+                out.append((tid, f"{reason or 'redrive'}, received {receives} times", destination))
             self.sqs.delete_message_batch(
                 QueueUrl=url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
@@ -184,22 +198,36 @@ class Drains:
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
             )
 
-    # -- Slack ------------------------------------------------------------------------------------------
+    # -- the notifier -----------------------------------------------------------------------------------
 
-    def _slack_sender(
-        self, http: httpx.Client, spy: VisibilitySpy, dynamodb: DynamoDBClient
-    ) -> tuple[SlackWebhookChannel, DeliveryDeps]:
-        """The Slack sender as one container builds it, over the lab's SQS spy and fake clock."""
+    def _notifier(self, http: httpx.Client, spy: VisibilitySpy, container: Container) -> Notifier:
+        """The notifier as one container builds it, over the lab's SQS spy, HTTP client, faulty e-mail
+        topic and fake clock (routes: the stored ones, or the defaults)."""
         settings = self.settings
-        channel = SlackWebhookChannel(settings, self.containers[0].secrets, http)
+        dynamodb: DynamoDBClient = container.dynamodb
+        ledger = DynamoDeliveryLedger(dynamodb, settings.table)
+        router = Router(DynamoRouteStore(dynamodb, settings.table), defaults_of(settings), self.clock, 0.0)
         deps = DeliveryDeps(
-            ledger=DynamoDeliveryLedger(dynamodb, settings.table),
-            queue=SqsDeliveryQueue(cast("SQSClient", spy), settings.slack_queue_url, settings.slack_dlq_url),
+            ledger=ledger,
+            queue=SqsDeliveryQueue(
+                cast("SQSClient", spy), settings.notify_queue_url, settings.notify_dlq_url
+            ),
             clock=self.clock,  # waits for a predecessor and their leases are in fake time too
             standing=DynamoJobStore(dynamodb, settings.table).transition_standing,
             sleep=self.sleeps.append,  # in-process Retry-After waits cost no wall time
         )
-        return channel, deps
+        book = (
+            ChannelBook(
+                settings,
+                container.secrets,
+                settings.slack_api_url,
+                email_publisher=self.email_topic,
+                http=http,
+            )
+            if self.rig is None
+            else self.rig.book(container, http, self.email_topic)
+        )
+        return Notifier(RoutingRecord(ledger, router, self.clock), book, deps)
 
     def _release_due(self) -> None:
         """Records whose (fake) visibility timeout or delay has passed become visible."""
@@ -207,7 +235,7 @@ class Drains:
         for receipt in due:
             del self.hidden[receipt]
             self.sqs.change_message_visibility(
-                QueueUrl=self.settings.slack_queue_url, ReceiptHandle=receipt, VisibilityTimeout=0
+                QueueUrl=self.settings.notify_queue_url, ReceiptHandle=receipt, VisibilityTimeout=0
             )
         ready = [entry for entry in self.delayed if entry[0] <= self.clock.at]
         for entry in ready:
@@ -218,20 +246,23 @@ class Drains:
         times = list(self.hidden.values()) + [at for at, _ in self.delayed]
         return min(times) if times else None
 
-    def drain_slack(self, *, until: float | None, faults: bool, max_batches: int | None = None) -> None:
-        """Feed the Slack queue through the sender's code, with SQS and Slack faults; then the e-mail
-        queue; then read SNS.
+    def drain(self, *, until: float | None, faults: bool, max_batches: int | None = None) -> None:
+        """Feed the notify queue through the notifier's code, with SQS, Slack and SNS faults; then read
+        what SNS delivered.
 
-        Time is the fake clock: each batch takes a second, a record the sender failed comes back when
-        the visibility it asked for (or the queue's default) has passed, and the drain runs until
+        Time is the fake clock: each batch takes a second, a record the notifier failed comes back
+        when the visibility it asked for (or the queue's default) has passed, and the drain runs until
         `until` (the next poll cycle) or, with None, until the queue is empty.
         """
-        queue = self.settings.slack_queue_url
+        queue = self.settings.notify_queue_url
         spy = VisibilitySpy(self.sqs, self.clock.now, self.delayed)
-        channel, deps = self._slack_sender(self.http, spy, self.containers[0].dynamodb)
+        self.email_topic.faults = faults
+        if self.rig is not None:
+            self.rig.bus.faults = faults
+        notifier = self._notifier(self.http, spy, self.containers[0])
         batches = 0
         for _ in range(20_000):
-            turn = self._slack_step(queue, until, faults, spy, channel, deps)
+            turn = self._step(queue, until, faults, spy, notifier)
             if turn == "idle":
                 break
             if turn == "waited":
@@ -242,18 +273,11 @@ class Drains:
             if max_batches is not None and batches >= max_batches:
                 break
         else:
-            self.result.problems.append(f"round {self.number}: Slack drain did not end")
-        self.drain_email(faults)
+            self.result.problems.append(f"round {self.number}: notify drain did not end")
         self.capture()
 
-    def _slack_step(
-        self,
-        queue: str,
-        until: float | None,
-        faults: bool,
-        spy: VisibilitySpy,
-        channel: SlackWebhookChannel,
-        deps: DeliveryDeps,
+    def _step(
+        self, queue: str, until: float | None, faults: bool, spy: VisibilitySpy, notifier: Notifier
     ) -> Turn:
         """Release what is due, then offer one batch; with none, move the clock to the next release."""
         self._release_due()
@@ -264,24 +288,25 @@ class Drains:
                 return "idle"
             self.clock.at = max(self.clock.at, next_at)
             return "waited"
-        self._offer_slack(queue, messages, faults, spy, channel, deps)
+        self._offer(queue, messages, faults, spy, notifier)
         return "batch"
 
-    def _offer_slack(
+    def _offer(
         self,
         queue: str,
         messages: list[dict[str, Any]],
         faults: bool,
         spy: VisibilitySpy,
-        channel: SlackWebhookChannel,
-        deps: DeliveryDeps,
+        notifier: Notifier,
     ) -> None:
-        """One received batch through the sender (as `mode` says); delete what it settled, hide the rest."""
+        """One received batch through the notifier (as `mode` says); delete what it settled, hide the rest."""
         records = [record_from_message(dict(m)) for m in messages]
-        mode: Mode = self._slack_faults(queue) if faults else "once"
+        mode: Mode = self._batch_faults(queue) if faults else "once"
         self.bodies.extend(m["Body"] for m in messages)
+        for m in messages:
+            self.scanner.scan("a notify queue message", m["Body"])
         event = {"Records": records}
-        reports = self._deliver_slack(event, mode, channel, deps, spy)
+        reports = self._deliver(event, mode, notifier, spy)
         self.result.slack_deferred += sum(r.deferred for r in reports)
         self.result.slack_collapsed += sum(r.collapsed for r in reports)
         self.result.order_waits_expired += sum(r.order_waits_expired for r in reports)
@@ -292,7 +317,7 @@ class Drains:
         metrics.clear_metrics()  # Powertools would flush EMF lines to stdout after 100 values
         self.clock.at += 1.0
 
-    def _slack_faults(self, queue: str) -> Mode:
+    def _batch_faults(self, queue: str) -> Mode:
         """Slack sink scripts and a resent SNS envelope before a batch; how the batch is processed."""
         rng, config = self.rng, self.config
         # Scripted answers wait for the next posts; while a job's later transitions only wait
@@ -302,6 +327,8 @@ class Drains:
             names = rng.choices(list(SINK_FAULTS), weights=list(SINK_FAULTS.values()), k=rng.randint(1, 3))
             self.sink.script(names)
             self.result.faults_injected.update(f"slack:{n}" for n in names)
+        if self.rig is not None:
+            self.rig.before_batch(rng, self.result.faults_injected)
         if self.bodies and rng.random() < config.p_resend:
             self.sqs.send_message(QueueUrl=queue, MessageBody=rng.choice(list(self.bodies)))
             self.result.faults_injected["sqs:resent-envelope"] += 1
@@ -312,28 +339,20 @@ class Drains:
             return "concurrent"
         return "once"
 
-    def _deliver_slack(
-        self,
-        event: dict[str, Any],
-        mode: Mode,
-        channel: SlackWebhookChannel,
-        deps: DeliveryDeps,
-        spy: VisibilitySpy,
+    def _deliver(
+        self, event: dict[str, Any], mode: Mode, notifier: Notifier, spy: VisibilitySpy
     ) -> list[BatchReport]:
-        """The batch processed once, twice (the second answer decides deletion), or by two senders."""
+        """The batch processed once, twice (the second answer decides deletion), or by two notifiers."""
         if mode == "once":
-            return [deliver_batch(event, channel, deps)]
+            return [notifier.deliver(event)]
         if mode == "twice":
             self.result.faults_injected["sqs:batch-processed-twice"] += 1
-            deliver_batch(event, channel, deps)
-            return [deliver_batch(event, channel, deps)]  # its answer decides deletion
+            notifier.deliver(event)
+            return [notifier.deliver(event)]  # its answer decides deletion
         self.result.faults_injected["sqs:batch-processed-concurrently"] += 1
-        other_channel, other = self._slack_sender(self.http2, spy, self.containers[1].dynamodb)
+        other = self._notifier(self.http2, spy, self.containers[1])
         with ThreadPoolExecutor(max_workers=2) as pool:
-            futures = [
-                pool.submit(deliver_batch, event, channel, deps),
-                pool.submit(deliver_batch, event, other_channel, other),
-            ]
+            futures = [pool.submit(notifier.deliver, event), pool.submit(other.deliver, event)]
             return [f.result(timeout=120) for f in futures]
 
     def _hide_failed(
@@ -348,51 +367,3 @@ class Drains:
                 self.sqs.change_message_visibility(
                     QueueUrl=queue, ReceiptHandle=receipt, VisibilityTimeout=3600
                 )
-
-    # -- e-mail -----------------------------------------------------------------------------------------
-
-    def drain_email(self, faults: bool) -> None:
-        """Feed the e-mail queue through the e-mail sender until it is empty: publishes that fail
-        before or after SNS took them, batches processed twice or by two senders at once."""
-        queue = self.settings.email_queue_url
-        self.email_topic.faults = faults
-        settings = self.settings
-        channel = EmailChannel(settings, self.email_topic)
-        deps = DeliveryDeps(
-            ledger=DynamoDeliveryLedger(self.containers[0].dynamodb, settings.table),
-            queue=SqsDeliveryQueue(cast("SQSClient", InstantRetry(self.sqs)), queue, settings.email_dlq_url),
-            clock=self.clock,
-        )
-        for _ in range(5_000):
-            messages = self._receive(queue)
-            if not messages:
-                break
-            event = {"Records": [record_from_message(dict(m)) for m in messages]}
-            reports = self._deliver_email(event, channel, deps, faults)
-            failed = set.intersection(*(set(r.failures) for r in reports))
-            done = [m for m in messages if m["MessageId"] not in failed]
-            self._delete(queue, done)
-            for m in messages:
-                if m["MessageId"] in failed:
-                    self.sqs.change_message_visibility(
-                        QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
-                    )
-            metrics.clear_metrics()
-        else:
-            self.result.problems.append(f"round {self.number}: e-mail drain did not end")
-
-    def _deliver_email(
-        self, event: dict[str, Any], channel: EmailChannel, deps: DeliveryDeps, faults: bool
-    ) -> list[BatchReport]:
-        """The batch processed once, twice, or by two senders at once (drawn only with faults on)."""
-        roll = self.email_rng.random() if faults else 1.0
-        if roll < self.config.p_twice:
-            self.result.faults_injected["email:batch-processed-twice"] += 1
-            deliver_batch(event, channel, deps)
-            return [deliver_batch(event, channel, deps)]
-        if roll < self.config.p_twice + self.config.p_concurrent:
-            self.result.faults_injected["email:batch-processed-concurrently"] += 1
-            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="faultlab-email") as pool:
-                futures = [pool.submit(deliver_batch, event, channel, deps) for _ in range(2)]
-                return [f.result(timeout=120) for f in futures]
-        return [deliver_batch(event, channel, deps)]

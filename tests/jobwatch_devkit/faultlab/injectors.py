@@ -2,8 +2,8 @@
 
 Around the poller: `RunFaults` (crash points, DynamoDB and SNS errors before or after the call, decided
 per call from the seed), `FaultStore` (the job store with those fault points and the overlap
-rendezvous) and `FlakyPublisher` (SNS). Around the senders: `VisibilitySpy` and `InstantRetry` (SQS as
-the Slack and e-mail senders see it), `EmailTopic` (the alert e-mail topic failing before or after a
+rendezvous) and `FlakyPublisher` (SNS). Around the notifier: `VisibilitySpy` (SQS as the notifier
+sees it, its delays kept in fake time), `EmailTopic` (the alert e-mail topic failing before or after a
 publish) and `SINK_FAULTS` (the Slack sink's scripted answers). `AtomicWrites` makes moto's DynamoDB
 writes atomic as DynamoDB's are; `Container` is one warm Lambda container's clients.
 """
@@ -44,7 +44,6 @@ __all__ = [
     "FaultStore",
     "FlakyPublisher",
     "InjectedAwsError",
-    "InstantRetry",
     "RunFaults",
     "VisibilitySpy",
     "dynamodb_client",
@@ -349,35 +348,20 @@ class EmailTopic:
         self.ambiguous: Counter[str] = Counter()
         self.injected: Counter[str] = Counter()
 
-    def publish_email(self, transition: Transition) -> str:
+    def publish_email(self, transition: Transition, destination: str) -> str:
         with self.lock:
             roll = self.rng.random() if self.faults else 1.0
         if roll < P_EMAIL_PUBLISH_BEFORE:
             with self.lock:
                 self.injected["email:publish-error-before"] += 1
             raise RuntimeError("SNS unavailable (injected)")
-        message_id = self.real.publish_email(transition)
+        message_id = self.real.publish_email(transition, destination)
         if roll < P_EMAIL_PUBLISH_BEFORE + P_EMAIL_PUBLISH_AFTER:
             with self.lock:
                 self.injected["email:publish-error-after"] += 1
                 self.ambiguous[transition.transition_id] += 1
             raise RuntimeError("answer lost after SNS accepted the publish (injected)")
         return message_id
-
-
-class InstantRetry:
-    """SQS for the e-mail sender: its retry delays are not waited for in fake time; a retried copy is
-    sent back without its delay, and a record handed back to SQS is made visible again at once."""
-
-    def __init__(self, sqs: SQSClient) -> None:
-        self._sqs = sqs
-
-    def change_message_visibility(self, **_: Any) -> None:
-        return None
-
-    def send_message(self, **kwargs: Any) -> Any:
-        kwargs.pop("DelaySeconds", None)
-        return self._sqs.send_message(**kwargs)
 
 
 SINK_FAULTS: dict[str, float] = {

@@ -2,31 +2,42 @@
 
 `RoundResult` holds the counts (see "Invariants" in the package docstring). The checks read what each
 channel received, in this order: SNS (`count_sns`: redeliveries, the first copy of each transition),
-Slack (`check_slack`: duplicates, ambiguous reposts, refused posts, dead letters), each job
+Slack (`check_slack`: duplicates, ambiguous reposts, refused posts, dead letters), each job story
 (`check_jobs`: lost, order on SNS and in Slack, stored state, stuck scripts), what matched no expected
 event (`check_false_alerts`), and e-mail (`check_emails`). They only read and count; the round driver
 gathers what they read.
+
+A story is one life of a job (`story_of`): a job untracked and tracked again is two stories with one
+key, told apart by the life its transition ids carry (D28), each checked on its own.
+`LeakScanner` counts kept texts that hold one of the jobs' API keys (`secrets_leaked`); the round
+driver and the lab hand it every log line, item, event, post and e-mail they see.
 """
 
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 import re
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from jobwatch.domain.model import TrackedJob, Transition
+from jobwatch.domain.transitions import parse_transition_id
 
 from ..slack_sink import SlackSink
 from .injectors import EmailTopic
-from .schedules import Schedule
+from .routed import Seen, Tally
+from .schedules import SECRET_MARK, Schedule
 
 __all__ = [
     "EMAILED_EVENTS",
     "TID_IN_SLACK",
+    "LeakScanner",
+    "LogScan",
     "RoundResult",
     "SlackView",
     "SnsView",
@@ -34,15 +45,24 @@ __all__ = [
     "check_false_alerts",
     "check_jobs",
     "check_slack",
+    "check_stored",
     "count_sns",
     "routed_to_email",
+    "story_of",
 ]
-
-from jobwatch.domain.transitions import parse_transition_id
 
 TID_IN_SLACK = re.compile(r"Transition `([^`]+)`")
 EMAILED_EVENTS = frozenset({"FAILED", "CANCELED"})
 """The template's AlertEmailEvents default: what the e-mail queue's subscription lets through."""
+
+
+def story_of(tid: str) -> str:
+    """`<job key>#<life>`: which life of which job a transition belongs to (`<key>#` for ids from
+    before lives; `?` for ids that are not numbered transitions)."""
+    ref = parse_transition_id(tid)
+    if ref is None:
+        return f"{tid.rpartition('#')[0]}#?"
+    return f"{ref.job_key}#{ref.life}"
 
 
 def _tid_order(tid: str) -> tuple[str, int, int]:
@@ -56,7 +76,10 @@ def _tid_order(tid: str) -> tuple[str, int, int]:
 class RoundResult:
     schedules: int = 0
     transitions: int = 0
+    deliveries_expected: int = 0
+    """Expected (transition, destination) pairs: where the routes send the expected events."""
     delivered: int = 0
+    """Of those, shown at their destination."""
     lost: int = 0
     lost_sns: int = 0
     duplicated: int = 0
@@ -85,13 +108,33 @@ class RoundResult:
     email_ambiguous: int = 0
     """E-mails published twice because the topic took a publish whose answer the sender never saw."""
     email_dead_lettered: int = 0
+    secrets_leaked: int = 0
+    """Kept texts (log lines, stored items, events, Slack posts, e-mails, cycle reports) holding a key."""
+    texts_scanned: int = 0
+    poll_error_mismatches: int = 0
+    """Polls of a hostile step not recorded as a poll error of its kind (TOO_LARGE, TOO_SLOW, ...)."""
+    hostile_polls: int = 0
+    """Polls of a hostile step checked for their poll error kind."""
+    retracked: int = 0
+    """Jobs untracked after their story ended and tracked again with a new one (a second life)."""
+    second_life_transitions: int = 0
+    second_life_delivered: int = 0
+    """Of those, shown in Slack."""
+    second_life_emails_expected: int = 0
+    second_life_emailed: int = 0
+    lives_interleaved_in_slack: int = 0
+    """Jobs whose lives' posts interleave in Slack (diagnostic: order is kept within a life)."""
     cycles: int = 0
     crashes: int = 0
     aborted_cycles: int = 0
     overlaps: int = 0
     conflicts: int = 0
+    dead_letters_unnamed: int = 0
+    """Dead letters naming no destination (an original message the redrive policy moved)."""
     events: Counter[str] = field(default_factory=Counter)
     faults_injected: Counter[str] = field(default_factory=Counter)
+    destinations: dict[str, Tally] = field(default_factory=dict)
+    """Per destination (by summary name): see `routed`."""
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -111,6 +154,9 @@ class RoundResult:
             or self.email_lost
             or self.email_duplicated
             or self.email_false
+            or self.secrets_leaked
+            or self.poll_error_mismatches
+            or any(not t.ok for t in self.destinations.values())
         )
 
     def add(self, other: RoundResult) -> None:
@@ -119,12 +165,15 @@ class RoundResult:
                 setattr(self, name, getattr(self, name) + value)
         self.events.update(other.events)
         self.faults_injected.update(other.faults_injected)
+        for name, tally in other.destinations.items():
+            self.destinations.setdefault(name, Tally()).add(tally)
         self.problems.extend(other.problems)
 
     def summary(self, **extra: Any) -> dict[str, Any]:
         out: dict[str, Any] = {
             "schedules": self.schedules,
             "transitions": self.transitions,
+            "deliveries_expected": self.deliveries_expected,
             "delivered": self.delivered,
             "lost": self.lost,
             "duplicated": self.duplicated,
@@ -158,9 +207,21 @@ class RoundResult:
                 "email_false": self.email_false,
                 "email_ambiguous": self.email_ambiguous,
                 "email_dead_lettered": self.email_dead_lettered,
+                "secrets_leaked": self.secrets_leaked,
+                "texts_scanned": self.texts_scanned,
+                "poll_error_mismatches": self.poll_error_mismatches,
+                "hostile_polls": self.hostile_polls,
+                "retracked": self.retracked,
+                "second_life_transitions": self.second_life_transitions,
+                "second_life_delivered": self.second_life_delivered,
+                "second_life_emails_expected": self.second_life_emails_expected,
+                "second_life_emailed": self.second_life_emailed,
+                "lives_interleaved_in_slack": self.lives_interleaved_in_slack,
                 "cycles": self.cycles,
                 "aborted_cycles": self.aborted_cycles,
                 "conflicts": self.conflicts,
+                "dead_letters_unnamed": self.dead_letters_unnamed,
+                "destinations": {name: t.summary() for name, t in sorted(self.destinations.items())},
                 "events": dict(sorted(self.events.items())),
                 "faults_injected": dict(sorted(self.faults_injected.items())),
                 "ok": self.ok,
@@ -169,10 +230,56 @@ class RoundResult:
         return out
 
 
+class LeakScanner:
+    """Counts the texts it is shown that hold an API key of the lab (they all contain `SECRET_MARK`,
+    so a key cut in half is found too) and keeps a few lines saying where. Thread-safe."""
+
+    def __init__(self, mark: str = SECRET_MARK) -> None:
+        self.mark = mark
+        self.leaks = 0
+        self.scanned = 0
+        self.examples: list[str] = []
+        self.where: Counter[str] = Counter()
+        """Leaks per kind of text (`a log line`, `a DynamoDB item`, `a Slack post`, ...)."""
+        self._lock = threading.Lock()
+
+    def scan(self, where: str, text: str) -> None:
+        found = text.find(self.mark)
+        with self._lock:
+            self.scanned += 1
+            if found < 0:
+                return
+            self.leaks += 1
+            self.where[where] += 1
+            if len(self.examples) < 20:
+                context = text[max(0, found - 120) : found].replace("\n", " ")
+                self.examples.append(f"API key leaked in {where}: ...{context}<key>")
+
+    def scan_json(self, where: str, value: Any) -> None:
+        self.scan(where, json.dumps(value, default=str))
+
+
+class LogScan:
+    """A log handler's stream that hands each line to a `LeakScanner` instead of printing it."""
+
+    def __init__(self, scanner: LeakScanner) -> None:
+        self.scanner = scanner
+        self.lines = 0
+
+    def write(self, text: str) -> int:
+        if text.strip():
+            self.lines += 1
+            self.scanner.scan("a log line", text)
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+
 @dataclass
 class SnsView:
     """What SNS delivered to an ordinary subscriber: the first copy of each transition, and per job
-    the transition ids in the order their first copies arrived."""
+    story (`story_of`) the transition ids in the order their first copies arrived."""
 
     first_seen: dict[str, Transition]
     order: dict[str, list[str]]
@@ -180,11 +287,12 @@ class SnsView:
 
 @dataclass
 class SlackView:
-    """What Slack showed: every transition posted at least once (whatever the answer), and per job the
-    transition ids in the order of their first posts."""
+    """What Slack showed: every transition posted at least once (whatever the answer), and per job
+    story the transition ids in the order of their first posts (`by_job`: per job key, every life)."""
 
     posted: set[str] = field(default_factory=set)
     order: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    by_job: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
 
 
 def count_sns(sns_seen: Sequence[Transition], result: RoundResult) -> SnsView:
@@ -196,14 +304,13 @@ def count_sns(sns_seen: Sequence[Transition], result: RoundResult) -> SnsView:
     for t in sns_seen:
         if t.transition_id not in first_seen:
             first_seen[t.transition_id] = t
-            sns_order[t.job_key].append(t.transition_id)
+            sns_order[story_of(t.transition_id)].append(t.transition_id)
     return SnsView(first_seen, sns_order)
 
 
-def _read_posts(sink: SlackSink, result: RoundResult) -> tuple[SlackView, Counter[str], Counter[str]]:
-    """Every post the sink received, by transition id: (view, posts answered 2xx, posts answered not)."""
-    ok_posts: Counter[str] = Counter()
-    ambiguous: Counter[str] = Counter()
+def _read_posts(sink: SlackSink, result: RoundResult) -> tuple[SlackView, list[Seen]]:
+    """Every post the sink received, by transition id: the view, and each post (clean: answered 2xx)."""
+    seen: list[Seen] = []
     slack = SlackView()
     for message in sink.messages():
         found = TID_IN_SLACK.search(json.dumps(message.payload))
@@ -212,48 +319,47 @@ def _read_posts(sink: SlackSink, result: RoundResult) -> tuple[SlackView, Counte
             result.false_alerts += 1
             continue
         tid = found.group(1)
-        if 200 <= message.status < 300:
-            ok_posts[tid] += 1
-        else:
-            ambiguous[tid] += 1
+        seen.append(Seen(tid, clean=200 <= message.status < 300))
         if tid not in slack.posted:
             slack.posted.add(tid)
-            slack.order[tid.rpartition("#")[0]].append(tid)
-    return slack, ok_posts, ambiguous
+            slack.order[story_of(tid)].append(tid)
+            slack.by_job[tid.rpartition("#")[0]].append(tid)
+    return slack, seen
 
 
-def check_slack(sink: SlackSink, dead_lettered: Sequence[tuple[str, str]], result: RoundResult) -> SlackView:
-    """Duplicates (clean posts beyond the first), ambiguous reposts, refused posts, dead letters."""
-    slack, ok_posts, ambiguous = _read_posts(sink, result)
-    result.ambiguous_reposts = sum(ambiguous.values())
-    for tid, why in dead_lettered:
-        result.problems.append(f"Slack DLQ: {tid} ({why}), shown in Slack: {tid in slack.posted}")
-    result.duplicated = sum(n - 1 for n in ok_posts.values() if n > 1)
+def check_slack(sink: SlackSink, result: RoundResult) -> list[Seen]:
+    """The Slack webhook's posts (`Seen`, clean when answered 2xx), ambiguous reposts, refused posts."""
+    slack, seen = _read_posts(sink, result)
+    result.ambiguous_reposts = sum(1 for s in seen if not s.clean)
     result.slack_refused = sum(1 for m in sink.rejected() if m.status == 400)
-    for tid, n in ok_posts.items():
-        if n > 1:
-            result.problems.append(f"{tid} posted {n} times with a 2xx answer")
-    return slack
+    result.lives_interleaved_in_slack = sum(1 for tids in slack.by_job.values() if _interleaved(tids))
+    return seen
+
+
+def _interleaved(tids: list[str]) -> bool:
+    """Posts of one job whose lives alternate (life 1, life 2, life 1 again)."""
+    lives = [story_of(tid) for tid in tids]
+    changes = sum(1 for a, b in itertools.pairwise(lives) if a != b)
+    return changes > len(set(lives)) - 1
 
 
 def check_jobs(
     schedules: Sequence[Schedule],
     sns: SnsView,
-    slack: SlackView,
     stored: Mapping[str, TrackedJob],
     result: RoundResult,
 ) -> set[str]:
-    """Each job's story against its script; returns the transition ids that matched an expected event."""
+    """Each job's story against its script (on SNS); returns the transition ids that matched an
+    expected event. What each destination received is checked per destination (`routed`)."""
     matched_tids: set[str] = set()
     for schedule in schedules:
-        _check_job(schedule, sns, slack, stored.get(schedule.key), result, matched_tids)
+        _check_job(schedule, sns, stored.get(schedule.key), result, matched_tids)
     return matched_tids
 
 
 def _check_job(
     schedule: Schedule,
     sns: SnsView,
-    slack: SlackView,
     job: TrackedJob | None,
     result: RoundResult,
     matched_tids: set[str],
@@ -262,30 +368,28 @@ def _check_job(
     expected = schedule.expected
     result.transitions += len(expected)
     result.events.update(expected)
-    recorded = _check_order(key, sns, slack, result)
+    recorded = _check_order(schedule.story, sns, result)
     got = [sns.first_seen[tid].event for tid in recorded]
-    missing_at_slack = _match_events(expected, got, recorded, slack.posted, result, matched_tids)
-    _check_stored(schedule, job, result)
-    if expected != got or missing_at_slack:
+    _match_events(expected, got, recorded, result, matched_tids)
+    if not schedule.retired:  # a retired life's stored state was checked when it was untracked
+        check_stored(schedule, job, result)
+    if schedule.generation > 1:
+        result.second_life_transitions += len(expected)
+    if expected != got:
         result.problems.append(
-            f"{key} ({schedule.spec.source} {schedule.spec.job_id}): expected {expected}, "
-            f"SNS {got}, not in Slack {[t for t in recorded if t not in slack.posted]}; "
-            f"script: {schedule.describe()}"
+            f"{key} life {schedule.generation} ({schedule.spec.source} {schedule.spec.job_id}): "
+            f"expected {expected}, SNS {got}; script: {schedule.describe()}"
         )
     if not schedule.settled and schedule.cursor < len(schedule.steps):
         result.stuck_jobs += 1
 
 
-def _check_order(key: str, sns: SnsView, slack: SlackView, result: RoundResult) -> list[str]:
-    """A job's transitions on SNS and in Slack in the order they were recorded; returns them so sorted."""
-    recorded = sorted(sns.order.get(key, []), key=_tid_order)
-    if recorded != sns.order.get(key, []):
+def _check_order(story: str, sns: SnsView, result: RoundResult) -> list[str]:
+    """A story's transitions on SNS in the order they were recorded; returns them so sorted."""
+    recorded = sorted(sns.order.get(story, []), key=_tid_order)
+    if recorded != sns.order.get(story, []):
         result.out_of_order_sns += 1
-        result.problems.append(f"{key}: out of order on SNS: {sns.order.get(key)}")
-    in_slack = slack.order.get(key, [])
-    if sorted(in_slack, key=_tid_order) != in_slack:
-        result.out_of_order_slack += 1
-        result.problems.append(f"{key}: out of order in Slack: {in_slack}")
+        result.problems.append(f"{story}: out of order on SNS: {sns.order.get(story)}")
     return recorded
 
 
@@ -293,26 +397,20 @@ def _match_events(
     expected: list[str],
     got: list[str],
     recorded: list[str],
-    posted: set[str],
     result: RoundResult,
     matched_tids: set[str],
-) -> int:
-    """Expected events matched to what SNS carried (lost, delivered); returns those missing in Slack."""
+) -> None:
+    """Expected events matched to what SNS carried; the rest were never published (`lost_sns`)."""
     matcher = difflib.SequenceMatcher(a=expected, b=got, autojunk=False)
     matched = 0
     for block in matcher.get_matching_blocks():
         for offset in range(block.size):
             matched_tids.add(recorded[block.b + offset])
             matched += 1
-            if recorded[block.b + offset] in posted:
-                result.delivered += 1
-    missing_at_slack = sum(1 for tid in recorded if tid in matched_tids and tid not in posted)
     result.lost_sns += len(expected) - matched
-    result.lost += len(expected) - matched + missing_at_slack
-    return missing_at_slack
 
 
-def _check_stored(schedule: Schedule, job: TrackedJob | None, result: RoundResult) -> None:
+def check_stored(schedule: Schedule, job: TrackedJob | None, result: RoundResult) -> None:
     """The stored phase/status is the last upstream state the script served."""
     stored = None if job is None or job.snapshot is None else (job.snapshot.phase, job.snapshot.status)
     if stored != (schedule.final_phase, schedule.final_status):
@@ -322,9 +420,9 @@ def _check_stored(schedule: Schedule, job: TrackedJob | None, result: RoundResul
         )
 
 
-def check_false_alerts(sns: SnsView, slack: SlackView, matched_tids: set[str], result: RoundResult) -> None:
-    """Distinct transitions seen on SNS or in Slack that match no expected event."""
-    unexpected = (set(sns.first_seen) | slack.posted) - matched_tids
+def check_false_alerts(sns: SnsView, matched_tids: set[str], result: RoundResult) -> None:
+    """Distinct transitions seen on SNS that match no expected event (per destination: `routed`)."""
+    unexpected = set(sns.first_seen) - matched_tids
     result.false_alerts += len(unexpected)
     for tid in sorted(unexpected)[:20]:
         event = sns.first_seen[tid].event if tid in sns.first_seen else "?"
@@ -337,10 +435,19 @@ def routed_to_email(sns: SnsView, matched_tids: set[str]) -> set[str]:
 
 
 def check_emails(
-    routed: set[str], sent: Counter[str], topic: EmailTopic, dead_lettered: int, result: RoundResult
+    routed: set[str],
+    sent: Counter[str],
+    topic: EmailTopic,
+    dead_lettered: int,
+    result: RoundResult,
+    later_lives: frozenset[str] = frozenset(),
 ) -> None:
-    """Each routed transition e-mailed once; repeats only where a publish's answer was lost."""
+    """Each routed transition e-mailed once; repeats only where a publish's answer was lost.
+    `later_lives`: the stories of re-tracked jobs' later lives (counted apart as well)."""
     ambiguous = topic.ambiguous
+    later = {tid for tid in routed if story_of(tid) in later_lives}
+    result.second_life_emails_expected = len(later)
+    result.second_life_emailed = len(later & set(sent))
     result.faults_injected.update(topic.injected)
     result.emails_expected = len(routed)
     result.emailed = len(routed & set(sent))

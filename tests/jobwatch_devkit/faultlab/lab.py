@@ -1,8 +1,13 @@
-"""`FaultLab`: starts the upstream simulators, runs the rounds and folds their results into the summary."""
+"""`FaultLab`: starts the upstream simulators, runs the rounds and folds their results into the summary.
+
+jobwatch's log lines are captured for the whole run (at INFO, as deployed) and searched for API keys
+instead of being printed (`invariants.LogScan`).
+"""
 
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,8 +17,9 @@ from jobwatch.observability import logger
 from ..harness import LocalDeployment
 from ..simulator import UpstreamSimulator
 from ..slack_sink import SlackSink
+from ..webhook_receiver import WebhookReceiver
 from .config import LabConfig
-from .invariants import RoundResult
+from .invariants import LeakScanner, LogScan, RoundResult
 from .rounds import Round
 
 __all__ = ["DeploymentFactory", "FaultLab"]
@@ -31,6 +37,12 @@ class FaultLab:
         self.simulators: list[UpstreamSimulator] = []
         self.problems: list[str] = []
         """What went wrong, one line each (empty when every invariant held)."""
+        self.scanner = LeakScanner()
+        """Searches everything the lab sees kept (logs, items, events, posts, e-mails) for API keys."""
+        self.app_sink = SlackSink()
+        """The Slack Web API of the routes' Slack app channels (the webhook sink stays `sink`)."""
+        self.receiver = WebhookReceiver(secrets.token_urlsafe(32))
+        """The routes' signed webhook: verifies every signature itself."""
 
     def _say(self, text: str) -> None:
         if self.config.progress is not None:
@@ -39,9 +51,10 @@ class FaultLab:
     def run(self) -> dict[str, Any]:
         started = time.monotonic()
         total = RoundResult()
-        quiet = _Quiet()
+        quiet = _Quiet(self.scanner)
         try:
             quiet.__enter__()
+            self._start_destinations()
             for _ in range(self.config.simulators):
                 sim = UpstreamSimulator()
                 sim.start()
@@ -56,12 +69,18 @@ class FaultLab:
                     f"lost {result.lost}, duplicated {result.duplicated}, false {result.false_alerts}, "
                     f"ok={result.ok} ({time.monotonic() - round_started:.1f} s)"
                 )
+                self._say(
+                    "  "
+                    + ", ".join(f"{n}: {t.delivered}/{t.expected}" for n, t in result.destinations.items())
+                )
                 for problem in result.problems[:20]:
                     self._say(f"  {problem}")
         finally:
             for sim in self.simulators:
                 sim.stop()
             self.simulators.clear()
+            self.app_sink.stop()
+            self.receiver.stop()
             quiet.__exit__(None, None, None)
         self.problems = list(total.problems)
         return total.summary(
@@ -70,16 +89,32 @@ class FaultLab:
             elapsed_s=round(time.monotonic() - started, 1),
         )
 
+    def _start_destinations(self) -> None:
+        if self.config.routes:
+            self.app_sink.start()
+            self.receiver.start()
+
 
 class _Quiet:
-    """jobwatch's per-poll log lines and asyncio's complaints about crashed runs, muted for the run."""
+    """jobwatch's log lines go to the leak scanner instead of stderr (at INFO, the deployed level);
+    asyncio's complaints about crashed runs are muted for the run."""
+
+    def __init__(self, scanner: LeakScanner) -> None:
+        self.stream = LogScan(scanner)
+        self._streams: list[tuple[logging.StreamHandler[Any], Any]] = []
 
     def __enter__(self) -> None:
         self._level = logger.log_level
         self._asyncio = logging.getLogger("asyncio").level
-        logger.setLevel("CRITICAL")
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler):
+                self._streams.append((handler, handler.setStream(self.stream)))
+        logger.setLevel("INFO")
         logging.getLogger("asyncio").setLevel(logging.CRITICAL)
 
     def __exit__(self, *_: object) -> None:
         logger.setLevel(self._level)
         logging.getLogger("asyncio").setLevel(self._asyncio)
+        for handler, stream in self._streams:
+            handler.setStream(stream)
+        self._streams.clear()

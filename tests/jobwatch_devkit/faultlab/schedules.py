@@ -5,10 +5,12 @@ script (`expected_story`). See the package docstring for the rules that keep gro
 from __future__ import annotations
 
 import random
+import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from jobwatch.domain.errors import PollErrorKind
 from jobwatch.domain.model import EVENT_FOR_PHASE, JobSpec, NotifySettings, Phase
 
 from ..simulator import (
@@ -18,17 +20,23 @@ from ..simulator import (
     WEAVIATE_EXPORT,
     ZILLIZ_V1,
     ZILLIZ_V2,
+    JobState,
     Step,
     fault_api_error,
     fault_array,
+    fault_deep,
     fault_disconnect,
     fault_drift,
+    fault_echo,
+    fault_endless,
     fault_hang,
     fault_html,
     fault_http,
     fault_malformed,
+    fault_oversized,
     fault_rate_limit,
     fault_reset,
+    fault_slow,
     state,
 )
 from .config import LabConfig
@@ -38,12 +46,14 @@ __all__ = [
     "BACKEND",
     "CLUSTER",
     "KITS",
+    "SECRET_MARK",
     "SOURCE_WEIGHTS",
     "PlannedStep",
     "Schedule",
     "StateMaker",
     "expected_story",
     "make_schedule",
+    "make_secret",
 ]
 
 CLUSTER = "in01-faultlab"
@@ -62,6 +72,16 @@ ALL_EVENTS = frozenset(
     }
 )
 """The events a schedule can produce (STALLED, RESUMED and OVERDUE are kept out by thresholds)."""
+SECRET_MARK = "jwlabkey"
+"""Every lab API key contains this: anything kept (a log line, an item, an event, a post, an e-mail)
+that holds it holds a key, whole or in part."""
+_KEY_CHARS = string.ascii_letters + string.digits + "+/="
+
+
+def make_secret(rng: random.Random, source: str) -> str:
+    """A job's API key: base64-like characters after the mark; Milvus keys are `user:password`."""
+    token = SECRET_MARK + "".join(rng.choice(_KEY_CHARS) for _ in range(28))
+    return f"labuser:{token}" if source == MILVUS else token
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +97,15 @@ class PlannedStep:
     """The `status` jobwatch stores for this known state."""
     fault_class: str | None = None
     """`other`, `auth` or `not-found` for faults."""
+    error_kind: str | None = None
+    """The poll error kind jobwatch must record for this step (hostile steps: TOO_LARGE, TOO_SLOW,
+    TOO_DEEP, or the kind of an error that echoes the key); None: not checked."""
 
 
 @dataclass
 class Schedule:
+    """One job story: one life of a tracked job (a re-tracked job gets a new Schedule, same key)."""
+
     index: int
     spec: JobSpec
     simulator: int
@@ -94,6 +119,14 @@ class Schedule:
     settled: bool = False
     tainted: bool = False
     """Polled in a cycle whose recording may be partial (crash, store error): it owes a clean poll."""
+    secret: str = ""
+    """The API key the simulator checks for this job (in Secrets Manager as `spec.secret_name`)."""
+    life: str = ""
+    """The job's life token as stored when it was tracked: its transition ids carry it (D28)."""
+    generation: int = 1
+    """1 for a job's first life, 2 after it was untracked and tracked again."""
+    retired: bool = False
+    """Untracked (its story is over; a later Schedule may be the same job's next life)."""
 
     @property
     def current(self) -> PlannedStep:
@@ -102,6 +135,16 @@ class Schedule:
     @property
     def key(self) -> str:
         return self.spec.key
+
+    @property
+    def story(self) -> str:
+        """The key of this life's transitions: `<job key>#<life>` (see `invariants.story_of`)."""
+        return f"{self.key}#{self.life}"
+
+    @property
+    def ended(self) -> bool:
+        """Its script is told (or it is terminal in the store and no longer polled)."""
+        return self.settled or self.cursor >= len(self.steps)
 
     def describe(self) -> str:
         return " ".join(f"{s.kind}:{s.status}" if s.kind == "state" else s.kind for s in self.steps)
@@ -128,6 +171,12 @@ class _Kit:
     @property
     def terminal(self) -> list[Phase]:
         return [p for p in self.states if p.terminal]
+
+    def lure(self, rng: random.Random) -> JobState:
+        """A terminal state for a hostile body to claim: read, it would be a false alert."""
+        step, _ = self.states[rng.choice(self.terminal)](rng)
+        assert step.state is not None
+        return step.state
 
 
 _ERRORS = (
@@ -257,52 +306,128 @@ _OTHER_FAULTS: dict[str, float] = {
     "hang": 1.5,
     "reset": 1.5,
     "disconnect": 1,
+    "oversized": 1.2,
+    "endless": 0.8,
+    "slow": 0.8,
+    "deep": 1.2,
+    "echo": 1.5,
+}
+
+FaultMaker = Callable[[random.Random, _Kit, LabConfig], PlannedStep]
+
+
+def _http_5xx(rng: random.Random, kit: _Kit, config: LabConfig) -> PlannedStep:
+    status = rng.choice([500, 502, 503, 504])
+    return PlannedStep(fault_http(status), f"http-{status}", fault_class="other")
+
+
+def _api_error(rng: random.Random, kit: _Kit, config: LabConfig) -> PlannedStep:
+    code = rng.choice(kit.api_error_codes) if kit.api_error_codes else 500
+    step = fault_api_error(code, f"simulated API error {code}")
+    return PlannedStep(step, "api-error-in-200", fault_class="other")
+
+
+def _hang(rng: random.Random, kit: _Kit, config: LabConfig) -> PlannedStep:
+    # Around the read timeout: shorter hangs end in a closed connection, longer ones in a timeout.
+    seconds = round(rng.uniform(0.5, 1.5) * config.read_timeout_s, 3)
+    kind = "timeout" if seconds > config.read_timeout_s else "hang-then-close"
+    return PlannedStep(fault_hang(seconds), kind, fault_class="other")
+
+
+def _oversized(rng: random.Random, kit: _Kit, config: LabConfig) -> PlannedStep:
+    """A body past the cap: gzip (a bomb in small), plain, or only announced by Content-Length."""
+    mode = rng.choices(["gzip", "plain", "length"], weights=[6, 2, 2])[0]
+    step = fault_oversized(mode=mode, lure=kit.lure(rng))
+    return PlannedStep(step, f"oversized-{mode}", fault_class="other", error_kind=PollErrorKind.TOO_LARGE)
+
+
+def _endless(rng: random.Random, kit: _Kit, config: LabConfig) -> PlannedStep:
+    step = fault_endless(lure=kit.lure(rng))
+    return PlannedStep(step, "endless", fault_class="other", error_kind=PollErrorKind.TOO_LARGE)
+
+
+def _slow(rng: random.Random, kit: _Kit, config: LabConfig) -> PlannedStep:
+    """A drip: each byte well within the read timeout, the body never within the total deadline."""
+    step = fault_slow(config.slow_drip_s, lure=kit.lure(rng))
+    return PlannedStep(step, "slow-drip", fault_class="other", error_kind=PollErrorKind.TOO_SLOW)
+
+
+def _deep(rng: random.Random, kit: _Kit, config: LabConfig) -> PlannedStep:
+    """JSON nested past 32 levels: just past (33 with the body's own object), far past, or enough to
+    exhaust a recursive parser."""
+    depth = rng.choice([32, 64, 2_000, 100_000])
+    step = fault_deep(depth, lure=kit.lure(rng))
+    return PlannedStep(step, "deep", fault_class="other", error_kind=PollErrorKind.TOO_DEEP)
+
+
+def _echo_other(rng: random.Random, kit: _Kit, config: LabConfig) -> PlannedStep:
+    """An error of the `other` class that repeats the request's key: 429, 5xx, an API code in 200."""
+    options = ["echo-429", "echo-5xx"] + (["echo-api-error-in-200"] if kit.api_error_codes else [])
+    label = rng.choice(options)
+    if label == "echo-429":
+        return PlannedStep(fault_echo(429), label, fault_class="other", error_kind=PollErrorKind.RATE_LIMITED)
+    if label == "echo-5xx":
+        step = fault_echo(rng.choice([500, 502, 503]))
+        return PlannedStep(step, label, fault_class="other", error_kind=PollErrorKind.HTTP_STATUS)
+    step = fault_echo(200, code=rng.choice(kit.api_error_codes), message="simulated API error")
+    return PlannedStep(step, label, fault_class="other", error_kind=PollErrorKind.API_ERROR)
+
+
+_FAULT_MAKERS: dict[str, FaultMaker] = {
+    "http-5xx": _http_5xx,
+    "html": lambda rng, kit, config: PlannedStep(
+        fault_html(rng.choice([502, 503])), "html", fault_class="other"
+    ),
+    "rate-limit": lambda rng, kit, config: PlannedStep(
+        fault_rate_limit(rng.choice([1, 30, 300, None])), "http-429", fault_class="other"
+    ),
+    "malformed": lambda rng, kit, config: PlannedStep(fault_malformed(), "malformed", fault_class="other"),
+    "array": lambda rng, kit, config: PlannedStep(fault_array(), "malformed", fault_class="other"),
+    "drift": lambda rng, kit, config: PlannedStep(fault_drift(), "drift", fault_class="other"),
+    "api-error": _api_error,
+    "hang": _hang,
+    "reset": lambda rng, kit, config: PlannedStep(fault_reset(), "reset", fault_class="other"),
+    "disconnect": lambda rng, kit, config: PlannedStep(fault_disconnect(), "disconnect", fault_class="other"),
+    "oversized": _oversized,
+    "endless": _endless,
+    "slow": _slow,
+    "deep": _deep,
+    "echo": _echo_other,
 }
 
 
-def _other_fault(rng: random.Random, kit: _Kit, read_timeout_s: float) -> PlannedStep:
+def _other_fault(rng: random.Random, kit: _Kit, config: LabConfig) -> PlannedStep:
     label = rng.choices(list(_OTHER_FAULTS), weights=list(_OTHER_FAULTS.values()))[0]
-    if label == "http-5xx":
-        status = rng.choice([500, 502, 503, 504])
-        return PlannedStep(fault_http(status), f"http-{status}", fault_class="other")
-    if label == "html":
-        return PlannedStep(fault_html(rng.choice([502, 503])), "html", fault_class="other")
-    if label == "rate-limit":
-        return PlannedStep(fault_rate_limit(rng.choice([1, 30, 300, None])), "http-429", fault_class="other")
-    if label == "malformed":
-        return PlannedStep(fault_malformed(), "malformed", fault_class="other")
-    if label == "array":
-        return PlannedStep(fault_array(), "malformed", fault_class="other")
-    if label == "drift":
-        return PlannedStep(fault_drift(), "drift", fault_class="other")
-    if label == "api-error":
-        code = rng.choice(kit.api_error_codes) if kit.api_error_codes else 500
-        step = fault_api_error(code, f"simulated API error {code}")
-        return PlannedStep(step, "api-error-in-200", fault_class="other")
-    if label == "hang":
-        # Around the read timeout: shorter hangs end in a closed connection, longer ones in a timeout.
-        seconds = round(rng.uniform(0.5, 1.5) * read_timeout_s, 3)
-        kind = "timeout" if seconds > read_timeout_s else "hang-then-close"
-        return PlannedStep(fault_hang(seconds), kind, fault_class="other")
-    if label == "reset":
-        return PlannedStep(fault_reset(), "reset", fault_class="other")
-    return PlannedStep(fault_disconnect(), "disconnect", fault_class="other")
+    return _FAULT_MAKERS[label](rng, kit, config)
 
 
 def _auth_fault(rng: random.Random, kit: _Kit) -> PlannedStep:
-    options = ["http-401", "http-403"] + (["auth-code-in-200"] if kit.auth_codes else [])
+    options = ["http-401", "http-403", "echo-401", "echo-403"]
+    options += ["auth-code-in-200", "echo-auth-code-in-200"] if kit.auth_codes else []
     label = rng.choice(options)
-    if label == "auth-code-in-200":
+    if label.endswith("auth-code-in-200"):
         code = rng.choice(kit.auth_codes)
+        if label.startswith("echo-"):
+            step = fault_echo(200, code=code, message="Invalid token")
+            return PlannedStep(step, label, fault_class="auth", error_kind=PollErrorKind.AUTH)
         return PlannedStep(fault_api_error(code, "Invalid token"), label, fault_class="auth")
+    if label.startswith("echo-"):
+        step = fault_echo(int(label[-3:]))
+        return PlannedStep(step, label, fault_class="auth", error_kind=PollErrorKind.AUTH)
     return PlannedStep(fault_http(int(label[-3:])), label, fault_class="auth")
 
 
 def _not_found(rng: random.Random, kit: _Kit) -> PlannedStep:
+    echo = rng.random() < 0.3
+    kind = PollErrorKind.NOT_FOUND if echo else None
     if kit.not_found_codes and rng.random() < 0.5:
         code = rng.choice(kit.not_found_codes)
-        step = fault_api_error(code, "import job does not exist, jobID=1: importing data failed")
-        return PlannedStep(step, "not-found-code", fault_class="not-found")
+        message = "import job does not exist, jobID=1: importing data failed"
+        step = fault_echo(200, code=code, message=message) if echo else fault_api_error(code, message)
+        label = "echo-not-found-code" if echo else "not-found-code"
+        return PlannedStep(step, label, fault_class="not-found", error_kind=kind)
+    if echo:
+        return PlannedStep(fault_echo(404), "echo-404", fault_class="not-found", error_kind=kind)
     return PlannedStep(fault_http(404), "http-404", fault_class="not-found")
 
 
@@ -331,7 +456,7 @@ def _gap(rng: random.Random, kit: _Kit, config: LabConfig) -> list[PlannedStep]:
     elif roll < 0.82:
         kind = rng.choices(["other", "auth", "not-found"], weights=[75, 12, 13])[0]
         if kind == "other":
-            faults = [_other_fault(rng, kit, config.read_timeout_s)]
+            faults = [_other_fault(rng, kit, config)]
         elif kind == "auth":
             faults = [_auth_fault(rng, kit)]
         else:
@@ -339,7 +464,7 @@ def _gap(rng: random.Random, kit: _Kit, config: LabConfig) -> list[PlannedStep]:
     else:
         length = config.unreachable_after + rng.randint(0, 2)
         if rng.random() < 0.72:
-            faults = [_other_fault(rng, kit, config.read_timeout_s) for _ in range(length)]
+            faults = [_other_fault(rng, kit, config) for _ in range(length)]
         else:
             faults = [_auth_fault(rng, kit) for _ in range(length)]
     return _sprinkle_unknowns(rng, kit, faults, 0.12)
@@ -353,10 +478,19 @@ def _known(rng: random.Random, kit: _Kit, phase: Phase, read_timeout_s: float) -
 
 
 def make_schedule(
-    rng: random.Random, index: int, job_id: str, endpoint: str, simulator: int, config: LabConfig
+    rng: random.Random,
+    index: int,
+    job_id: str,
+    endpoint: str,
+    simulator: int,
+    config: LabConfig,
+    *,
+    source: str | None = None,
 ) -> Schedule:
-    """One random job story (see the module docstring for the rules that keep ground truth exact)."""
-    source = rng.choices(list(SOURCE_WEIGHTS), weights=list(SOURCE_WEIGHTS.values()))[0]
+    """One random job story (see the module docstring for the rules that keep ground truth exact);
+    `source` fixes the source (a job tracked again keeps its identity)."""
+    if source is None:
+        source = rng.choices(list(SOURCE_WEIGHTS), weights=list(SOURCE_WEIGHTS.values()))[0]
     kit = KITS[source]
     count = rng.choices([1, 2, 3, 4, 5, 6, 7], weights=[8, 14, 18, 18, 14, 10, 6])[0]
     ending = rng.random()
@@ -396,10 +530,17 @@ def make_schedule(
         job_id=job_id,
         backend=BACKEND if source in (WEAVIATE_EXPORT, WEAVIATE_BACKUP) else None,
         cluster_id=CLUSTER if source in (ZILLIZ_V1, ZILLIZ_V2) else None,
-        labels={"lab": "faultlab"},
+        labels=_labels(index),
         notify=notify,
     )
     return Schedule(index, spec, simulator, steps, expected, final_phase, final_status)
+
+
+def _labels(index: int) -> dict[str, str]:
+    """`lab`, and a `team` by index (routes match on it; the random streams stay as they were)."""
+    teams = ("search", "ingest", "ml", None)
+    team = teams[index % len(teams)]
+    return {"lab": "faultlab"} if team is None else {"lab": "faultlab", "team": team}
 
 
 def expected_story(
