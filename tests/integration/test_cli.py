@@ -242,7 +242,7 @@ def test_track_twice_keeps_one_item_and_list_shows_its_phase_after_poll(
     code, out, err = _run(capsys, "list")
     assert (code, err) == (0, "")
     header, row = out.splitlines()
-    assert header.split() == ["KEY", "JOB", "ID", "PHASE", "PROGRESS", "UPDATED", "LABELS"]
+    assert header.split() == ["KEY", "JOB", "ID", "PHASE", "PROGRESS", "ETA", "UPDATED", "LABELS"]
     assert row.startswith(key) and "(not polled yet)" in row
 
     code, out, err = _run(capsys, "poll", "--json")

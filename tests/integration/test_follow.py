@@ -249,7 +249,7 @@ def test_list_on_a_terminal_is_a_rich_table_and_through_a_pipe_plain_columns(
     code, out, err = _run(capsys, "list")
     assert (code, err) == (0, "")
     header, row = out.splitlines()
-    assert header.split() == ["KEY", "JOB", "ID", "PHASE", "PROGRESS", "UPDATED", "LABELS"]
+    assert header.split() == ["KEY", "JOB", "ID", "PHASE", "PROGRESS", "ETA", "UPDATED", "LABELS"]
     assert row.split()[:5] == [key, "imp-list", "RUNNING", "25%", "[#####---------------]"]
     assert row.endswith("team=a") and ("  just now  " in row or " s ago  " in row)  # relative time
 

@@ -11,7 +11,17 @@ import pytest
 from jobwatch.adapters.dynamodb.jobs import DynamoJobStore
 from jobwatch.adapters.dynamodb.ledger import DynamoDeliveryLedger
 from jobwatch.adapters.dynamodb.watches import DynamoWatchStore
-from jobwatch.domain.model import Event, Health, JobSpec, Phase, Snapshot, TrackedJob, Transition, Watch
+from jobwatch.domain.model import (
+    Event,
+    Health,
+    JobSpec,
+    Phase,
+    ProgressMark,
+    Snapshot,
+    TrackedJob,
+    Transition,
+    Watch,
+)
 from jobwatch.domain.transitions import transition_id
 from jobwatch.entrypoints.wiring import delivery_ledger, job_store, watch_store
 from jobwatch.ports import Claim, ConflictError, DeliveryLedger, JobStore, WatchStore
@@ -103,6 +113,22 @@ def test_a_write_on_a_stale_version_conflicts_and_changes_nothing(jobs: JobStore
         jobs.save_health(job, Health(consecutive_errors=1))
     stored = jobs.get_job(job.key)
     assert stored is not None and (stored.version, stored.snapshot) == (1, RUNNING)
+
+
+def test_the_progress_baseline_is_kept_in_the_writes_that_happen_anyway(jobs: JobStore) -> None:
+    """The ETA's baseline (D41) rides in the job's health: stored by `save_state` and `save_health`,
+    read back as written, and a job stored without one still loads."""
+    job, _ = jobs.add_job(_spec("eta"), NOW.now_iso())
+    assert job.health.progress_baseline is None
+    mark = ProgressMark(at="2026-11-22T12:00:00Z", progress=12.5)
+    health = Health(observed_since=NOW.now_iso(), progress_baseline=mark)
+    job = jobs.save_state(job, RUNNING, health, True, [], NOW.now_iso(), NOW.now())
+    stored = jobs.get_job(job.key)
+    assert stored is not None and stored.health.progress_baseline == mark
+    jobs.save_health(stored, stored.health.model_copy(update={"consecutive_errors": 1}))
+    stored = jobs.get_job(job.key)
+    assert stored is not None and stored.health.progress_baseline == mark
+    assert stored.health.consecutive_errors == 1
 
 
 def test_transitions_are_owed_with_the_state_and_settled_once(jobs: JobStore) -> None:

@@ -138,7 +138,7 @@ SAMPLES = [
     sample(Event.OVERDUE, notify=NotifySettings(max_duration_s=7_200)),
 ]
 
-OPTIONAL_IN_V1 = {"note", "previousTransitionId"}
+OPTIONAL_IN_V1 = {"note", "previousTransitionId", "eta"}
 """Top-level fields added within v1: every event carries them now, older events may not (not required)."""
 OPTIONAL_JOB_FIELDS_IN_V1 = {"notify"}
 

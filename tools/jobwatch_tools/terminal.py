@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from jobwatch.domain.humanize import format_duration, format_progress, parse_timestamp
+from jobwatch.domain.eta import NoEstimate, seconds_left
+from jobwatch.domain.humanize import format_duration, format_eta, format_progress, parse_timestamp
 
 BAR_WIDTH = 20
 MAX_LISTED = 5
@@ -70,17 +71,27 @@ def _amount(seconds: float) -> str:
 
 
 def eta_seconds(progress: float | None, elapsed_s: float | None) -> float | None:
-    """Linear estimate of the time left: the rate so far, kept up. None when it cannot be told
-    (no progress yet, no elapsed time, or already done)."""
+    """Linear estimate of the time left: the rate since the start (0 % then), kept up. The domain's
+    rule (`jobwatch.domain.eta.seconds_left`), so `follow` and messages agree: None when it cannot be
+    told (no progress yet, no elapsed time, at 100 %, or more than 30 days away)."""
     value = clamp_progress(progress)
-    if value is None or elapsed_s is None or elapsed_s <= 0 or not 0 < value < 100:
+    if value is None or elapsed_s is None:
         return None
-    return elapsed_s * (100 - value) / value
+    left = seconds_left(0.0, value, elapsed_s)
+    return None if isinstance(left, NoEstimate) else left
 
 
 def eta_text(progress: float | None, elapsed_s: float | None) -> str:
     left = eta_seconds(progress, elapsed_s)
     return "ETA unknown" if left is None else f"ETA {format_duration(left)}"
+
+
+def stored_eta_text(eta: str | None, note: str | None, now: datetime) -> str:
+    """A tracked job's stored estimate (`jobwatch show`/`list`): `14:32 UTC (in 23 min)`,
+    `no estimate (progress flat)`, or empty when the job is not running (neither is set)."""
+    if eta is not None:
+        return format_eta(eta, now.isoformat()) or eta
+    return f"no estimate ({note})" if note else ""
 
 
 def detail_label(key: str) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 from pydantic.alias_generators import to_camel
 
+from jobwatch.domain.eta import NoEstimate, job_eta
 from jobwatch.domain.model import (
     JOB_ID_MAX,
     Event,
@@ -231,10 +232,23 @@ class JobResource(ApiModel):
     recent_transitions: list[Transition] | None = Field(
         default=None, description="Newest first; only filled by `GET /jobs/{key}` (null in listings)."
     )
+    eta: str | None = Field(
+        default=None,
+        description="Estimated completion of a RUNNING job (RFC 3339 UTC): linear, from the progress "
+        "stored since its run began; null when there is no estimate (see `etaNote`).",
+    )
+    eta_note: str | None = Field(
+        default=None,
+        description="Why there is no estimate (`progress flat`, `stalled`, `progress unknown`, ...); "
+        "null when there is one or the job is not RUNNING.",
+    )
 
     @classmethod
-    def of(cls, job: TrackedJob, transitions: list[Transition] | None = None) -> JobResource:
+    def of(
+        cls, job: TrackedJob, transitions: list[Transition] | None = None, *, now_iso: str | None = None
+    ) -> JobResource:
         snapshot = job.snapshot
+        eta = job_eta(job, now_iso)
         return cls(
             key=job.key,
             spec=job.spec,
@@ -244,6 +258,8 @@ class JobResource(ApiModel):
             created_at=job.created_at,
             updated_at=job.updated_at,
             recent_transitions=transitions,
+            eta=eta.at,
+            eta_note=None if eta.reason is NoEstimate.NOT_RUNNING or eta.reason is None else eta.reason.value,
         )
 
 

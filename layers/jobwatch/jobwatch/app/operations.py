@@ -199,7 +199,7 @@ class Operations:
         job = self.store.get_job(key)
         if job is None:
             return None
-        return JobResource.of(job, self.store.recent_transitions(key))
+        return JobResource.of(job, self.store.recent_transitions(key), now_iso=self.clock.now_iso())
 
     def list_jobs(
         self,
@@ -230,7 +230,8 @@ class Operations:
                 break
             page.append(job)
         token = _encode_token(page[-1]) if more and page else None
-        return JobList(jobs=[JobResource.of(job) for job in page], next_token=token)
+        now_iso = self.clock.now_iso()
+        return JobList(jobs=[JobResource.of(job, now_iso=now_iso) for job in page], next_token=token)
 
     def untrack(self, key: str, actor: str = "unknown") -> bool:
         deleted = self.store.delete_job(key)

@@ -171,10 +171,13 @@ def render_root(t: Transition, view: TransitionView | None = None) -> tuple[dict
     header = {"type": "header", "text": {"type": "plain_text", "text": heading, "emoji": True}}
     bar = progress_bar(t.current.progress)
     progress = f"{bar} {view.progress}" if bar else view.progress
+    if view.eta:
+        progress += f" · ETA {view.eta}"
     summary = f"*{fit(view.title, 200)}* {_code(view.job_id, 600)}\n{progress}"
     fields = [
         _field("Phase", state),
         _field("Progress", view.progress),
+        *([_field("ETA", view.eta)] if view.eta else []),
         *_root_facts(view),
         _field("Duration", view.duration),
         _field("Last change", f"{view.outcome} · {view.occurred_at}"),

@@ -56,3 +56,30 @@ def format_timestamp(value: str | None) -> str:
     if parsed is not None:
         return parsed.strftime("%Y-%m-%d %H:%M:%S UTC")
     return clean_text(value, 64) if value else NOT_AVAILABLE
+
+
+def format_in(seconds: float) -> str:
+    """A rough time ahead: `under 1 min`, `23 min`, `3 h 05 min`, `2 d 03 h`."""
+    minutes = int(seconds // 60)
+    if minutes < 1:
+        return "under 1 min"
+    days, rest = divmod(minutes, 1_440)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours:02d} h"
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min"
+
+
+def format_eta(eta: str | None, now: str | None) -> str | None:
+    """`14:32 UTC (in 23 min)`, with the date when it is another day than `now`; None without an
+    estimate (or with one that cannot be read)."""
+    at, reference = parse_timestamp(eta), parse_timestamp(now)
+    if at is None:
+        return None
+    if reference is None:
+        return at.strftime("%Y-%m-%d %H:%M UTC")
+    clock = at.strftime("%H:%M UTC" if at.date() == reference.date() else "%Y-%m-%d %H:%M UTC")
+    ahead = (at - reference).total_seconds()
+    return f"{clock} (in {format_in(ahead)})" if ahead >= 0 else f"{clock} (passed)"

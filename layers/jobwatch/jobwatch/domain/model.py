@@ -132,6 +132,13 @@ class JobSpec(WireModel):
         return f"{self.source}.{digest}"
 
 
+class ProgressMark(WireModel):
+    """A point of a job's progress history: when jobwatch saw (or upstream says) this progress."""
+
+    at: str
+    progress: float
+
+
 class Health(WireModel):
     """What jobwatch knows about a job besides its snapshot: poll-error streaks and open alerts.
 
@@ -152,6 +159,9 @@ class Health(WireModel):
     retry_not_before: str | None = None
     """Upstream answered 429 with a `Retry-After` reaching past the next scheduled poll: no poll of
     this job is sent before this time. Cleared by the next successful poll."""
+    progress_baseline: ProgressMark | None = None
+    """Where the current run's progress started: the base of the ETA's rate (`domain.eta`, D41).
+    Changed only inside writes that happen anyway; None for jobs stored before ETAs existed."""
 
 
 class TrackedJob(WireModel):
@@ -207,6 +217,9 @@ class Transition(WireModel):
     previous_transition_id: str | None = Field(default=None, max_length=MAX_ID_CHARS)
     """The job's transition notified just before this one (None for its first): a channel that
     receives them out of order (SQS standard queues may) holds this one until that one is out."""
+    eta: str | None = None
+    """Estimated completion of a RUNNING job at `occurred_at` (`domain.eta`); None when there is no
+    estimate. Top level, not in `current`: it comes from the job's history, not from one poll."""
 
 
 WatchKind = Literal["zilliz-cloud-v1", "zilliz-cloud-v2", "milvus", "weaviate-backups"]

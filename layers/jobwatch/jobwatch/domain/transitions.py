@@ -21,8 +21,18 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from jobwatch.domain.errors import PollErrorKind
+from jobwatch.domain.eta import Eta, estimate, job_eta, next_baseline
 from jobwatch.domain.humanize import format_duration, format_progress
-from jobwatch.domain.model import EVENT_FOR_PHASE, Event, Health, Phase, Snapshot, TrackedJob, Transition
+from jobwatch.domain.model import (
+    EVENT_FOR_PHASE,
+    Event,
+    Health,
+    Phase,
+    ProgressMark,
+    Snapshot,
+    TrackedJob,
+    Transition,
+)
 from jobwatch.domain.severity import severity_for
 
 MAX_NOTE_CHARS = 1000
@@ -210,7 +220,23 @@ def decide(job: TrackedJob, seen: Snapshot, now_iso: str, policy: Policy | None 
     news = poll.out.items or health != job.health
     if not news and (not poll.snapshot_changed or _only_counters_moved_recently(poll)):
         return Decision(Outcome.UNCHANGED)
-    return Decision(Outcome.WRITE, seen, health, poll.snapshot_changed, tuple(poll.out.items))
+    health = health.model_copy(update={"progress_baseline": next_baseline(job, seen, now_iso)})
+    transitions = _with_eta(poll.out.items, _eta_seen(seen, health, now_iso))
+    return Decision(Outcome.WRITE, seen, health, poll.snapshot_changed, transitions)
+
+
+def _eta_seen(seen: Snapshot, health: Health, now_iso: str) -> Eta:
+    """The estimate as of this poll: from the baseline stored with this write to what was just seen.
+    The baseline moves only here, in a write that happens anyway (D41): estimating writes nothing."""
+    current = None if seen.progress is None else ProgressMark(at=now_iso, progress=seen.progress)
+    return estimate(health.progress_baseline, current, phase=seen.phase, stalled=health.stalled)
+
+
+def _with_eta(items: list[Transition], eta: Eta) -> tuple[Transition, ...]:
+    """The transitions of one write, each carrying the job's estimated completion (None: no estimate)."""
+    if eta.at is None:
+        return tuple(items)
+    return tuple(item.model_copy(update={"eta": eta.at}) for item in items)
 
 
 def _only_counters_moved_recently(poll: _SuccessfulPoll) -> bool:
@@ -242,8 +268,14 @@ def _ignored_because(job: TrackedJob, seen: Snapshot) -> str | None:
 
 
 def _health_after_success(old: Health, now_iso: str) -> Health:
-    """A poll that worked ends error streaks, open alerts and any hold; stall and overdue flags stay."""
-    return Health(observed_since=old.observed_since or now_iso, stalled=old.stalled, overdue=old.overdue)
+    """A poll that worked ends error streaks, open alerts and any hold; stall and overdue flags and the
+    progress baseline stay."""
+    return Health(
+        observed_since=old.observed_since or now_iso,
+        stalled=old.stalled,
+        overdue=old.overdue,
+        progress_baseline=old.progress_baseline,
+    )
 
 
 def _recovered(poll: _SuccessfulPoll, health: Health) -> Health:
@@ -395,7 +427,8 @@ def decide_error(
     health = _alert_opened(poll, health)
     if health == job.health and not poll.out.items:
         return Decision(Outcome.UNCHANGED)
-    return Decision(Outcome.WRITE, previous, health, False, tuple(poll.out.items))
+    transitions = _with_eta(poll.out.items, job_eta(job, now_iso))
+    return Decision(Outcome.WRITE, previous, health, False, transitions)
 
 
 def _error_cap(policy: Policy) -> int:
@@ -437,7 +470,7 @@ def _lost(poll: _FailedPoll, health: Health) -> Decision | None:
         )
         note = f"upstream said the job does not exist {streak} polls in a row"
         poll.out.add(Event.LOST, poll.job.snapshot, lost, note)
-        closed = health.model_copy(update={"alert": None})
+        closed = health.model_copy(update={"alert": None, "progress_baseline": None})
         return Decision(Outcome.WRITE, lost, closed, True, tuple(poll.out.items))
     return None
 

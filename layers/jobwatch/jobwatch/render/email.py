@@ -92,6 +92,7 @@ def email_body(t: Transition) -> str:
         _line("Collections", collections_text(view.collections)),
         _line("Phase", view.phase_change),
         _line("Progress", view.progress),
+        *([_line("ETA", view.eta)] if view.eta else []),
         _line("Duration", view.duration),
     ]
     facts = view.facts[:_MAX_EMAIL_FACTS]

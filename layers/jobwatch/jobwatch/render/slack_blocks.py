@@ -166,6 +166,7 @@ def _fields(view: TransitionView) -> list[dict[str, Any]]:
         _field(view.location_label, view.location),
         _field("Phase", view.phase_change),
         _field("Progress", view.progress),
+        *([_field("ETA", view.eta)] if view.eta else []),
         _field("Duration", view.duration),
     ]
     if view.secret_name is not None:

@@ -12,11 +12,12 @@ from jobwatch import sources
 from jobwatch.domain.humanize import (
     NOT_AVAILABLE,
     format_duration,
+    format_eta,
     format_progress,
     format_timestamp,
     parse_timestamp,
 )
-from jobwatch.domain.model import Event, Transition
+from jobwatch.domain.model import Event, Phase, Transition
 from jobwatch.domain.severity import severity_for
 from jobwatch.domain.text import clean_multiline, clean_text
 from jobwatch.sources.base import Fact
@@ -125,6 +126,14 @@ def duration_text(t: Transition) -> str:
     return NOT_AVAILABLE
 
 
+def eta_text(t: Transition) -> str | None:
+    """The event's estimated completion in words, relative to when it occurred; None when there is
+    none or the job is not RUNNING any more (a stored estimate never outlives its phase)."""
+    if t.eta is None or t.current.phase is not Phase.RUNNING:
+        return None
+    return format_eta(t.eta, t.occurred_at)
+
+
 def _is_placeholder(t: Transition) -> bool:
     """A health event about a job never observed: `current` is a stand-in, not something upstream said."""
     return t.previous is None and not t.current.status_known and t.current.status == _PLACEHOLDER_STATUS
@@ -179,6 +188,8 @@ class TransitionView:
     phase_unchanged: bool
     """True when the phase did not move (health and test events): the headline then says `still RUNNING`."""
     progress: str
+    eta: str | None
+    """`14:32 UTC (in 23 min)` for a RUNNING job with an estimate (D41); None: show nothing."""
     duration: str
     facts: tuple[Fact, ...]
     error: str | None
@@ -277,6 +288,7 @@ def describe(t: Transition) -> TransitionView:
         phase_unchanged=_is_placeholder(t)
         or (t.previous is not None and t.previous.phase == t.current.phase),
         progress=format_progress(t.current.progress),
+        eta=eta_text(t),
         duration=duration_text(t),
         facts=_facts(source, t),
         error=error or None,
