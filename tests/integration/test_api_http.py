@@ -186,7 +186,7 @@ SEEDED_ROUTES = [
         },
         "destinations": [
             {"type": "email", "addresses": ["search@example.com"]},
-            {"type": "eventbridge", "bus": "jobs"},
+            {"type": "eventbridge", "bus": "jobwatch-jobs"},
         ],
         "mentions": {"FAILED": ["<!here>"]},
         "continue": False,

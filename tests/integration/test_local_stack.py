@@ -193,7 +193,12 @@ def test_creates_the_template_resources_idempotently(endpoint: str) -> None:
             "JOBWATCH_SLACK_WEBHOOK_SECRET",
             "JOBWATCH_SLACK_ORDER_WAIT_S",
         },
-        "ApiFunction": {"JOBWATCH_TOPIC_ARN", "JOBWATCH_EMAIL_TOPIC_ARN", "JOBWATCH_ALERT_EMAIL_EVENTS"},
+        "ApiFunction": {
+            "JOBWATCH_TOPIC_ARN",
+            "JOBWATCH_EMAIL_TOPIC_ARN",
+            "JOBWATCH_ALERT_EMAIL_EVENTS",
+            "JOBWATCH_EVENT_BUSES",
+        },
     }
     assert (second["JOBWATCH_SLACK_ORDER_WAIT_S"], second["JOBWATCH_POLL_PERIOD_MINUTES"]) == ("3600", "1")
     owned = set().union(*own.values())

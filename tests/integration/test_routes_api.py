@@ -73,7 +73,7 @@ def search_route(**extra: Any) -> dict[str, Any]:
     }
 
 
-EVERYTHING = {"name": "everything", "destinations": [{"type": "eventbridge", "bus": "jobs"}]}
+EVERYTHING = {"name": "everything", "destinations": [{"type": "eventbridge", "bus": "jobwatch-jobs"}]}
 
 
 def track(labels: dict[str, str] | None = None, **extra: Any) -> str:
@@ -296,6 +296,17 @@ INVALID: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
         {
             "destinations.0.tokenSecret": "destination secrets live under 'jobwatch/notify/' (only the "
             "notifier may read them)"
+        },
+    ),
+    "a bus the notifier may not put events on": (
+        {
+            **EVERYTHING,
+            "destinations": [{"type": "eventbridge", "bus": "arn:aws:events:us-east-1:1:event-bus/x"}],
+        },
+        {
+            "destinations.0.bus": "the notifier may put events only on jobwatch-jobs, default: grant its "
+            "role events:PutEvents on 'arn:aws:events:us-east-1:1:event-bus/x' first (template.yaml, "
+            "PutJobEvents), or name one of those"
         },
     ),
     "misspelt source": (
@@ -530,7 +541,9 @@ def test_cli_route_add_list_show_and_remove(
     )  # fmt: skip
     assert (code, err) == (0, "")
     assert out == "added route search-failures (position 0)\n"
-    code, out, err = run(capsys, "route", "add", "everything", "--eventbridge", "jobs", "--default-slack")
+    code, out, err = run(
+        capsys, "route", "add", "everything", "--eventbridge", "jobwatch-jobs", "--default-slack"
+    )
     assert (code, out) == (0, "added route everything (position 1)\n")
 
     code, out, err = run(capsys, "route", "list")
@@ -630,7 +643,7 @@ ROUTES_FILE = f"""\
   continue: false
 - name: everything
   destinations:
-    - {{type: eventbridge, bus: jobs}}
+    - {{type: eventbridge, bus: jobwatch-jobs}}
 """
 
 
@@ -664,7 +677,9 @@ def test_cli_routes_apply_prints_the_diff_and_applying_twice_changes_nothing(
     )
     assert list(email_subscriptions(secrets)) == ["search@example.com"]
 
-    path.write_text(ROUTES_FILE.replace("[FAILED, CANCELED]", "[FAILED]").replace("bus: jobs", "bus: other"))
+    path.write_text(
+        ROUTES_FILE.replace("[FAILED, CANCELED]", "[FAILED]").replace("bus: jobwatch-jobs", "bus: default")
+    )
     code, out, err = run(capsys, "routes", "apply", str(path))
     assert out.splitlines()[:2] == ["~ search-failures  (match)", "~ everything  (destinations)"]
     code, out, err = run(capsys, "routes", "apply", str(path), "--json")
@@ -677,7 +692,7 @@ def test_cli_routes_apply_refuses_an_invalid_file_naming_each_route_and_field(
     path = tmp_path / "routes.yaml"
     path.write_text(
         ROUTES_FILE.replace("value: search}", "op: matches, value: '(search'}").replace(
-            "bus: jobs", "bus: jobs, region: eu"
+            "bus: jobwatch-jobs", "bus: jobwatch-jobs, region: eu"
         )
         + "- name: everything\n"
         + "  destinations: [{type: webhook, url: 'https://169.254.169.254', signingSecret: x}]\n",

@@ -143,10 +143,12 @@ FUNCTION_VARIABLES: dict[str, dict[str, Any]] = {
         "JOBWATCH_TOPIC_ARN": {"Ref": "TransitionsTopic"},
         "JOBWATCH_EMAIL_TOPIC_ARN": {"Ref": "AlertEmailTopic"},
         "JOBWATCH_ALERT_EMAIL_EVENTS": {"Fn::Join": [",", {"Ref": "AlertEmailEvents"}]},
+        "JOBWATCH_EVENT_BUSES": {"Fn::Sub": "${JobwatchEventBus},default"},
     },
 }
 """What each function is told, beyond the globals: only the resources it uses (D9). The API names the
-alert e-mail topic (route e-mail subscriptions) and AlertEmailEvents (the default routes it shows)."""
+alert e-mail topic (route e-mail subscriptions), AlertEmailEvents (the default routes it shows) and
+the buses the notifier may put events on (routes naming another are refused)."""
 
 
 def test_environment_points_at_the_stack_resources(

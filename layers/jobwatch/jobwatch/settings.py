@@ -231,7 +231,14 @@ class ApiSettings(StoreSettings, EndpointSettings):
     """The deployment's `AlertEmailEvents` (comma-separated in `JOBWATCH_ALERT_EMAIL_EVENTS`): what the
     default routes e-mail when no route is stored (`jobwatch routes explain` shows them)."""
 
+    event_buses: tuple[str, ...] = ()
+    """The EventBridge buses the notifier may put events on (comma-separated in
+    `JOBWATCH_EVENT_BUSES`; the template gives the stack's bus and `default`, as the notifier's
+    policy does): a route naming another bus is refused instead of dead-lettering every event on
+    AccessDenied. Empty: not checked."""
+
     _emailed_events = field_validator("alert_email_events", mode="before")(_comma_separated)
+    _buses = field_validator("event_buses", mode="before")(_comma_separated)
 
 
 @cache

@@ -307,7 +307,9 @@ class Operations:
 
     def _problems(self, route: Route, where: str, allow_missing: bool) -> list[FieldProblem]:
         email_topic = self.email_subscriptions is not None
-        return route_problems(route, where, self.policy, self._missing(allow_missing), email_topic)
+        missing = self._missing(allow_missing)
+        buses = self.settings.event_buses
+        return route_problems(route, where, self.policy, missing, email_topic, buses)
 
     def put_route(
         self, route: Route, actor: str = "unknown", *, allow_missing_secret: bool = False

@@ -32,7 +32,13 @@ from jobwatch.domain.endpoints import EndpointPolicy, IPAddress, Resolver, is_lo
 from jobwatch.domain.errors import RegistrationError
 from jobwatch.domain.identifiers import path_segment_problem, wire_field
 from jobwatch.domain.model import JOB_ID_MAX, JobSpec, Watch
-from jobwatch.domain.routing import Destination, EmailDestination, Route, WebhookDestination
+from jobwatch.domain.routing import (
+    Destination,
+    EmailDestination,
+    EventBridgeDestination,
+    Route,
+    WebhookDestination,
+)
 from jobwatch.sources import get_source, source_names
 
 _HOST_NAME = re.compile(
@@ -483,8 +489,24 @@ def destination_problems(
     return problems
 
 
+def bus_problem(bus: str, allowed: Sequence[str]) -> str | None:
+    """A bus the notifier may not put events on (by name, or an ARN ending in that name)."""
+    name = bus.rsplit("/", 1)[-1] if bus.startswith("arn:") else bus
+    if not allowed or name in allowed:
+        return None
+    return (
+        f"the notifier may put events only on {', '.join(allowed)}: grant its role events:PutEvents "
+        f"on {bus!r} first (template.yaml, PutJobEvents), or name one of those"
+    )
+
+
 def route_problems(
-    route: Route, where: str, policy: EndpointPolicy, missing: MissingSecret, email_topic: bool
+    route: Route,
+    where: str,
+    policy: EndpointPolicy,
+    missing: MissingSecret,
+    email_topic: bool,
+    buses: Sequence[str] = (),
 ) -> list[FieldProblem]:
     """Sources the match names that do not exist (a misspelt one would silently never match), then
     `destination_problems` of each destination (`where`: the route's wire path, or "")."""
@@ -496,9 +518,10 @@ def route_problems(
             message = f"unknown source {source!r}; valid sources: {', '.join(known)}"
             problems.append(FieldProblem(field=f"{prefix}match.sources.{index}", message=message))
     for index, destination in enumerate(route.destinations):
-        problems += destination_problems(
-            destination, f"{prefix}destinations.{index}", policy, missing, email_topic
-        )
+        at = f"{prefix}destinations.{index}"
+        problems += destination_problems(destination, at, policy, missing, email_topic)
+        if isinstance(destination, EventBridgeDestination) and (why := bus_problem(destination.bus, buses)):
+            problems.append(FieldProblem(field=f"{at}.bus", message=why))
     return problems
 
 
