@@ -6,6 +6,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from jobwatch.delivery.engine import FAILED_PERMANENT
+from jobwatch.domain.errors import PollError, PollErrorKind
 from jobwatch.domain.routing import DEFAULT_SLACK, Route
 from jobwatch_devkit.component import WEBHOOK_SECRET, World, export_spec, export_status
 from jobwatch_devkit.fakes import json_answer, record
@@ -223,3 +224,40 @@ def test_a_transition_keeps_the_destinations_it_was_first_routed_to() -> None:
 
     assert len(world.slack_hook.posts) == 1  # the retried copy still went to Slack
     assert world.events.events == []  # the new route never saw this transition
+
+
+def test_a_destination_waits_for_its_own_predecessor_across_a_transition_routed_elsewhere() -> None:
+    """UNREACHABLE goes to the on-call Slack and its first post fails; RECOVERED goes elsewhere;
+    FAILED goes to the on-call Slack again and must wait for UNREACHABLE there, not only for
+    RECOVERED (the job's immediate predecessor, which never went to that Slack)."""
+    world = World()
+    world.track(export_spec("nightly"))
+    timeout = PollError(PollErrorKind.TIMEOUT, "no answer in time")
+    world.upstream.script(
+        "nightly",
+        [json_answer(export_status("nightly", "STARTED"))]
+        + [timeout] * 3
+        + [json_answer(export_status("nightly", "STARTED")), json_answer(export_status("nightly", "FAILED"))],
+    )
+    for _ in range(6):
+        world.cycle(JOBWATCH_ADAPTIVE_POLLING="false")
+    world.routes.put(
+        _route(
+            name="incidents",
+            match={"events": ["UNREACHABLE", "FAILED"]},
+            destinations=[{"type": "slack-webhook", "webhookSecret": "(deployment default)"}],
+        )
+    )
+    world.routes.put(
+        _route(name="health", match={"events": ["RECOVERED"]}, destinations=[{"type": "eventbridge"}])
+    )
+    records = world.published_records()
+    events = [world.publisher.published[i].event for i in range(len(records))]
+    assert events == ["STARTED", "UNREACHABLE", "RECOVERED", "FAILED"]
+    world.slack_hook.answer(500)  # the first post (UNREACHABLE) fails and is retried later
+
+    world.deliver_all(world.notifier(), records)
+
+    posted = [text for text in world.slack_hook.texts() if "UNREACHABLE" in text or "FAILED" in text]
+    assert len(posted) == 2 and "UNREACHABLE" in posted[0] and "FAILED" in posted[1]
+    assert len(world.events.events) == 1  # RECOVERED, on the bus

@@ -236,6 +236,15 @@ def test_the_first_routing_of_a_transition_stands(ledger: DeliveryLedger) -> Non
     assert ledger.routing("k#1") == first
 
 
+def test_a_routing_keeps_the_previous_transition_it_was_first_recorded_with(ledger: DeliveryLedger) -> None:
+    deliveries: list[dict[str, object]] = []
+    assert ledger.routed_previous("k#2") is None  # not routed yet
+    ledger.record_routing("k#2", deliveries, NOW.now(), "k#1")
+    ledger.record_routing("k#2", deliveries, NOW.now(), "k#0")  # a second record does not stand
+    ledger.record_routing("k#1", deliveries, NOW.now())  # a job's first transition has none
+    assert (ledger.routed_previous("k#2"), ledger.routed_previous("k#1")) == ("k#1", None)
+
+
 # -- WatchStore -----------------------------------------------------------------------------------------
 
 

@@ -236,6 +236,7 @@ class InMemoryLedger:
         self._claims: dict[tuple[str, str], dict[str, Any]] = {}
         self._waits: dict[tuple[str, str], dict[str, Any]] = {}
         self._routing: dict[str, list[dict[str, Any]]] = {}
+        self._routed_previous: dict[str, str] = {}
 
     def claim(self, channel: str, transition_id: str, lease_s: float, now_s: float) -> Claim:
         with self._lock:
@@ -291,10 +292,20 @@ class InMemoryLedger:
             stored = self._routing.get(transition_id)
         return None if stored is None else json.loads(json.dumps(stored))
 
+    def routed_previous(self, transition_id: str) -> str | None:
+        with self._lock:
+            return self._routed_previous.get(transition_id)
+
     def record_routing(
-        self, transition_id: str, deliveries: list[dict[str, Any]], now_s: float
+        self,
+        transition_id: str,
+        deliveries: list[dict[str, Any]],
+        now_s: float,
+        previous: str | None = None,
     ) -> list[dict[str, Any]]:
         with self._lock:
+            if transition_id not in self._routing and previous is not None:
+                self._routed_previous[transition_id] = previous
             stored = self._routing.setdefault(transition_id, json.loads(json.dumps(deliveries)))
         copy: list[dict[str, Any]] = json.loads(json.dumps(stored))
         return copy

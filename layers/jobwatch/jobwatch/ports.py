@@ -134,10 +134,19 @@ class DeliveryLedger(Protocol):
         ...
 
     def record_routing(
-        self, transition_id: str, deliveries: list[dict[str, Any]], now_s: float
+        self,
+        transition_id: str,
+        deliveries: list[dict[str, Any]],
+        now_s: float,
+        previous: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Keep a transition's deliveries; the first record stands (a redelivered or concurrently
-        handled message gets the same destinations even if the routes changed meanwhile)."""
+        """Keep a transition's deliveries (and its job's previous transition id); the first record
+        stands (a redelivered or concurrently handled message gets the same destinations even if
+        the routes changed meanwhile)."""
+        ...
+
+    def routed_previous(self, transition_id: str) -> str | None:
+        """The previous transition id recorded with a transition's routing (None: none, or not routed)."""
         ...
 
 

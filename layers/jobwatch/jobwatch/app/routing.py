@@ -60,6 +60,10 @@ class Router:
         return route(self.current(), transition)
 
 
+MAX_PREDECESSOR_WALK = 32
+"""How far back the order check follows a job's transitions routed elsewhere (each step one read)."""
+
+
 class RoutingRecord:
     """The ledger's record of where transitions went, as the engine asks about predecessors."""
 
@@ -71,7 +75,9 @@ class RoutingRecord:
     def deliveries_of(self, transition: Transition) -> list[Delivery]:
         """Route a transition the first time it is read; afterwards, the destinations recorded then."""
         wire = [delivery_to_wire(d) for d in self._router.deliveries(transition)]
-        stored = self._ledger.record_routing(transition.transition_id, wire, self._clock.now())
+        stored = self._ledger.record_routing(
+            transition.transition_id, wire, self._clock.now(), transition.previous_transition_id
+        )
         return [delivery_from_wire(item) for item in stored]
 
     def delivery_to(self, transition: Transition, destination_id: str) -> Delivery | None:
@@ -81,9 +87,19 @@ class RoutingRecord:
                 return delivery_from_wire(item)
         return None
 
-    def routed_here(self, transition_id: str, destination_id: str) -> bool | None:
-        """Whether a transition was sent to this destination; None while it has not been routed."""
-        recorded = self._ledger.routing(transition_id)
-        if recorded is None:
-            return None
-        return any(item.get("id") == destination_id for item in recorded)
+    def predecessor_here(self, previous: str, destination_id: str) -> str | None:
+        """The transition a destination must have before this one: `previous` if the routes sent it
+        there (or it is not routed yet, so they may), else the nearest earlier one of the job that went
+        there, following the previous ids recorded with each routing; None when none did.
+
+        Without the walk, a job's FAILED routed to a webhook would not wait for its UNREACHABLE still
+        being retried there, whenever a RECOVERED routed elsewhere sat between the two."""
+        current: str | None = previous
+        for _ in range(MAX_PREDECESSOR_WALK):
+            if current is None:
+                return None
+            recorded = self._ledger.routing(current)
+            if recorded is None or any(item.get("id") == destination_id for item in recorded):
+                return current
+            current = self._ledger.routed_previous(current)
+        return None

@@ -61,9 +61,10 @@ class DeliveryDeps:
     clock: Clock
     standing: Callable[[str], str | None] = lambda _tid: None
     """The job store's `transition_standing`: ordered channels ask it whether a predecessor is owed."""
-    routed_here: Callable[[str, str], bool | None] = lambda _tid, _channel: None
-    """Whether the routes sent a transition to this channel (None: not known yet). A predecessor the
-    routes never sent here is not waited for (the notifier answers from its routing records)."""
+    predecessor_here: Callable[[str, str], str | None] = lambda previous, _channel: previous
+    """The transition this channel must have before one whose job's previous is the first argument:
+    that one, or with routes the nearest earlier one they sent here (None: nothing to wait for; the
+    notifier answers from its routing records)."""
     copy_attributes: Callable[[str], dict[str, str]] = lambda _channel: {}
     """Extra attributes of the delayed copies of this channel (the notifier names the destination, so
     a copy is retried for that destination only)."""
@@ -196,8 +197,6 @@ class _Batch:
         if transition.job_key in self.held_jobs:  # deferred a moment ago in this very batch
             return True
         ledger, channel = self.deps.ledger, self.limits.name
-        if self.deps.routed_here(previous, channel) is False:
-            return None  # the routes never sent the previous transition here: nothing to wait for
         claim = ledger.state(channel, previous, now)
         if claim in SETTLED_CLAIMS:
             return None
@@ -222,7 +221,12 @@ class _Batch:
         """
         previous = transition.previous_transition_id
         limits = self.limits
-        if not limits.ordered or previous is None or previous in self.settled or limits.order_wait_s <= 0:
+        if not limits.ordered or previous is None or limits.order_wait_s <= 0:
+            return False
+        # The one this destination must have first: the job's previous transition, or the nearest
+        # earlier one routed here when the previous went elsewhere (None: nothing to wait for).
+        previous = self.deps.predecessor_here(previous, limits.name)
+        if previous is None or previous in self.settled:
             return False
         now = self.deps.clock.now()
         in_hand = self.predecessor_in_hand(transition, previous, now)

@@ -33,7 +33,7 @@ class Routing(Protocol):
 
     def delivery_to(self, transition: Transition, destination_id: str) -> Delivery | None: ...
 
-    def routed_here(self, transition_id: str, destination_id: str) -> bool | None: ...
+    def predecessor_here(self, previous: str, destination_id: str) -> str | None: ...
 
 
 class Channels(Protocol):
@@ -47,11 +47,11 @@ class Notifier:
     routing: Routing
     channels: Channels
     deps: DeliveryDeps
-    """Ledger, queue and clock shared by every destination (`routed_here` and `copy_attributes` are
+    """Ledger, queue and clock shared by every destination (`predecessor_here` and `copy_attributes` are
     set here from the routing)."""
 
     def __post_init__(self) -> None:
-        self.deps.routed_here = self.routing.routed_here
+        self.deps.predecessor_here = self.routing.predecessor_here
         self.deps.copy_attributes = lambda destination_id: {DESTINATION_ATTRIBUTE: destination_id}
 
     def deliver(

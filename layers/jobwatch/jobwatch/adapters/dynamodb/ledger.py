@@ -154,19 +154,33 @@ class DynamoDeliveryLedger:
         deliveries: list[dict[str, Any]] = json.loads(item["doc"]["S"])
         return deliveries
 
+    def routed_previous(self, transition_id: str) -> str | None:
+        item = self._db.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": f"ROUTED#{transition_id}"}, "sk": {"S": "ROUTED"}},
+            ConsistentRead=True,
+            ProjectionExpression="previous",
+        ).get("Item")
+        return None if item is None or "previous" not in item else item["previous"]["S"]
+
     def record_routing(
-        self, transition_id: str, deliveries: list[dict[str, Any]], now_s: float
+        self,
+        transition_id: str,
+        deliveries: list[dict[str, Any]],
+        now_s: float,
+        previous: str | None = None,
     ) -> list[dict[str, Any]]:
+        item: dict[str, Any] = {
+            "pk": {"S": f"ROUTED#{transition_id}"},
+            "sk": {"S": "ROUTED"},
+            "doc": {"S": json.dumps(deliveries, separators=(",", ":"), sort_keys=True)},
+            "expiresAt": {"N": str(int(now_s) + self._retention_s)},
+        }
+        if previous is not None:
+            item["previous"] = {"S": previous}
         try:
             self._db.put_item(
-                TableName=self._table,
-                Item={
-                    "pk": {"S": f"ROUTED#{transition_id}"},
-                    "sk": {"S": "ROUTED"},
-                    "doc": {"S": json.dumps(deliveries, separators=(",", ":"), sort_keys=True)},
-                    "expiresAt": {"N": str(int(now_s) + self._retention_s)},
-                },
-                ConditionExpression="attribute_not_exists(pk)",
+                TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)"
             )
         except self._db.exceptions.ConditionalCheckFailedException:
             stored = self.routing(transition_id)
