@@ -6,8 +6,11 @@ wrong (a condition, an ordering, a lease) fails here next to the adapter that ge
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from jobwatch.adapters import aws
 from jobwatch.adapters.dynamodb.jobs import DynamoJobStore
 from jobwatch.adapters.dynamodb.ledger import DynamoDeliveryLedger
 from jobwatch.adapters.dynamodb.watches import DynamoWatchStore
@@ -267,3 +270,23 @@ def test_watches_are_added_once_primed_once_and_remember_what_they_handed_over(w
     assert [w.id for w in watches.list()] == [watch.id]
     assert watches.delete(watch.id) is True
     assert watches.seen_job_ids(watch.id) == set() and watches.get(watch.id) is None
+
+
+def test_a_key_over_dynamodbs_limit_is_answered_without_a_request(deployment: LocalDeployment) -> None:
+    """DynamoDB refuses keys over 1,024 bytes with ValidationException (moto does not): the store
+    answers "no such job" for them without sending anything."""
+    store = job_store(deployment.settings)  # on the process's one DynamoDB client (aws.dynamodb())
+    sent: list[str] = []
+
+    def count(model: Any, **_: Any) -> None:
+        sent.append(model.name)
+
+    events = aws.dynamodb().meta.events
+    events.register("before-call.dynamodb.*", count)
+    try:
+        key = "weaviate-export." + "x" * 1_100
+        assert (store.get_job(key), store.delete_job(key), store.recent_transitions(key)) == (None, False, [])
+        assert sent == []
+        assert store.get_job("weaviate-export.0123456789abcdef0123") is None and sent == ["GetItem"]
+    finally:
+        events.unregister("before-call.dynamodb.*", count)
