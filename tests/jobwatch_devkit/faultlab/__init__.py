@@ -115,9 +115,14 @@ Invariants (`invariants.RoundResult`, checked at the end of each round)
     - state_mismatches: jobs whose stored phase/status (`DynamoJobStore.get_job`) differs from the last
       upstream state the script served (LOST/NOT_FOUND for lost jobs).
     - outbox_left / slack_queue_left: the outbox and the Slack queue are empty at the end.
-    Diagnostics (not invariants): `spurious_poll_errors` counts polls of a good answer that failed
-    anyway (the machine was too slow for the read timeout); such a job is served the same state again,
-    and if jobwatch's reaction to that real poll error changed its events, that shows up above.
+    Diagnostics (not invariants): `spurious_poll_errors` counts polls that failed because the lab's
+    machine was too slow (a connect timeout to a simulator that would have answered a state, or
+    would have sent a not-found or auth error). To jobwatch that is a real poll error, so ground truth
+    counts it too: when one run recorded it cleanly, the schedule gets an `other` error step before
+    the step served again (`Schedule.count_machine_error`), and the whole story is still predicted;
+    when an overlap, a crash or a failed write leaves the count unknown, the story's health events
+    are taken from SNS if everything else matches the script and alerts alternate with RECOVERED
+    (`health_adopted`). Such lines go to `diagnostics`, not `problems`.
 
 `ambiguous_reposts`: Slack incoming webhooks have no idempotency key. When Slack accepted a post but the
 sender saw a failure (`accept_then_429`: real Slack's 429 means "rejected", so this is the pathological

@@ -136,6 +136,11 @@ class RoundResult:
     destinations: dict[str, Tally] = field(default_factory=dict)
     """Per destination (by summary name): see `routed`."""
     problems: list[str] = field(default_factory=list)
+    diagnostics: list[str] = field(default_factory=list)
+    """Lines worth reading that break no invariant (the loaded machine's own poll errors)."""
+    health_adopted: int = 0
+    """Stories whose health events were taken from what jobwatch did (`Schedule.health_uncertain`):
+    every other event of theirs still matched the script."""
 
     @property
     def ok(self) -> bool:
@@ -168,6 +173,7 @@ class RoundResult:
         for name, tally in other.destinations.items():
             self.destinations.setdefault(name, Tally()).add(tally)
         self.problems.extend(other.problems)
+        self.diagnostics.extend(other.diagnostics)
 
     def summary(self, **extra: Any) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -196,6 +202,7 @@ class RoundResult:
                 "outbox_dead_lettered": self.outbox_dead_lettered,
                 "stuck_jobs": self.stuck_jobs,
                 "spurious_poll_errors": self.spurious_poll_errors,
+                "health_adopted": self.health_adopted,
                 "slack_refused": self.slack_refused,
                 "slack_deferred": self.slack_deferred,
                 "slack_collapsed": self.slack_collapsed,
@@ -365,11 +372,15 @@ def _check_job(
     matched_tids: set[str],
 ) -> None:
     key = schedule.key
+    recorded = _check_order(schedule.story, sns, result)
+    got = [sns.first_seen[tid].event for tid in recorded]
+    filtered = schedule.spec.notify is not None and schedule.spec.notify.events is not None
+    if schedule.health_uncertain and _adoptable_health(schedule.expected, got, filtered):
+        schedule.expected = got
+        result.health_adopted += 1
     expected = schedule.expected
     result.transitions += len(expected)
     result.events.update(expected)
-    recorded = _check_order(schedule.story, sns, result)
-    got = [sns.first_seen[tid].event for tid in recorded]
     _match_events(expected, got, recorded, result, matched_tids)
     if not schedule.retired:  # a retired life's stored state was checked when it was untracked
         check_stored(schedule, job, result)
@@ -382,6 +393,31 @@ def _check_job(
         )
     if not schedule.settled and schedule.cursor < len(schedule.steps):
         result.stuck_jobs += 1
+
+
+_ALERTS = frozenset({"UNREACHABLE", "AUTH_FAILED"})
+
+
+def _adoptable_health(expected: list[str], got: list[str], filtered: bool) -> bool:
+    """`got` is the script's story with health events only where a correct jobwatch may have put
+    them: the same other events in the same order and, unless a notify filter drops some, alerts
+    and RECOVERED alternating (one alert per outage, RECOVERED only after one)."""
+    health = {*_ALERTS, "RECOVERED"}
+    if [e for e in expected if e not in health] != [e for e in got if e not in health]:
+        return False
+    if filtered:
+        return True
+    alert_open = False
+    for event in got:
+        if event in _ALERTS:
+            if alert_open:
+                return False
+            alert_open = True
+        elif event == "RECOVERED":
+            if not alert_open:
+                return False
+            alert_open = False
+    return True
 
 
 def _check_order(story: str, sns: SnsView, result: RoundResult) -> list[str]:

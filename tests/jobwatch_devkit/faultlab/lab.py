@@ -73,8 +73,7 @@ class FaultLab:
                     "  "
                     + ", ".join(f"{n}: {t.delivered}/{t.expected}" for n, t in result.destinations.items())
                 )
-                for problem in result.problems[:20]:
-                    self._say(f"  {problem}")
+                self._report_lines(result)
         finally:
             for sim in self.simulators:
                 sim.stop()
@@ -88,6 +87,15 @@ class FaultLab:
             seed=self.config.seed,
             elapsed_s=round(time.monotonic() - started, 1),
         )
+
+    def _report_lines(self, result: RoundResult, limit: int = 40) -> None:
+        """What broke an invariant first (all of it up to `limit`), then a few diagnostics."""
+        for problem in result.problems[:limit]:
+            self._say(f"  {problem}")
+        if len(result.problems) > limit:
+            self._say(f"  ... and {len(result.problems) - limit} more problems")
+        if result.diagnostics:
+            self._say(f"  diagnostics ({len(result.diagnostics)}, e.g.): {result.diagnostics[0]}")
 
     def _start_destinations(self) -> None:
         if self.config.routes:

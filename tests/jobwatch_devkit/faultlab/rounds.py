@@ -359,13 +359,15 @@ class Round:
                 self.result.outbox_dead_lettered += run.report.dead_lettered
                 self.scanner.scan("a cycle report", json.dumps(run.report.as_dict()))
 
-    def _spurious_errors(self, results: list[RunResult]) -> set[str]:
-        """Jobs whose poll failed although the step served was an answer (a machine too slow).
+    def _machine_errors(self, results: list[RunResult], hostile_timeouts: set[str], dead: bool) -> set[str]:
+        """Jobs whose poll failed although the step served was an answer (a machine too slow), or whose
+        hostile step timed out before it could misbehave; their step is served again.
 
         Ground truth assumes every good answer is seen; a timeout here is a real poll error to jobwatch
-        (it counts towards UNREACHABLE), so the run reports it and serves the same state again.
+        (it counts towards UNREACHABLE), so the schedule counts it too (`Schedule.count_machine_error`):
+        exactly when one run recorded it cleanly, as "health events unknown" otherwise.
         """
-        spurious: set[str] = set()
+        spurious: set[str] = set(hostile_timeouts)
         for run in results:
             for error in [] if run.report is None else run.report.errors:
                 schedule = self.by_key.get(error.get("jobKey", ""))
@@ -374,7 +376,16 @@ class Round:
                     continue
                 if schedule.current.kind in ("state", "unknown"):
                     spurious.add(schedule.key)
-                    self.result.problems.append(f"{schedule.key}: poll of a good answer failed: {text}")
+                    self.result.diagnostics.append(f"{schedule.key}: poll of a good answer failed: {text}")
+                elif text.startswith("TIMEOUT") and schedule.current.fault_class in ("not-found", "auth"):
+                    # an error of another class than the step's: it breaks a not-found run, or names
+                    # the wrong alert; an `other` fault timing out instead counts just the same
+                    spurious.add(schedule.key)
+                    self.result.diagnostics.append(f"{schedule.key}: {schedule.current.kind} failed: {text}")
+        failed = set().union(*(r.faults.failed_keys for r in results))
+        for key in spurious:
+            exact = len(results) == 1 and not dead and key not in failed
+            self.by_key[key].count_machine_error(self.config, exact=exact)
         self.result.spurious_poll_errors += len(spurious)
         return spurious
 
@@ -388,8 +399,9 @@ class Round:
             plan = self._plan(clean, cycle)
             results, polled = self._cycle(cycle, plan, points_hint)
             dead = any(r.crashed or r.aborted for r in results)
-            self._check_hostile(results, polled, dead)
-            self._advance(plan, results, polled, dead)
+            hostile_timeouts = self._check_hostile(results, polled, dead)
+            spurious = self._machine_errors(results, hostile_timeouts, dead)
+            self._advance(plan, results, polled, dead, spurious)
             if self.retracking:
                 self._retrack()
             clean = any(s.tainted and not s.settled for s in self.schedules)
@@ -400,12 +412,14 @@ class Round:
             f"round {self.number}: scripts not exhausted after {config.max_cycles} cycles"
         )
 
-    def _advance(self, plan: CyclePlan, results: list[RunResult], polled: set[str], dead: bool) -> None:
+    def _advance(
+        self, plan: CyclePlan, results: list[RunResult], polled: set[str], dead: bool, spurious: set[str]
+    ) -> None:
         """Move each job whose poll was recorded cleanly to its next step; settle the ones not polled."""
         # A run that left polls for later (an upstream Retry-After resting an endpoint) did not
         # poll every pollable job, so "not polled" no longer means "terminal in the store".
         throttled = any(r.report is not None and r.report.throttled for r in results)
-        failed = set().union(*(r.faults.failed_keys for r in results)) | self._spurious_errors(results)
+        failed = set().union(*(r.faults.failed_keys for r in results)) | spurious
         unpolled_is_terminal = plan.deadline_after is None and not dead and not throttled
         for schedule in self.schedules:
             if schedule.settled:
@@ -421,11 +435,14 @@ class Round:
             schedule.cursor += 1
             schedule.tainted = False
 
-    def _check_hostile(self, results: list[RunResult], polled: set[str], dead: bool) -> None:
+    def _check_hostile(self, results: list[RunResult], polled: set[str], dead: bool) -> set[str]:
         """Each job polled on a hostile step (a body past the cap, endless, slow or deep, an error
-        echoing its key) was recorded as a poll error of that step's kind, and only as that."""
+        echoing its key) was recorded as a poll error of that step's kind, and only as that.
+
+        Returns the jobs whose poll timed out instead (the loaded machine's): see `_machine_errors`."""
+        timed_out: set[str] = set()
         if dead:
-            return  # its job is served the same step again in a clean cycle, and checked then
+            return timed_out  # its job is served the same step again in a clean cycle, and checked then
         kinds: dict[str, list[str]] = defaultdict(list)
         for run in results:
             for error in [] if run.report is None else run.report.errors:
@@ -442,8 +459,10 @@ class Round:
             # answers: a missing bound would show as another kind (TOO_SLOW for an endless body read
             # to the deadline, INVALID_BODY for a deep one), never as a connect or read timeout.
             timeouts = [kind for kind in seen if kind == "TIMEOUT" and expected != "TIMEOUT"]
-            self.result.spurious_poll_errors += len(timeouts)
             seen = [kind for kind in seen if kind not in timeouts]
+            if timeouts:
+                timed_out.add(schedule.key)
+                self.result.diagnostics.append(f"{schedule.key}: {schedule.current.kind} timed out first")
             if timeouts and not seen:
                 continue
             if not seen or any(kind != expected for kind in seen):
@@ -452,6 +471,7 @@ class Round:
                     f"{schedule.key}: {schedule.current.kind} recorded as {seen or 'no poll error'}, "
                     f"expected {expected}"
                 )
+        return timed_out
 
     # -- re-tracking ----------------------------------------------------------------------------------
 

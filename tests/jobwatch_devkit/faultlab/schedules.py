@@ -127,6 +127,12 @@ class Schedule:
     """1 for a job's first life, 2 after it was untracked and tracked again."""
     retired: bool = False
     """Untracked (its story is over; a later Schedule may be the same job's next life)."""
+    machine_errors: int = 0
+    """Polls that failed although the step served allowed an answer (`count_machine_error`)."""
+    health_uncertain: bool = False
+    """A machine-made poll error was recorded by a run whose effects are not exactly known (an
+    overlap, a crash, a failed write): how many errors jobwatch counted is unknown, so its health
+    events (UNREACHABLE, AUTH_FAILED, RECOVERED) cannot be predicted; everything else still is."""
 
     @property
     def current(self) -> PlannedStep:
@@ -149,6 +155,31 @@ class Schedule:
     def describe(self) -> str:
         return " ".join(f"{s.kind}:{s.status}" if s.kind == "state" else s.kind for s in self.steps)
 
+    def count_machine_error(self, config: LabConfig, *, exact: bool) -> None:
+        """A poll of the current step failed on the lab's loaded machine (a connect timeout to a
+        simulator that would have answered), and the step will be served again.
+
+        To jobwatch that is a real poll error and it counts towards UNREACHABLE, so ground truth
+        gets it too: `exact` (one run recorded it cleanly) puts an `other` error in the script before
+        the current step and recomputes the story; otherwise the count is unknown and the story's
+        health events are left to what jobwatch did (`health_uncertain`)."""
+        self.machine_errors += 1
+        if not exact:
+            self.health_uncertain = True
+            return
+        timeout = PlannedStep(self.current.step, MACHINE_ERROR, fault_class="other")
+        self.steps.insert(self.cursor, timeout)
+        self.cursor += 1
+        expected, self.final_phase, self.final_status = expected_story(
+            self.steps, config.unreachable_after, config.lost_after
+        )
+        if self.spec.notify is not None and self.spec.notify.events is not None:
+            expected = [event for event in expected if event in self.spec.notify.events]
+        self.expected = expected
+
+
+MACHINE_ERROR = "machine-timeout"
+"""The kind of a script step the lab adds for a poll its own machine failed (`count_machine_error`)."""
 
 StateMaker = Callable[[random.Random], tuple[Step, str]]
 
@@ -553,7 +584,10 @@ def expected_story(
     errors = not_found = 0
     cap = max(unreachable_after, lost_after)
     events: list[str] = []
-    for step in steps:
+    # A simulator serves its last step for ever: a script that ends inside a not-found run (one a
+    # machine error interrupted) goes on until LOST.
+    tail = [steps[-1]] * lost_after if steps and steps[-1].fault_class == "not-found" else []
+    for step in [*steps, *tail]:
         if phase is not None and phase.terminal:
             break  # a terminal job is not polled again
         if step.kind == "unknown":
