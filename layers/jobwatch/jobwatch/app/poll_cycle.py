@@ -20,7 +20,7 @@ from typing import Any
 from jobwatch.app.gates import RATE_LIMIT_PAUSE_S, EndpointGate, EndpointGates
 from jobwatch.app.outbox import Outbox
 from jobwatch.app.polling import api_key_for, poll_spec
-from jobwatch.domain.cadence import cycle_rotation, held_by_upstream, is_due, poll_rank
+from jobwatch.domain.cadence import cycle_rotation, held_by_upstream, is_due, rotated
 from jobwatch.domain.errors import PollError, PollErrorKind
 from jobwatch.domain.model import TrackedJob
 from jobwatch.domain.transitions import Decision, Outcome, Policy, decide, decide_error
@@ -298,7 +298,7 @@ class _Cycle:
         tick = self.next_tick_s if self.next_tick_s is not None else self.deps.clock.now()
         rotation = cycle_rotation(tick, self.settings.poll_period_s)
         tasks: list[asyncio.Task[None]] = []
-        for job in sorted(jobs, key=lambda j: poll_rank(j.key, rotation)):
+        for job in rotated(jobs, lambda j: j.key, rotation):
             if held_by_upstream(job, self.deps.clock.now()):
                 self.report.throttled += 1
             elif self.due(job):
