@@ -183,6 +183,27 @@ def test_only_non_terminal_jobs_are_pollable_and_pages_cover_them_all(jobs: JobS
     assert len(jobs.all_jobs()) == 5
 
 
+def test_jobs_page_by_creation_oldest_first_and_skip_deleted_ones(jobs: JobStore) -> None:
+    """The listing read behind `GET /jobs`: (createdAt, key) order, a cursor that goes on after a
+    deleted job, and None once the last job was handed out; a state write leaves the order alone."""
+    created = {}
+    for minute, name in [(3, "c"), (1, "a"), (2, "b"), (2, "a2"), (4, "d")]:
+        job, _ = jobs.add_job(_spec(name), f"2026-12-03T10:0{minute}:00+00:00")
+        created[name] = job
+    order = sorted(created.values(), key=lambda job: (job.created_at, job.key))
+    _advance(jobs, created["b"], RUNNING, Event.STARTED)
+    assert jobs.delete_job(created["c"].key)
+
+    first, cursor = jobs.jobs_by_creation(None, 2)
+    assert [job.key for job in first] == [job.key for job in order[:2]]
+    assert cursor == (order[1].created_at, order[1].key)
+    rest, end = jobs.jobs_by_creation(cursor, 100)
+    assert [job.key for job in rest] == [job.key for job in order[2:] if job.key != created["c"].key]
+    assert end is None
+    (started,) = [job for job in [*first, *rest] if job.key == created["b"].key]
+    assert started.snapshot is not None and started.snapshot.phase is Phase.RUNNING
+
+
 def test_deleting_a_job_removes_it(jobs: JobStore) -> None:
     job, _ = jobs.add_job(_spec("a"), NOW.now_iso())
     assert jobs.delete_job(job.key) is True

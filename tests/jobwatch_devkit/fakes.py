@@ -86,6 +86,8 @@ class InMemoryJobStore:
         self.page_size = page_size
         self.writes = 0
         """Every write call that changed something (what DynamoDB would bill as writes)."""
+        self.listing_reads = 0
+        """Calls of `jobs_by_creation` (what `GET /jobs` costs in index queries)."""
 
     # -- jobs -------------------------------------------------------------------------------------
 
@@ -130,6 +132,17 @@ class InMemoryJobStore:
         with self._lock:
             jobs = [self._view(item) for item in self._jobs.values()]
         return sorted(jobs, key=lambda job: job.created_at)
+
+    def jobs_by_creation(
+        self, after: tuple[str, str] | None, limit: int
+    ) -> tuple[list[TrackedJob], tuple[str, str] | None]:
+        self.listing_reads += 1
+        with self._lock:
+            ordered = sorted(self._jobs.values(), key=lambda item: (item.job.created_at, item.job.key))
+            later = [self._view(i) for i in ordered if after is None or (i.job.created_at, i.job.key) > after]
+        page = later[: max(1, min(limit, 100))]
+        resume = (page[-1].created_at, page[-1].key) if len(later) > len(page) else None
+        return page, resume
 
     def _current(self, job: TrackedJob) -> _JobItem:
         item = self._jobs.get(job.key)

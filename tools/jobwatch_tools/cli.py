@@ -406,6 +406,18 @@ def cmd_watches(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_upgrade(args: argparse.Namespace) -> int:
+    from jobwatch_tools.local import upgrade_table
+
+    changed = upgrade_table()
+    if args.json:
+        print(json.dumps({"jobsIndexed": changed}))
+        return 0
+    done = f"{changed} job(s) added to the listing index" if changed else "table already up to date"
+    print(f"upgrade: {done}")
+    return 0
+
+
 def cmd_discover(args: argparse.Namespace) -> int:
     from jobwatch_tools.local import discover_once
 
@@ -641,6 +653,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("discover", help="list every watch once and track new jobs")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_discover)
+
+    p = sub.add_parser("upgrade", help="bring the table up to date after deploying a new version")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
+    p.set_defaults(func=cmd_upgrade)
 
     p = sub.add_parser("api", help="the registration API")
     api_sub = p.add_subparsers(dest="api_command", required=True)

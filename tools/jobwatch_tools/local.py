@@ -24,7 +24,7 @@ from jobwatch.delivery.records import BatchReport, record_from_message
 from jobwatch.domain.model import JobSpec, Snapshot, TrackedJob
 from jobwatch.entrypoints import api, notifier, poller
 from jobwatch.entrypoints.notifier import ChannelBook
-from jobwatch.entrypoints.wiring import CLOCK, secret_resolver
+from jobwatch.entrypoints.wiring import CLOCK, job_store, secret_resolver
 from jobwatch.observability import metrics
 from jobwatch.settings import ApiSettings, NotifierSettings, PollerSettings, UpstreamSettings, load_settings
 
@@ -153,3 +153,9 @@ def api_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return api.handle(event, context, operations())
     finally:
         metrics.clear_metrics()
+
+
+def upgrade_table() -> int:
+    """Bring items an older jobwatch wrote up to date (today: the creation index key that
+    `GET /jobs` pages through); idempotent. Returns how many items were changed."""
+    return job_store(load_settings(ApiSettings)).backfill_created_keys()

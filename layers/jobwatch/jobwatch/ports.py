@@ -66,6 +66,14 @@ class JobStore(Protocol):
 
     def all_jobs(self) -> list[TrackedJob]: ...
 
+    def jobs_by_creation(
+        self, after: tuple[str, str] | None, limit: int
+    ) -> tuple[list[TrackedJob], tuple[str, str] | None]:
+        """Up to `limit` (at most 100) jobs created after `after` ((createdAt, key)), oldest first,
+        and where the next call goes on from (None: nothing more). What `GET /jobs` pages through,
+        without reading every job; jobs deleted meanwhile are skipped, the cursor still moves."""
+        ...
+
     def save_state(
         self,
         job: TrackedJob,

@@ -2,7 +2,8 @@
 
 One table; the job store owns two item kinds (the delivery ledger and the watch store own others):
 - job         pk=JOB#<key>   sk=JOB       version, doc (JSON), health (JSON), pollShard (while
-                                          non-terminal), outbox {transitionId: entry}, outboxShard
+                                          non-terminal), outbox {transitionId: entry}, outboxShard,
+                                          createdKey (`<createdAt>#<key>`, for listing)
 - history     pk=JOB#<key>   sk=TR#<ver>  doc (event JSON), delivery (PUBLISHED / DEAD_LETTERED)
 
 The job's document is one JSON string attribute: the poller reads thousands of jobs per cycle and
@@ -17,7 +18,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from jobwatch.domain.model import Health, JobSpec, Snapshot, TrackedJob, Transition
+from jobwatch.domain.model import Health, JobSpec, Snapshot, TrackedJob, Transition, WireModel
 from jobwatch.domain.transitions import new_life, parse_transition_id
 from jobwatch.ports import ConflictError, PendingTransition
 
@@ -26,6 +27,11 @@ if TYPE_CHECKING:
 
 POLLABLE_INDEX = "pollable"
 OUTBOX_INDEX = "outbox"
+CREATED_INDEX = "created"
+"""Every job item by `createdKey` under its `sk` (`JOB`): `GET /jobs` pages through it, no Scan.
+Keys only, so a job's state writes never touch it: one index write per job created or deleted."""
+BATCH_GET_MAX = 100
+"""BatchGetItem takes at most 100 keys."""
 ACTIVE_SHARD = "ACTIVE"
 PENDING_SHARD = "PENDING"
 _JOB_SK = "JOB"
@@ -55,6 +61,18 @@ def _history_sk(transition_id: str) -> str:
     return f"TR#{life}{ref.version:010d}{position}"
 
 
+def created_key(created_at: str, key: str) -> str:
+    """The listing order as one string: creation time, then key. ISO times sort as text, and `#`
+    sorts below every character of one, so the string order is the (createdAt, key) order."""
+    return f"{created_at}#{key}"
+
+
+def _stored(model: WireModel) -> dict[str, Any]:
+    """A model as the job item keeps it: fields at their defaults left out (reading fills them in
+    again), which takes a fifth off a running job's item and so off every poll's index read."""
+    return model.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+
+
 def _compact(value: dict[str, Any]) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
@@ -70,9 +88,9 @@ class DynamoJobStore:
     # -- jobs -----------------------------------------------------------------------------------
 
     def _job_item(self, job: TrackedJob) -> dict[str, Any]:
-        doc = job.to_wire()
+        doc = _stored(job)
         doc.pop("version", None)
-        health = doc.pop("health")
+        health = doc.pop("health", {})
         item: dict[str, Any] = {
             "pk": {"S": _job_pk(job.key)},
             "sk": {"S": _JOB_SK},
@@ -81,6 +99,7 @@ class DynamoJobStore:
             "health": {"S": _compact(health)},
             "source": {"S": job.spec.source},
             "outbox": {"M": {}},
+            "createdKey": {"S": created_key(job.created_at, job.key)},
         }
         if job.terminal:
             item["expiresAt"] = {"N": str(int(time.time()) + self._retention_s)}
@@ -164,8 +183,79 @@ class DynamoJobStore:
             self._job_from_item(item) for item in self._query_index(POLLABLE_INDEX, "pollShard", ACTIVE_SHARD)
         ]
 
+    def jobs_by_creation(
+        self, after: tuple[str, str] | None, limit: int
+    ) -> tuple[list[TrackedJob], tuple[str, str] | None]:
+        """Up to `limit` (<= 100) jobs created after `after` (createdAt, key), oldest first, and
+        where to go on from: one Query of the keys-only creation index, one BatchGetItem.
+
+        A job deleted between the two reads is left out; the index is eventually consistent, so a
+        job tracked a moment ago may show on the next call only."""
+        values: dict[str, Any] = {":job": {"S": _JOB_SK}}
+        condition = "sk = :job"
+        if after is not None:  # DynamoDB refuses an empty string as a key value, even to compare
+            condition += " AND createdKey > :after"
+            values[":after"] = {"S": created_key(*after)}
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": CREATED_INDEX,
+            "Limit": max(1, min(limit, BATCH_GET_MAX)),
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+        }
+        response = self._db.query(**request)
+        items = response.get("Items", [])
+        keys = [item["pk"]["S"] for item in items]
+        found = self._get_jobs(keys)
+        jobs = [found[pk] for pk in keys if pk in found]
+        if "LastEvaluatedKey" not in response or not items:
+            return jobs, None
+        created_at, _, key = items[-1]["createdKey"]["S"].partition("#")
+        return jobs, (created_at, key)
+
+    def _get_jobs(self, pks: Sequence[str]) -> dict[str, TrackedJob]:
+        """Job items by partition key (BatchGetItem, unprocessed keys asked again with a short backoff)."""
+        found: dict[str, TrackedJob] = {}
+        wanted: list[dict[str, Any]] = [{"pk": {"S": pk}, "sk": {"S": _JOB_SK}} for pk in pks]
+        for attempt in range(8):
+            if not wanted:
+                break
+            if attempt:
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            response = self._db.batch_get_item(RequestItems={self._table: {"Keys": wanted}})
+            for item in response.get("Responses", {}).get(self._table, []):
+                found[item["pk"]["S"]] = self._job_from_item(item)
+            unprocessed: dict[str, Any] = dict(response.get("UnprocessedKeys") or {})
+            wanted = list(unprocessed.get(self._table, {}).get("Keys", []))
+        if wanted:
+            raise RuntimeError(f"DynamoDB left {len(wanted)} job reads unprocessed; try again")
+        return found
+
+    def backfill_created_keys(self) -> int:
+        """Give `createdKey` to job items written before the creation index existed (one Scan;
+        `jobwatch upgrade` runs it). Returns how many were updated; running it twice changes nothing."""
+        updated = 0
+        paginator = self._db.get_paginator("scan")
+        for page in paginator.paginate(
+            TableName=self._table,
+            FilterExpression="sk = :job AND attribute_not_exists(createdKey)",
+            ExpressionAttributeValues={":job": {"S": _JOB_SK}},
+        ):
+            for item in page.get("Items", []):
+                job = self._job_from_item(item)
+                with contextlib.suppress(self._db.exceptions.ConditionalCheckFailedException):
+                    self._db.update_item(
+                        TableName=self._table,
+                        Key={"pk": item["pk"], "sk": item["sk"]},
+                        UpdateExpression="SET createdKey = :k",
+                        ConditionExpression="attribute_exists(pk) AND attribute_not_exists(createdKey)",
+                        ExpressionAttributeValues={":k": {"S": created_key(job.created_at, job.key)}},
+                    )
+                    updated += 1
+        return updated
+
     def all_jobs(self) -> list[TrackedJob]:
-        """Every tracked job including terminal ones (an operator listing, not on the polling path)."""
+        """Every tracked job including terminal ones (a Scan: tests and local tools, not the API)."""
         jobs: list[TrackedJob] = []
         paginator = self._db.get_paginator("scan")
         for page in paginator.paginate(
@@ -219,9 +309,9 @@ class DynamoJobStore:
                 else job.last_transition_id,
             }
         )
-        doc = updated.to_wire()
+        doc = _stored(updated)
         doc.pop("version", None)
-        health_doc = doc.pop("health")
+        health_doc = doc.pop("health", {})
         names: dict[str, str] = {"#v": "version"}
         values: dict[str, Any] = {
             ":read": {"N": str(job.version)},
@@ -276,7 +366,7 @@ class DynamoJobStore:
                 ConditionExpression="#v = :read",
                 ExpressionAttributeNames={"#v": "version"},
                 ExpressionAttributeValues={
-                    ":h": {"S": _compact(health.to_wire())},
+                    ":h": {"S": _compact(_stored(health))},
                     ":read": {"N": str(job.version)},
                 },
             )
