@@ -84,7 +84,7 @@ def test_a_long_rate_limit_defers_the_rest_of_the_batch_without_spending_attempt
 def test_server_errors_are_retried_with_backoff_until_the_attempt_cap() -> None:
     world = _world_with_story("STARTED")
     world.slack_hook.answer(500, times=3)
-    notifier = world.notifier(JOBWATCH_SLACK_MAX_ATTEMPTS="3")
+    notifier = world.notifier(JOBWATCH_DELIVERY_MAX_ATTEMPTS="3")
     started = world.clock.now()
 
     world.deliver_all(notifier, world.published_records())

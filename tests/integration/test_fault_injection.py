@@ -133,12 +133,12 @@ def _slack_transition_ids(sink: SlackSink) -> list[str]:
 def test_a_failed_slack_post_does_not_let_the_jobs_next_transition_overtake_it(
     make_deployment: Callable[..., LocalDeployment], sim: UpstreamSimulator, sim_url: str, sink: SlackSink
 ) -> None:
-    # A failed post is retried after JOBWATCH_SLACK_RETRY_BASE_S (30 s in production); 1 s here.
+    # A failed post is retried after JOBWATCH_DELIVERY_RETRY_BASE_S (30 s in production); 1 s here.
     deployment = make_deployment(
         {
             "JOBWATCH_ADAPTIVE_POLLING": "false",
-            "JOBWATCH_SLACK_ORDER_RETRY_S": "1",
-            "JOBWATCH_SLACK_RETRY_BASE_S": "1",
+            "JOBWATCH_DELIVERY_ORDER_RETRY_S": "1",
+            "JOBWATCH_DELIVERY_RETRY_BASE_S": "1",
         }
     )
     sim.add_job(EXPORT, "exp-ordered", [state("STARTED"), state("SUCCESS")], backend="s3")
@@ -168,7 +168,7 @@ def test_a_transition_waiting_for_its_predecessor_is_not_dead_lettered(
 ) -> None:
     """One Slack 500 on a job's first message must cost the job neither its order nor its next one.
 
-    The first message is retried after JOBWATCH_SLACK_RETRY_BASE_S (30 s in production, 6 s here);
+    The first message is retried after JOBWATCH_DELIVERY_RETRY_BASE_S (30 s in production, 6 s here);
     its successor looks again every 1 s, 2 s, 4 s, ... (5 s, 10 s, ... in production). Each look is a
     delayed copy, not a batch-item failure, so none of them counts towards the redrive policy's
     maxReceiveCount (5, as in the template) that once sent such a successor to the dead-letter queue.
@@ -176,8 +176,8 @@ def test_a_transition_waiting_for_its_predecessor_is_not_dead_lettered(
     deployment = make_deployment(
         {
             "JOBWATCH_ADAPTIVE_POLLING": "false",
-            "JOBWATCH_SLACK_ORDER_RETRY_S": "1",
-            "JOBWATCH_SLACK_RETRY_BASE_S": "6",
+            "JOBWATCH_DELIVERY_ORDER_RETRY_S": "1",
+            "JOBWATCH_DELIVERY_RETRY_BASE_S": "6",
         }
     )
     sim.add_job(EXPORT, "exp-waiting", [state("STARTED"), state("SUCCESS")], backend="s3")

@@ -191,7 +191,7 @@ def test_creates_the_template_resources_idempotently(endpoint: str) -> None:
             "JOBWATCH_EMAIL_TOPIC_ARN",
             "JOBWATCH_ALERT_EMAIL_EVENTS",
             "JOBWATCH_SLACK_WEBHOOK_SECRET",
-            "JOBWATCH_SLACK_ORDER_WAIT_S",
+            "JOBWATCH_DELIVERY_ORDER_WAIT_S",
         },
         "ApiFunction": {
             "JOBWATCH_TOPIC_ARN",
@@ -200,7 +200,7 @@ def test_creates_the_template_resources_idempotently(endpoint: str) -> None:
             "JOBWATCH_EVENT_BUSES",
         },
     }
-    assert (second["JOBWATCH_SLACK_ORDER_WAIT_S"], second["JOBWATCH_POLL_PERIOD_MINUTES"]) == ("3600", "1")
+    assert (second["JOBWATCH_DELIVERY_ORDER_WAIT_S"], second["JOBWATCH_POLL_PERIOD_MINUTES"]) == ("3600", "1")
     owned = set().union(*own.values())
     shared = {k: v for k, v in second.items() if k not in owned}
     for function, environment in second.functions.items():

@@ -499,7 +499,7 @@ def test_an_edited_route_applies_to_new_transitions_while_retries_keep_their_des
     sim_url: str,
     receiver: WebhookReceiver,
 ) -> None:
-    deployment = make_routed(JOBWATCH_SLACK_RETRY_BASE_S="1")  # a failed post is retried after 1 s, not 30
+    deployment = make_routed(JOBWATCH_DELIVERY_RETRY_BASE_S="1")  # a failed post is retried after 1 s, not 30
     bus = bus_name()
     on_bus = queue_behind_rule(bus, "jobwatch-all", {"source": ["jobwatch"]})
     hook = {"type": "webhook", "url": receiver.url, "signingSecret": HOOK_SECRET}

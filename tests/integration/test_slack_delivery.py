@@ -40,7 +40,7 @@ EXPORT = "weaviate-export"
 @pytest.fixture
 def deployment(make_deployment: Callable[..., LocalDeployment]) -> LocalDeployment:
     """A 429 goes straight back to the queue instead of being slept on in process."""
-    return make_deployment({"JOBWATCH_SLACK_MAX_RETRY_AFTER_S": "0"})
+    return make_deployment({"JOBWATCH_DELIVERY_MAX_RETRY_AFTER_S": "0"})
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
@@ -312,7 +312,7 @@ def test_a_rate_limit_after_a_post_never_shows_that_post_twice(
 def test_a_short_retry_after_is_waited_out_in_process(
     make_deployment: Callable[..., LocalDeployment], sim: UpstreamSimulator, sim_url: str, sink: SlackSink
 ) -> None:
-    deployment = make_deployment()  # default JOBWATCH_SLACK_MAX_RETRY_AFTER_S (5 s) >= Retry-After (1 s)
+    deployment = make_deployment()  # default JOBWATCH_DELIVERY_MAX_RETRY_AFTER_S (5 s) >= Retry-After (1 s)
     transition = _transition(deployment, sim, sim_url, "exp-short-429")
     sink.script(["rate_limited"])
 
@@ -329,9 +329,9 @@ def test_a_short_retry_after_is_waited_out_in_process(
 def test_server_error_is_retried_with_backoff_then_posted(
     make_deployment: Callable[..., LocalDeployment], sim: UpstreamSimulator, sim_url: str, sink: SlackSink
 ) -> None:
-    # The first retry waits JOBWATCH_SLACK_RETRY_BASE_S (30 s in production), doubling after each
+    # The first retry waits JOBWATCH_DELIVERY_RETRY_BASE_S (30 s in production), doubling after each
     # failure; one second here. Retries are delayed copies, so they spend no SQS receive.
-    deployment = make_deployment({"JOBWATCH_SLACK_RETRY_BASE_S": "1"})
+    deployment = make_deployment({"JOBWATCH_DELIVERY_RETRY_BASE_S": "1"})
     queue = deployment.settings.notify_queue_url
     transition = _transition(deployment, sim, sim_url, "exp-slack-500")
     sink.script(["server_error", "drop"])  # 500, then a connection closed without an answer
@@ -362,7 +362,9 @@ def test_server_error_is_retried_with_backoff_then_posted(
 def test_a_post_that_keeps_failing_is_dead_lettered_after_the_attempt_cap(
     make_deployment: Callable[..., LocalDeployment], sim: UpstreamSimulator, sim_url: str, sink: SlackSink
 ) -> None:
-    deployment = make_deployment({"JOBWATCH_SLACK_MAX_ATTEMPTS": "3", "JOBWATCH_SLACK_RETRY_BASE_S": "1"})
+    deployment = make_deployment(
+        {"JOBWATCH_DELIVERY_MAX_ATTEMPTS": "3", "JOBWATCH_DELIVERY_RETRY_BASE_S": "1"}
+    )
     queue, dlq = deployment.settings.notify_queue_url, deployment.settings.notify_dlq_url
     transition = _transition(deployment, sim, sim_url, "exp-slack-down")
     sink.script(["server_error", "service_unavailable", "server_error"])

@@ -2,7 +2,7 @@
 
 Within a batch the notifier sorts a job's records; across batches a transition waits (as delayed
 copies that spend no receive) until the one it names as `previousTransitionId` has been posted,
-refused for good, or is known never to have left the outbox, for at most `slack_order_wait_s`.
+refused for good, or is known never to have left the outbox, for at most `delivery_order_wait_s`.
 With no route stored every transition goes to the default Slack webhook (destination `slack`);
 the STARTED and SUCCEEDED transitions used here go nowhere else (they are not alert e-mail events).
 """
@@ -101,7 +101,7 @@ def test_each_transition_names_its_predecessor_and_a_batch_is_posted_in_job_orde
 def test_a_transition_that_arrives_before_its_predecessor_waits_for_it_across_batches(
     make_deployment: Callable[..., LocalDeployment], sim: UpstreamSimulator, sim_url: str, sink: SlackSink
 ) -> None:
-    deployment = make_deployment({"JOBWATCH_SLACK_ORDER_RETRY_S": "1"})
+    deployment = make_deployment({"JOBWATCH_DELIVERY_ORDER_RETRY_S": "1"})
     started, succeeded = _two_transitions(deployment, sim, sim_url, "exp-cross-batch")
     queue = deployment.settings.notify_queue_url
     notifier = notify()
@@ -200,7 +200,7 @@ def test_a_transition_posts_out_of_order_once_it_has_waited_the_longest_allowed(
     deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, sink: SlackSink
 ) -> None:
     _, succeeded = _two_transitions(deployment, sim, sim_url, "exp-waited-too-long")
-    wait = deployment.settings.slack_order_wait_s
+    wait = deployment.settings.delivery_order_wait_s
     notifier = notify()
 
     fresh = _with_attributes(succeeded, jobwatchWaitingSince=time.time() - wait + 60, jobwatchDeferrals=30)
@@ -230,7 +230,7 @@ def test_a_message_deferred_too_often_goes_back_to_sqs_where_the_redrive_policy_
 def test_a_rate_limit_defers_the_rest_of_the_batch_without_spending_receives(
     make_deployment: Callable[..., LocalDeployment], sim: UpstreamSimulator, sim_url: str, sink: SlackSink
 ) -> None:
-    deployment = make_deployment({"JOBWATCH_SLACK_MAX_RETRY_AFTER_S": "0"})
+    deployment = make_deployment({"JOBWATCH_DELIVERY_MAX_RETRY_AFTER_S": "0"})
     for job_id in ("exp-throttled-a", "exp-throttled-b", "exp-throttled-c"):
         sim.add_job(EXPORT, job_id, [state("STARTED")], backend="s3")
         deployment.track(source=EXPORT, endpoint=sim_url, job_id=job_id, backend="s3")
@@ -254,7 +254,7 @@ def test_duplicates_of_a_waiting_message_collapse_into_one_waiting_copy(
 ) -> None:
     """SQS delivers at least once: without a single standing copy, every duplicate of a waiting
     message would spawn copies of its own, and they would multiply with every look."""
-    deployment = make_deployment({"JOBWATCH_SLACK_ORDER_RETRY_S": "1"})
+    deployment = make_deployment({"JOBWATCH_DELIVERY_ORDER_RETRY_S": "1"})
     started, succeeded = _two_transitions(deployment, sim, sim_url, "exp-collapse")
     queue = deployment.settings.notify_queue_url
     notifier = notify()
@@ -286,7 +286,7 @@ def test_a_predecessor_still_in_hand_is_waited_for_however_long_its_retries_take
     ledger = delivery_ledger(deployment.settings)
     first = transition_from_sqs_body(started["body"]).transition_id
     notifier = notify()
-    long_ago = time.time() - deployment.settings.slack_order_wait_s - 600
+    long_ago = time.time() - deployment.settings.delivery_order_wait_s - 600
 
     # STARTED has a standing deferred copy (as after a failed post): SUCCEEDED waits, its clock reset.
     assert ledger.hand_wait_to("slack", first, "c0ffee", None, time.time(), 900)

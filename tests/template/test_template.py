@@ -137,7 +137,7 @@ FUNCTION_VARIABLES: dict[str, dict[str, Any]] = {
         "JOBWATCH_EMAIL_TOPIC_ARN": {"Ref": "AlertEmailTopic"},
         "JOBWATCH_ALERT_EMAIL_EVENTS": {"Fn::Join": [",", {"Ref": "AlertEmailEvents"}]},
         "JOBWATCH_SLACK_WEBHOOK_SECRET": {"Ref": "SlackWebhookSecret"},
-        "JOBWATCH_SLACK_ORDER_WAIT_S": "3600",
+        "JOBWATCH_DELIVERY_ORDER_WAIT_S": "3600",
     },
     "ApiFunction": {
         "JOBWATCH_TOPIC_ARN": {"Ref": "TransitionsTopic"},
@@ -289,14 +289,14 @@ def test_notifier_waits_for_a_predecessor_until_it_could_have_been_redriven(
     retries the previous one, a standing copy keeps it in sight however long the retries take."""
     notifier = _props(resources, "NotifierFunction")
     queue = _props(resources, "NotifyQueue")
-    wait = float(notifier["Environment"]["Variables"]["JOBWATCH_SLACK_ORDER_WAIT_S"])
+    wait = float(notifier["Environment"]["Variables"]["JOBWATCH_DELIVERY_ORDER_WAIT_S"])
     assert wait > queue["VisibilityTimeout"] * queue["RedrivePolicy"]["maxReceiveCount"]
     assert wait > queue["VisibilityTimeout"] * queue["RedrivePolicy"]["maxReceiveCount"] + WAIT_LEASE_MARGIN_S
     # Failed posts ride out a long Slack incident.
-    attempts = _default(NotifierSettings, "slack_max_attempts")
-    assert retry_window_s(attempts, _default(NotifierSettings, "slack_retry_base_s")) > 6 * 3600
+    attempts = _default(NotifierSettings, "delivery_max_attempts")
+    assert retry_window_s(attempts, _default(NotifierSettings, "delivery_retry_base_s")) > 6 * 3600
     # The template and the code's default agree.
-    assert wait == _default(NotifierSettings, "slack_order_wait_s")
+    assert wait == _default(NotifierSettings, "delivery_order_wait_s")
     assert ("Allow", "sqs:SendMessage", {"Fn::GetAtt": ["NotifyQueue", "Arn"]}) in _granted(notifier, "sqs:")
 
 

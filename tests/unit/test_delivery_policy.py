@@ -13,7 +13,7 @@ NOTIFIER_REQUIRED = {"table": "t", "notify_queue_url": "q", "notify_dlq_url": "d
 
 def _slack_window(**overrides: Any) -> float:
     settings = NotifierSettings.model_validate({**NOTIFIER_REQUIRED, **overrides})
-    return retry_window_s(settings.slack_max_attempts, settings.slack_retry_base_s)
+    return retry_window_s(settings.delivery_max_attempts, settings.delivery_retry_base_s)
 
 
 def test_retry_delays_double_from_the_base_and_stop_at_sqs_longest_delay() -> None:
@@ -23,8 +23,8 @@ def test_retry_delays_double_from_the_base_and_stop_at_sqs_longest_delay() -> No
 
 def test_the_retry_window_sums_the_delays_between_attempts() -> None:
     assert _slack_window() == 30 + 60 + 120 + 240 + 480 + 24 * 900  # 30 attempts, 29 waits
-    assert _slack_window(slack_max_attempts=8) == 30 + 60 + 120 + 240 + 480 + 900 + 900
-    assert _slack_window(slack_max_attempts=1) == 0
+    assert _slack_window(delivery_max_attempts=8) == 30 + 60 + 120 + 240 + 480 + 900 + 900
+    assert _slack_window(delivery_max_attempts=1) == 0
 
 
 def _record(**attributes: Any) -> dict[str, Any]:

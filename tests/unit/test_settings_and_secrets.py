@@ -123,10 +123,24 @@ def test_notifier_defaults() -> None:
         None,
         ("FAILED", "CANCELED"),
     )
-    assert (s.slack_min_interval_s, s.slack_max_retry_after_s) == (1.0, 5.0)
-    assert (s.slack_max_attempts, s.slack_retry_base_s) == (30, 30.0)
-    assert (s.slack_order_wait_s, s.slack_order_retry_s) == (3600.0, 5.0)
+    assert (s.slack_min_interval_s, s.delivery_max_retry_after_s) == (1.0, 5.0)
+    assert (s.delivery_max_attempts, s.delivery_retry_base_s) == (30, 30.0)
+    assert (s.delivery_order_wait_s, s.delivery_order_retry_s) == (3600.0, 5.0)
     assert (s.email_max_attempts, s.email_retry_base_s) == (10, 30.0)
+
+
+def test_the_delivery_settings_are_still_read_under_their_former_slack_names() -> None:
+    env = {
+        **REQUIRED[NotifierSettings],
+        "JOBWATCH_SLACK_MAX_ATTEMPTS": "7",
+        "JOBWATCH_SLACK_ORDER_WAIT_S": "60",
+    }
+    s = NotifierSettings.from_env(env)
+    assert (s.delivery_max_attempts, s.delivery_order_wait_s, s.delivery_retry_base_s) == (7, 60.0, 30.0)
+    both = {**env, "JOBWATCH_DELIVERY_MAX_ATTEMPTS": "9"}  # the new name wins over the old one
+    assert NotifierSettings.from_env(both).delivery_max_attempts == 9
+    with pytest.raises(SettingsError, match="JOBWATCH_DELIVERY_MAX_ATTEMPTS is invalid"):
+        NotifierSettings.from_env({**REQUIRED[NotifierSettings], "JOBWATCH_SLACK_MAX_ATTEMPTS": "0"})
 
 
 def test_api_defaults() -> None:
@@ -149,10 +163,10 @@ def test_settings_from_env() -> None:
 def test_a_function_ignores_the_other_functions_variables() -> None:
     """One environment can hold every function's variables (a local stack): each reads its own."""
     everything = {name: value for required in REQUIRED.values() for name, value in required.items()}
-    everything["JOBWATCH_SLACK_MAX_ATTEMPTS"] = "not even a number"  # the notifier's, not the others'
+    everything["JOBWATCH_DELIVERY_MAX_ATTEMPTS"] = "not even a number"  # the notifier's, not the others'
     assert PollerSettings.from_env(everything).topic_arn == REQUIRED[PollerSettings]["JOBWATCH_TOPIC_ARN"]
     assert ApiSettings.from_env(everything).retention_days == 30
-    del everything["JOBWATCH_SLACK_MAX_ATTEMPTS"]
+    del everything["JOBWATCH_DELIVERY_MAX_ATTEMPTS"]
     everything["JOBWATCH_POLL_CONCURRENCY"] = "many"  # the poller's
     assert NotifierSettings.from_env(everything).email_max_attempts == 10
 
@@ -186,7 +200,7 @@ def test_the_schedule_period_comes_in_minutes_from_the_template() -> None:
     [
         (PollerSettings, "JOBWATCH_POLL_CONCURRENCY", "0"),
         (PollerSettings, "JOBWATCH_READ_TIMEOUT_S", "soon"),
-        (NotifierSettings, "JOBWATCH_SLACK_MAX_ATTEMPTS", "0"),
+        (NotifierSettings, "JOBWATCH_DELIVERY_MAX_ATTEMPTS", "0"),
         (NotifierSettings, "JOBWATCH_EMAIL_RETRY_BASE_S", "0.5"),
         (ApiSettings, "JOBWATCH_RETENTION_DAYS", "0"),
     ],

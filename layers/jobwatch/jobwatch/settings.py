@@ -199,25 +199,48 @@ class NotifierSettings(StoreSettings, EndpointSettings):
     """How long the notifier reuses the routes it read: an edited route applies within this."""
     slack_min_interval_s: float = Field(default=1.0, ge=0)
     """Slack allows about one message per second per webhook or channel."""
-    slack_max_retry_after_s: float = Field(default=5.0, ge=0)
+    delivery_max_retry_after_s: float = Field(default=5.0, ge=0)
     """A 429 asking to wait longer than this is deferred through the queue, not slept through."""
-    slack_max_attempts: int = Field(default=30, ge=1)
+    delivery_max_attempts: int = Field(default=30, ge=1)
     """Sends tried (5xx, timeouts, no answer) before a delivery is dead-lettered as failed for good:
     30 tries spread over about 6 h 15 min ride out an incident instead of paging an operator."""
-    slack_retry_base_s: float = Field(default=30.0, ge=1)
+    delivery_retry_base_s: float = Field(default=30.0, ge=1)
     """Delay before the second attempt; it doubles per attempt up to 900 s (SQS's longest delay)."""
-    slack_order_wait_s: float = Field(default=3600.0, ge=0)
+    delivery_order_wait_s: float = Field(default=3600.0, ge=0)
     """Longest a transition waits for its job's previous one while that one is out of sight (no live
     claim, no standing deferred copy, not owed by the outbox); 0: never wait. Must exceed the queue's
     VisibilityTimeout x maxReceiveCount (365 s x 5): a predecessor still being retried stands as a
     deferred copy, so the successor waits for it however long its retries take."""
-    slack_order_retry_s: float = Field(default=5.0, ge=1)
+    delivery_order_retry_s: float = Field(default=5.0, ge=1)
     """First re-check of a waiting transition; it doubles up to 60 s."""
     email_max_attempts: int = Field(default=10, ge=1)
     """Publishes tried before an e-mail is dead-lettered (30 s doubling to 900 s: about 1 h 15 min)."""
     email_retry_base_s: float = Field(default=30.0, ge=1)
 
     _notified_events = field_validator("alert_email_events", mode="before")(_comma_separated)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _former_names(cls, values: Any) -> Any:
+        """Read the delivery settings under their first names too (`JOBWATCH_SLACK_MAX_ATTEMPTS`
+        ...: they applied to every destination but e-mail all along); the new name wins."""
+        if not isinstance(values, dict):
+            return values
+        values = dict(values)
+        for former, current in FORMER_DELIVERY_NAMES.items():
+            if former in values:
+                values.setdefault(current, values.pop(former))
+        return values
+
+
+FORMER_DELIVERY_NAMES = {
+    "slack_max_attempts": "delivery_max_attempts",
+    "slack_retry_base_s": "delivery_retry_base_s",
+    "slack_order_wait_s": "delivery_order_wait_s",
+    "slack_order_retry_s": "delivery_order_retry_s",
+    "slack_max_retry_after_s": "delivery_max_retry_after_s",
+}
+"""Settings renamed when the notifier took over every destination: old name -> new name."""
 
 
 class ApiSettings(StoreSettings, EndpointSettings):

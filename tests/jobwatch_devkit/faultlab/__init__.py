@@ -87,7 +87,7 @@ Faults besides upstream ones (per cycle, from the seed)
     `slack_dead_lettered` counts what reached the DLQ (lost, unless another copy was shown);
     `slack_deferred` / `slack_collapsed` / `order_waits_expired` count deferred copies, duplicate
     waiting copies dropped, and transitions posted out of order because their predecessor did not
-    arrive within `slack_order_wait_s`. Sometimes
+    arrive within `delivery_order_wait_s`. Sometimes
     the sender lags (handles only 0-2 batches before the next cycle). In-process Retry-After sleeps
     cost no time. Once every script is told, a few more cycles run with publish faults, then none,
     until the outbox and the Slack queue are empty (settling).

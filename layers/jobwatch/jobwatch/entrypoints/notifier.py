@@ -46,11 +46,11 @@ SLACK_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 def tuning_of(settings: NotifierSettings) -> ChannelTuning:
     return ChannelTuning(
         min_interval_s=settings.slack_min_interval_s,
-        max_retry_after_s=settings.slack_max_retry_after_s,
-        max_attempts=settings.slack_max_attempts,
-        retry_base_s=settings.slack_retry_base_s,
-        order_wait_s=settings.slack_order_wait_s,
-        order_retry_s=settings.slack_order_retry_s,
+        max_retry_after_s=settings.delivery_max_retry_after_s,
+        max_attempts=settings.delivery_max_attempts,
+        retry_base_s=settings.delivery_retry_base_s,
+        order_wait_s=settings.delivery_order_wait_s,
+        order_retry_s=settings.delivery_order_retry_s,
     )
 
 
