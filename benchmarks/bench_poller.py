@@ -46,6 +46,8 @@ from typing import Any
 
 import boto3
 import httpx
+from jobwatch_tools import cost_model
+from jobwatch_tools.cost_model import IndexSpec, Item
 from jobwatch_tools.local import poller_deps
 from jobwatch_tools.local_stack import load_template
 
@@ -61,10 +63,6 @@ from jobwatch_devkit.harness import LocalDeployment
 from jobwatch_devkit.processes import ServerProcess, moto_process, simulator_process
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # run as `python benchmarks/bench_poller.py`: make `benchmarks` importable
-    sys.path.insert(0, str(REPO))
-from benchmarks import cost_model  # noqa: E402
-from benchmarks.cost_model import IndexSpec, Item  # noqa: E402
 
 JOBS = int(os.environ.get("BENCH_JOBS", "2000"))
 LATENCY_MS = float(os.environ.get("BENCH_LATENCY_MS", "50"))

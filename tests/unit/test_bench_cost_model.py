@@ -1,4 +1,4 @@
-"""The benchmark's DynamoDB sizing and pricing rules (`benchmarks/cost_model.py`) on known examples.
+"""The benchmark's DynamoDB sizing and pricing rules (`jobwatch_tools.cost_model`) on known examples.
 
 Examples marked "AWS docs" are the worked examples of
 https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html and of the
@@ -8,27 +8,13 @@ https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCal
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pytest
+from jobwatch_tools import cost_model
 
 KB = 1024
 
 
-def _load() -> ModuleType:
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "cost_model.py"
-    spec = importlib.util.spec_from_file_location("bench_cost_model", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-cm = _load()
+cm = cost_model
 
 
 # -- item sizes ---------------------------------------------------------------------------------------

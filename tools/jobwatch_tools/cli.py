@@ -418,6 +418,26 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from jobwatch_tools.planner import Assumptions, describe, plan, synthetic_fleet
+
+    if args.jobs < 1 or args.endpoints < 1:
+        return _fail("--jobs and --endpoints must be at least 1")
+    assume = Assumptions(
+        period_s=args.period_s,
+        memory_mb=args.memory_mb,
+        cpu_us_per_job=args.cpu_us,
+        latency_s=args.latency_ms / 1000,
+    )
+    result = plan(synthetic_fleet(args.jobs, args.endpoints, args.seed), assume)
+    if args.json:
+        _print_json(result.as_dict())
+        return 0
+    for line in describe(result, assume):
+        print(line)
+    return 0
+
+
 def cmd_discover(args: argparse.Namespace) -> int:
     from jobwatch_tools.local import discover_once
 
@@ -657,6 +677,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("upgrade", help="bring the table up to date after deploying a new version")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_upgrade)
+
+    p = sub.add_parser("plan", help="model a fleet: does one poller keep up, what limits it, what it costs")
+    p.add_argument("--jobs", type=int, default=100_000, help="jobs in the synthetic fleet (default 100000)")
+    p.add_argument(
+        "--endpoints", type=int, default=500, help="upstream endpoints they spread over (default 500)"
+    )
+    p.add_argument("--seed", type=int, default=1, help="seed of the fleet's shape (default 1)")
+    p.add_argument("--period-s", type=float, default=60.0, help="poll period in seconds (default 60)")
+    p.add_argument("--memory-mb", type=int, default=512, help="poller memory (default 512, the template's)")
+    p.add_argument(
+        "--cpu-us", type=float, default=950.0, help="CPU per polled job in us (default: make bench)"
+    )
+    p.add_argument("--latency-ms", type=float, default=50.0, help="upstream answer time (default 50)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("api", help="the registration API")
     api_sub = p.add_subparsers(dest="api_command", required=True)
