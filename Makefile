@@ -64,7 +64,7 @@ typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
 test: $(BIN)/.installed $(SAM_VENV)/.installed lint typecheck
-	JOBWATCH_SAM=$(SAM) $(BIN)/python -m pytest
+	JOBWATCH_SAM=$(SAM) $(BIN)/python -m pytest --durations=15
 
 unit: $(BIN)/.installed
 	$(BIN)/python -m pytest tests/unit tests/contract

@@ -314,6 +314,52 @@ def test_unknown_keys_routes_and_methods_are_404(call: Call) -> None:
         assert status == 404 and _is_error(body), (method, path, body)
 
 
+# -- PUT/DELETE /jobs/{key}/snooze and /mute ---------------------------------------------------------------
+
+
+def test_snooze_and_mute_through_the_api_hold_back_what_they_should(
+    call: Call, deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str
+) -> None:
+    sim.add_job(EXPORT, "exp-quiet", [state("STARTED"), state("SUCCESS", objects=9)], backend="s3")
+    key = call("POST", "/jobs", _export(sim_url, "exp-quiet"))[1]["key"]
+    status, snoozed = call("PUT", f"/jobs/{key}/snooze", {"for": "4h"})
+    assert status == 200 and snoozed["quiet"]["snoozedBy"] and snoozed["suppressed"] == 0
+    assert snoozed["version"] == 1  # the job's version moved: a poller run that read it first retries
+    deployment.poll()  # STARTED, held back
+    status, muted = call("PUT", f"/jobs/{key}/mute")
+    assert status == 200 and muted["quiet"]["muted"] and muted["suppressed"] == 0  # a new mute counts afresh
+    assert call("DELETE", f"/jobs/{key}/mute")[0] == 200
+    assert call("DELETE", f"/jobs/{key}/snooze")[1]["quiet"] == {
+        "muted": False,
+        "mutedBy": None,
+        "snoozedUntil": None,
+        "snoozedBy": None,
+    }
+    deployment.poll()  # SUCCEEDED, published
+    status, job = call("GET", f"/jobs/{key}")
+    assert [t["event"] for t in job["recentTransitions"]] == ["SUCCEEDED"]
+    assert job["phase"] == "SUCCEEDED"
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "text"),
+    [
+        ({"for": "forever"}, "for", "is not a duration"),
+        ({"for": "31d"}, "for", "between 1 minute and 30 days"),
+        ({}, "for", "Field required"),
+        ({"for": "4h", "until": "x"}, "until", "Extra inputs are not permitted"),
+    ],
+)
+def test_bad_snoozes_are_422_and_change_nothing(
+    call: Call, sim_url: str, body: dict[str, Any], field: str, text: str
+) -> None:
+    key = call("POST", "/jobs", _export(sim_url, "exp-bad-snooze"))[1]["key"]
+    status, answer = call("PUT", f"/jobs/{key}/snooze", body)
+    assert status == 422 and answer["errors"][0]["field"] == field and text in answer["errors"][0]["message"]
+    assert call("GET", f"/jobs/{key}")[1]["version"] == 0
+    assert call("PUT", "/jobs/weaviate-export.0123456789abcdef0123/mute")[0] == 404
+
+
 # -- POST /jobs/{key}/test ----------------------------------------------------------------------------------
 
 
@@ -386,6 +432,14 @@ def test_sample_events_run_through_the_handler(deployment: LocalDeployment) -> N
     assert run("api-list-jobs.json") == (200, {"jobs": [], "nextToken": None})  # not polled: no phase yet
     assert run("api-show-job.json")[0] == 200
     assert run("api-test-job.json")[0] == 202
+    status, snoozed = run("api-snooze-job.json")
+    assert status == 200 and snoozed["quiet"]["snoozedUntil"] is not None
+    status, muted = run("api-mute-job.json")
+    assert status == 200 and muted["quiet"]["muted"] and muted["quiet"]["snoozedUntil"] is not None
+    status, unmuted = run("api-unmute-job.json")
+    assert status == 200 and unmuted["quiet"] == snoozed["quiet"]
+    status, unsnoozed = run("api-unsnooze-job.json")
+    assert status == 200 and unsnoozed["quiet"]["snoozedUntil"] is None
     assert run("api-untrack-job.json") == (200, {"deleted": job["key"]})
     status, watch = run("api-add-watch.json")
     assert status == 201

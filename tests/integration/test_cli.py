@@ -356,6 +356,38 @@ REFUSED: dict[str, tuple[list[str], str]] = {
 }
 
 
+def test_snooze_and_mute_one_job_or_every_job_with_a_label(
+    deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, capsys: Capture
+) -> None:
+    for job_id, team in (("exp-a", "search"), ("exp-b", "search"), ("exp-c", "ml")):
+        sim.add_job(EXPORT, job_id, [state("STARTED")], backend="s3")
+        assert _run(capsys, "track", *_export_args(sim_url, job_id), "--label", f"team={team}")[0] == 0
+    code, out, err = _run(capsys, "snooze", "--label", "team=search", "--for", "4h")
+    assert (code, err) == (0, "") and len(out.splitlines()) == 2
+    assert all(
+        line.startswith("snoozed ") and "only FAILED, LOST, AUTH_FAILED until" in line
+        for line in out.splitlines()
+    )
+    code, out, err = _run(capsys, "mute", "exp-c")
+    assert (code, err) == (0, "") and out.endswith("(muted: nothing is published)\n")
+    code, out, err = _run(capsys, "poll", "--json")
+    assert _one_json_object(out)["published"] == 0  # three STARTED, all held back
+    code, out, err = _run(capsys, "show", "exp-c")
+    assert "quiet:     muted by cli:" in out and "1 suppressed (last: STARTED at " in out
+    assert _run(capsys, "unmute", "exp-c")[0] == 0
+    assert "muted" not in _run(capsys, "show", "exp-c")[1].split("quiet:", 1)[1]
+
+    assert _run(capsys, "snooze", "exp-a", "--for", "forever")[2].startswith(
+        "jobwatch: 'forever' is not a duration"
+    )
+    assert (
+        _run(capsys, "snooze", "--for", "4h")[2]
+        == "jobwatch: name one job, or select jobs with --label k=v (not both)\n"
+    )
+    code, out, err = _run(capsys, "mute", "--label", "team=nobody")
+    assert (code, err) == (1, "jobwatch: no tracked job has team=nobody\n")
+
+
 @pytest.mark.parametrize("case", list(REFUSED.values()), ids=list(REFUSED))
 def test_track_refuses_a_bad_registration_and_writes_nothing(
     deployment: LocalDeployment, sim_url: str, capsys: Capture, case: tuple[list[str], str]

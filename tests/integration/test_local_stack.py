@@ -109,9 +109,11 @@ def test_creates_the_template_resources_idempotently(endpoint: str) -> None:
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     assert table["SSEDescription"]["Status"] == "ENABLED"
     indexes = {gsi["IndexName"]: gsi for gsi in table["GlobalSecondaryIndexes"]}
-    assert set(indexes) == {"pollable", "outbox"}
+    assert set(indexes) == {"pollable", "outbox", "created"}
     assert [k["AttributeName"] for k in indexes["pollable"]["KeySchema"]] == ["pollShard", "pk"]
     assert [k["AttributeName"] for k in indexes["outbox"]["KeySchema"]] == ["outboxShard", "sk"]
+    assert [k["AttributeName"] for k in indexes["created"]["KeySchema"]] == ["sk", "createdKey"]
+    assert indexes["created"]["Projection"]["ProjectionType"] == "KEYS_ONLY"
     assert indexes["outbox"]["Projection"]["ProjectionType"] == "ALL"
     assert indexes["pollable"]["Projection"]["ProjectionType"] == "INCLUDE"
     assert sorted(indexes["pollable"]["Projection"]["NonKeyAttributes"]) == [

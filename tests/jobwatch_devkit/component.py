@@ -7,6 +7,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobwatch.app.operations import Operations
 from jobwatch.app.poll_cycle import CycleReport, PollerDeps, run_cycle
 from jobwatch.app.routing import Router, RoutingRecord
 from jobwatch.channels.base import Channel
@@ -14,6 +15,7 @@ from jobwatch.channels.email import EmailChannel
 from jobwatch.channels.slack_webhook import SlackWebhookChannel
 from jobwatch.delivery.engine import DeliveryDeps
 from jobwatch.delivery.notifier import Notifier
+from jobwatch.domain.endpoints import EndpointPolicy
 from jobwatch.domain.model import JobSpec, TrackedJob
 from jobwatch.domain.routing import (
     DEFAULT_WEBHOOK_MARKER,
@@ -23,7 +25,7 @@ from jobwatch.domain.routing import (
     SlackWebhookDestination,
 )
 from jobwatch.entrypoints.notifier import ChannelBook, defaults_of, tuning_of
-from jobwatch.settings import NotifierSettings, PollerSettings
+from jobwatch.settings import ApiSettings, NotifierSettings, PollerSettings
 
 from .fakes import (
     FakeClock,
@@ -99,6 +101,19 @@ class World:
 
     def cycle(self, **env: str) -> CycleReport:
         return asyncio.run(run_cycle(self.poller(**env)))
+
+    def operations(self) -> Operations:
+        """The API's operations on the same fakes (registration, listing, snooze and mute)."""
+        return Operations(
+            settings=ApiSettings.from_env(BASE),
+            store=self.store,
+            watches=self.watches,
+            publisher=self.publisher,
+            policy=EndpointPolicy(False),
+            clock=self.clock,
+            secret_names=self.secrets,
+            routes=self.routes,
+        )
 
     # -- the notifier -----------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ import httpx
 
 from jobwatch.adapters.clock import utc_iso
 from jobwatch.domain.errors import PollError
-from jobwatch.domain.model import Health, JobSpec, Snapshot, TrackedJob, Transition, Watch
+from jobwatch.domain.model import Health, JobSpec, Quiet, Snapshot, TrackedJob, Transition, Watch
 from jobwatch.domain.transitions import new_life, parse_transition_id
 from jobwatch.ports import Claim, ConflictError, PendingTransition, SecretUnavailableError
 from jobwatch.sources.base import HttpRequest, HttpResponse
@@ -187,6 +187,16 @@ class InMemoryJobStore:
             item.job = item.job.model_copy(update={"health": health})
             self.writes += 1
             return job.model_copy(update={"health": health})
+
+    def save_quiet(self, job: TrackedJob, quiet: Quiet, health: Health) -> TrackedJob:
+        with self._lock:
+            item = self._current(job)
+            updated = item.job.model_copy(
+                update={"quiet": quiet, "health": health, "version": job.version + 1}
+            )
+            item.job = updated
+            self.writes += 1
+            return self._view(item)
 
     def recent_transitions(self, key: str, limit: int = 20) -> list[Transition]:
         with self._lock:

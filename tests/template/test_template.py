@@ -197,9 +197,18 @@ def test_table_keys_indexes_ttl_pitr_and_encryption(resources: dict[str, Any]) -
         {"AttributeName": "sk", "KeyType": "RANGE"},
     ]
     attribute_types = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
-    assert attribute_types == {"pk": "S", "sk": "S", "pollShard": "S", "outboxShard": "S"}
+    assert attribute_types == {"pk": "S", "sk": "S", "pollShard": "S", "outboxShard": "S", "createdKey": "S"}
     indexes = {gsi["IndexName"]: gsi for gsi in props["GlobalSecondaryIndexes"]}
-    assert set(indexes) == {"pollable", "outbox"}
+    assert set(indexes) == {"pollable", "outbox", "created"}
+    # GET /jobs pages through it (D42): every job item under its sk, keys only (state writes skip it)
+    assert indexes["created"] == {
+        "IndexName": "created",
+        "KeySchema": [
+            {"AttributeName": "sk", "KeyType": "HASH"},
+            {"AttributeName": "createdKey", "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
+    }
     assert indexes["pollable"]["KeySchema"] == [
         {"AttributeName": "pollShard", "KeyType": "HASH"},
         {"AttributeName": "pk", "KeyType": "RANGE"},
@@ -440,7 +449,7 @@ def test_the_api_manages_route_email_subscriptions_on_the_alert_email_topic_only
 TABLE_ACCESS: dict[str, set[str]] = {
     "PollerFunction": {"GetItem", "PutItem", "UpdateItem", "Query"},
     "NotifierFunction": {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"},
-    "ApiFunction": {"GetItem", "PutItem", "DeleteItem", "Query", "Scan"},
+    "ApiFunction": {"GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"},
 }
 """Least privilege, declared: what each function may do to the jobs table (and its indexes). The
 notifier claims, records routing, keeps Slack threads and reads the routes (Query)."""

@@ -25,10 +25,14 @@ from jobwatch.sources import source_names
 from jobwatch_tools.errors import explain
 from jobwatch_tools.output import EXIT_NOT_FOUND, EXIT_USAGE, JSON_HELP, print
 from jobwatch_tools.output import actor as _actor
+from jobwatch_tools.output import all_jobs as _all_jobs
 from jobwatch_tools.output import fail as _fail
 from jobwatch_tools.output import operations as _operations
 from jobwatch_tools.output import print_json as _print_json
+from jobwatch_tools.output import resolve_key as _resolve_key
 from jobwatch_tools.output import table as _table
+from jobwatch_tools.quiet_commands import add_quiet_parsers as _add_quiet_parsers
+from jobwatch_tools.quiet_commands import quiet_line as _quiet_line
 from jobwatch_tools.route_commands import add_route_parsers as _add_route_parsers
 
 if TYPE_CHECKING:
@@ -212,30 +216,6 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _all_jobs(operations: Operations, **filters: Any) -> list[JobResource]:
-    """Every page of `list_jobs`: the CLI shows (and resolves references against) everything."""
-    from jobwatch.app.operations import MAX_PAGE_SIZE
-
-    jobs: list[JobResource] = []
-    token: str | None = None
-    while True:
-        page = operations.list_jobs(limit=MAX_PAGE_SIZE, next_token=token, **filters)
-        jobs.extend(page.jobs)
-        token = page.next_token
-        if token is None:
-            return jobs
-
-
-def _resolve_key(operations: Operations, ref: str) -> str:
-    """The key a job reference names (full key, job id or unique key prefix); ReferenceProblem if
-    none or several. A full key is looked up directly, without listing every job."""
-    from jobwatch_tools.references import resolve_reference
-
-    if operations.store.get_job(ref) is not None:
-        return ref
-    return resolve_reference(ref, ((job.key, job.spec.job_id) for job in _all_jobs(operations)))
-
-
 def _reference(args: argparse.Namespace) -> tuple[Operations, str | None]:
     """(operations, the key `args.key` names), or a None key after printing why (exit 2)."""
     from jobwatch_tools.references import ReferenceProblem
@@ -265,6 +245,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         print("labels:    " + ",".join(f"{k}={v}" for k, v in sorted(spec.labels.items())))
     print(f"tracked:   {job.created_at} (updated {job.updated_at}, version {job.version})")
     print(_snapshot_text(job.snapshot, _eta_text(job)) if job.snapshot else "phase:     (not polled yet)")
+    if (quiet := _quiet_line(job)) is not None:
+        print(quiet)
     for transition in job.recent_transitions or []:
         print(f"  {transition.occurred_at}  {transition.event:<10} {transition.transition_id}")
     return 0
@@ -719,6 +701,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_run)
 
+    _add_quiet_parsers(sub)
     _add_route_parsers(sub)
     return parser
 

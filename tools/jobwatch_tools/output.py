@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from jobwatch.domain.text import terminal_safe
 
 if TYPE_CHECKING:
+    from jobwatch.app.models import JobResource
     from jobwatch.app.operations import Operations
 
 EXIT_USAGE = 2
@@ -53,3 +54,27 @@ def table(rows: list[list[str]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def all_jobs(operations: Operations, **filters: Any) -> list[JobResource]:
+    """Every page of `list_jobs`: the CLI shows (and resolves references against) everything."""
+    from jobwatch.app.operations import MAX_PAGE_SIZE
+
+    jobs: list[JobResource] = []
+    token: str | None = None
+    while True:
+        page = operations.list_jobs(limit=MAX_PAGE_SIZE, next_token=token, **filters)
+        jobs.extend(page.jobs)
+        token = page.next_token
+        if token is None:
+            return jobs
+
+
+def resolve_key(operations: Operations, ref: str) -> str:
+    """The key a job reference names (full key, job id or unique key prefix); ReferenceProblem if
+    none or several. A full key is looked up directly, without listing every job."""
+    from jobwatch_tools.references import resolve_reference
+
+    if operations.store.get_job(ref) is not None:
+        return ref
+    return resolve_reference(ref, ((job.key, job.spec.job_id) for job in all_jobs(operations)))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from jobwatch.domain.model import Health, JobSpec, Snapshot, TrackedJob, Transition, Watch
+from jobwatch.domain.model import Health, JobSpec, Quiet, Snapshot, TrackedJob, Transition, Watch
 from jobwatch.domain.routing import Route
 from jobwatch.sources.base import HttpRequest, HttpResponse
 
@@ -86,6 +86,11 @@ class JobStore(Protocol):
     ) -> TrackedJob: ...
 
     def save_health(self, job: TrackedJob, health: Health) -> TrackedJob: ...
+
+    def save_quiet(self, job: TrackedJob, quiet: Quiet, health: Health) -> TrackedJob:
+        """Snooze or mute set or cleared: stored with the next version, only if the job is still at
+        `job.version` (ConflictError otherwise: read it again and retry)."""
+        ...
 
     def recent_transitions(self, key: str, limit: int = 20) -> list[Transition]: ...
 

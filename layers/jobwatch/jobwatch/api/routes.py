@@ -39,13 +39,15 @@ from jobwatch.app.models import (
     RouteList,
     RoutesApply,
     RoutesDiff,
+    SnoozeRequest,
     TestNotification,
     WatchList,
     WatchRegistration,
 )
-from jobwatch.app.operations import MAX_PAGE_SIZE, BadToken, Operations, SubscriptionsFailed
+from jobwatch.app.operations import MAX_PAGE_SIZE, BadToken, Operations, QuietConflict, SubscriptionsFailed
 from jobwatch.app.registration import RegistrationRefused, wire_path
 from jobwatch.domain.model import Event, Phase, Watch
+from jobwatch.domain.quiet import BadDuration, parse_duration
 from jobwatch.domain.routing import ROUTE_NAME_PATTERN, Route
 from jobwatch.observability import logger
 from jobwatch.sources import source_names
@@ -75,6 +77,10 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("GET", "/routes/{name}"),
     ("DELETE", "/routes/{name}"),
     ("GET", "/jobs/{key}/routes"),
+    ("PUT", "/jobs/{key}/snooze"),
+    ("DELETE", "/jobs/{key}/snooze"),
+    ("PUT", "/jobs/{key}/mute"),
+    ("DELETE", "/jobs/{key}/mute"),
 )
 """Every route (method, API Gateway resource); Powertools spells `{key}` as `<key>` in the decorators."""
 
@@ -231,6 +237,70 @@ def test_job(key: Annotated[str, Path(description="Job key", max_length=200)]) -
     if sent is None:
         raise ApiError(HTTPStatus.NOT_FOUND, f"no tracked job {key!r}")
     return _resource(HTTPStatus.ACCEPTED, sent)
+
+
+_QUIET_RESPONSES: dict[int, OpenAPIResponse] = {
+    200: _described("The job, with its `quiet` state", JobResource),
+    **_NOT_FOUND,
+    409: _described("The job kept changing while being written; try again", ErrorBody),
+}
+
+
+def _quieted(changed: JobResource | None, key: str) -> Response[JobResource]:
+    if changed is None:
+        raise ApiError(HTTPStatus.NOT_FOUND, f"no tracked job {key!r}")
+    return _resource(HTTPStatus.OK, changed)
+
+
+@app.put(
+    "/jobs/<key>/snooze",
+    summary="Snooze a job: only urgent events for a while",
+    description="Until the time given, only FAILED, LOST and AUTH_FAILED are published for this job; the "
+    "rest is counted as `suppressed`, and its state is kept up to date. A new snooze replaces the old.",
+    responses={**_QUIET_RESPONSES, **_BAD_BODY},
+    tags=["jobs"],
+)
+def snooze_job(
+    key: Annotated[str, Path(description="Job key", max_length=200)], request: SnoozeRequest
+) -> Response[JobResource]:
+    try:
+        seconds = parse_duration(request.for_)
+    except BadDuration as exc:
+        raise ApiError(
+            HTTPStatus.UNPROCESSABLE_ENTITY, str(exc), [FieldProblem(field="for", message=str(exc))]
+        ) from None
+    return _quieted(_ops().snooze(_job_key(key), seconds, _actor()), key)
+
+
+@app.delete(
+    "/jobs/<key>/snooze",
+    summary="End a job's snooze",
+    responses=_QUIET_RESPONSES,
+    tags=["jobs"],
+)
+def unsnooze_job(key: Annotated[str, Path(description="Job key", max_length=200)]) -> Response[JobResource]:
+    return _quieted(_ops().unsnooze(_job_key(key), _actor()), key)
+
+
+@app.put(
+    "/jobs/<key>/mute",
+    summary="Mute a job: nothing is published for it",
+    description="Nothing, not even FAILED, is published until it is unmuted; its state is kept up to date.",
+    responses=_QUIET_RESPONSES,
+    tags=["jobs"],
+)
+def mute_job(key: Annotated[str, Path(description="Job key", max_length=200)]) -> Response[JobResource]:
+    return _quieted(_ops().mute(_job_key(key), _actor()), key)
+
+
+@app.delete(
+    "/jobs/<key>/mute",
+    summary="Unmute a job",
+    responses=_QUIET_RESPONSES,
+    tags=["jobs"],
+)
+def unmute_job(key: Annotated[str, Path(description="Job key", max_length=200)]) -> Response[JobResource]:
+    return _quieted(_ops().unmute(_job_key(key), _actor()), key)
 
 
 # -- watches -------------------------------------------------------------------------------------------
@@ -450,6 +520,11 @@ def _bad_token(exc: BadToken) -> Response[Any]:
     return _error(
         HTTPStatus.UNPROCESSABLE_ENTITY, str(exc), [FieldProblem(field="query.nextToken", message=str(exc))]
     )
+
+
+@_handles(QuietConflict)
+def _quiet_conflict(exc: QuietConflict) -> Response[Any]:
+    return _error(HTTPStatus.CONFLICT, str(exc))
 
 
 @_handles(SubscriptionsFailed)

@@ -22,6 +22,7 @@ from jobwatch.domain.model import (
     JobSpec,
     NotifySettings,
     Phase,
+    Quiet,
     Snapshot,
     TrackedJob,
     Transition,
@@ -242,6 +243,15 @@ class JobResource(ApiModel):
         description="Why there is no estimate (`progress flat`, `stalled`, `progress unknown`, ...); "
         "null when there is one or the job is not RUNNING.",
     )
+    quiet: Quiet = Field(
+        default_factory=Quiet,
+        description="Snoozed (only FAILED, LOST and AUTH_FAILED are published until `snoozedUntil`) or "
+        "muted (nothing is published), and by whom.",
+    )
+    suppressed: int = Field(
+        default=0, description="Transitions left unpublished by the current (or last) snooze or mute."
+    )
+    last_suppressed: str | None = Field(default=None, description="The last of them: `<EVENT> at <time>`.")
 
     @classmethod
     def of(
@@ -260,7 +270,21 @@ class JobResource(ApiModel):
             recent_transitions=transitions,
             eta=eta.at,
             eta_note=None if eta.reason is NoEstimate.NOT_RUNNING or eta.reason is None else eta.reason.value,
+            quiet=job.quiet,
+            suppressed=job.health.suppressed,
+            last_suppressed=job.health.last_suppressed,
         )
+
+
+class SnoozeRequest(ApiModel):
+    """`PUT /jobs/{key}/snooze`: for how long."""
+
+    for_: str = Field(
+        alias="for",
+        max_length=32,
+        description="How long: `4h`, `90m`, `1d12h` (1 minute to 30 days); it replaces a running snooze.",
+        examples=["4h"],
+    )
 
 
 class JobList(ApiModel):

@@ -41,12 +41,22 @@ from jobwatch.app.registration import (
     duplicate_names,
     route_problems,
 )
+from jobwatch.domain import quiet
 from jobwatch.domain.endpoints import EndpointPolicy
-from jobwatch.domain.model import Event, Phase, Snapshot, TrackedJob, Transition, Watch
+from jobwatch.domain.model import Event, Phase, Quiet, Snapshot, TrackedJob, Transition, Watch
 from jobwatch.domain.routing import MAX_ROUTES, EmailDestination, Route, default_routes, evaluate, ordered
 from jobwatch.domain.severity import severity_for
 from jobwatch.observability import logger
-from jobwatch.ports import Clock, EmailSubscriptions, JobStore, Publisher, RouteStore, SecretNames, WatchStore
+from jobwatch.ports import (
+    Clock,
+    ConflictError,
+    EmailSubscriptions,
+    JobStore,
+    Publisher,
+    RouteStore,
+    SecretNames,
+    WatchStore,
+)
 from jobwatch.settings import ApiSettings
 
 DEFAULT_PAGE_SIZE = 50
@@ -55,6 +65,15 @@ LISTING_BATCH = 100
 """Jobs read per store call while listing (one index query and one BatchGetItem of up to 100)."""
 MAX_EXAMINED = 1000
 """Jobs one `GET /jobs` call reads at most, matching or not: bounds its time and read units."""
+
+
+QUIET_ATTEMPTS = 5
+"""Read-change-write rounds a snooze or mute tries before giving up (a poller run writing the same
+job at that moment is the only contention)."""
+
+
+class QuietConflict(Exception):
+    """A snooze or mute kept losing to concurrent writes of the job (HTTP 409)."""
 
 
 class BadToken(ValueError):
@@ -255,6 +274,53 @@ class Operations:
         if deleted:
             logger.info("job untracked", extra={"jobKey": key, "actor": actor})
         return deleted
+
+    # -- snooze and mute (domain.quiet) ------------------------------------------------------------------
+
+    def snooze(self, key: str, seconds: float, actor: str = "unknown") -> JobResource | None:
+        """Only urgent events are published for `seconds` from now; None when no such job."""
+        return self._change_quiet(key, lambda q, now: quiet.snooze(q, now, seconds, actor), actor, "snoozed")
+
+    def unsnooze(self, key: str, actor: str = "unknown") -> JobResource | None:
+        return self._change_quiet(key, lambda q, _now: quiet.unsnooze(q), actor, "snooze ended")
+
+    def mute(self, key: str, actor: str = "unknown") -> JobResource | None:
+        """Nothing is published for the job until it is unmuted."""
+        return self._change_quiet(key, lambda q, _now: quiet.mute(q, actor), actor, "muted")
+
+    def unmute(self, key: str, actor: str = "unknown") -> JobResource | None:
+        return self._change_quiet(key, lambda q, _now: quiet.unmute(q), actor, "unmuted")
+
+    def _change_quiet(
+        self, key: str, change: Callable[[Quiet, str], Quiet], actor: str, what: str
+    ) -> JobResource | None:
+        """Read, change, write if the job is still at the version read; a poller run that wrote in
+        between makes the write fail, and it is tried again on the newer job (QuietConflict after
+        `QUIET_ATTEMPTS`). Setting a snooze or mute starts the suppressed count again; a change that
+        changes nothing writes nothing."""
+        for _ in range(QUIET_ATTEMPTS):
+            job = self.store.get_job(key)
+            if job is None:
+                return None
+            now_iso = self.clock.now_iso()
+            wanted = change(job.quiet, now_iso)
+            started = (
+                wanted.muted and not job.quiet.muted
+            ) or wanted.snoozed_until != job.quiet.snoozed_until
+            health = job.health
+            if started and (wanted.muted or wanted.snoozed_until):
+                health = health.model_copy(update={"suppressed": 0, "last_suppressed": None})
+            if wanted == job.quiet and health == job.health:
+                return JobResource.of(job, now_iso=now_iso)
+            try:
+                saved = self.store.save_quiet(job, wanted, health)
+            except ConflictError:
+                continue
+            logger.info(
+                f"job {what}", extra={"jobKey": key, "actor": actor, "snoozedUntil": wanted.snoozed_until}
+            )
+            return JobResource.of(saved, now_iso=now_iso)
+        raise QuietConflict(f"job {key} kept changing while being {what}; try again")
 
     def send_test(self, key: str) -> TestNotification | None:
         """Publish a TEST transition for the job through SNS (email + Slack); nothing is stored."""

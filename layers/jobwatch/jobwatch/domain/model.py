@@ -162,6 +162,22 @@ class Health(WireModel):
     progress_baseline: ProgressMark | None = None
     """Where the current run's progress started: the base of the ETA's rate (`domain.eta`, D41).
     Changed only inside writes that happen anyway; None for jobs stored before ETAs existed."""
+    suppressed: int = 0
+    """Transitions not published because the job was snoozed or muted (`domain.quiet`), counted since
+    the last snooze or mute was set; kept in the writes that recorded them, so counting costs nothing."""
+    last_suppressed: str | None = None
+    """The last of them: `<EVENT> at <time>`."""
+
+
+class Quiet(WireModel):
+    """Whether people asked jobwatch to keep quiet about a job (`domain.quiet`): muted (nothing is
+    published) or snoozed until a time (only urgent events are). Set through the API or the CLI."""
+
+    muted: bool = False
+    muted_by: str | None = None
+    snoozed_until: str | None = None
+    """RFC 3339 UTC; past it the snooze is over (nothing needs to clear it)."""
+    snoozed_by: str | None = None
 
 
 class TrackedJob(WireModel):
@@ -182,6 +198,8 @@ class TrackedJob(WireModel):
     life: str = ""
     """Set when the job is tracked (`transitions.new_life`) and part of every transition id, so a
     job untracked and tracked again never reuses one. Empty for jobs tracked before lives existed."""
+    quiet: Quiet = Field(default_factory=Quiet)
+    """Snoozed or muted (`domain.quiet`); the default (neither) is left out of the stored item."""
 
     @property
     def key(self) -> str:

@@ -33,6 +33,7 @@ from jobwatch.domain.model import (
     TrackedJob,
     Transition,
 )
+from jobwatch.domain.quiet import count_held_back, held_back
 from jobwatch.domain.severity import severity_for
 
 MAX_NOTE_CHARS = 1000
@@ -152,12 +153,17 @@ class _Builder:
         self.job = job
         self.now_iso = now_iso
         self.items: list[Transition] = []
+        self.held: list[str] = []
+        """Events left unpublished because the job is snoozed or muted (`domain.quiet`)."""
 
     def add(
         self, event: Event, previous: Snapshot | None, current: Snapshot, note: str | None = None
     ) -> None:
         allowed = self.job.spec.notify.events if self.job.spec.notify else None
         if allowed is not None and event.value not in allowed:
+            return
+        if held_back(self.job.quiet, event.value, self.now_iso):
+            self.held.append(event.value)
             return
         self.items.append(
             Transition(
@@ -217,6 +223,7 @@ def decide(job: TrackedJob, seen: Snapshot, now_iso: str, policy: Policy | None 
     health = _health_after_success(job.health, now_iso)
     for rule in _SUCCESS_RULES:
         health = rule(poll, health)
+    health = count_held_back(health, poll.out.held, now_iso)
     news = poll.out.items or health != job.health
     if not news and (not poll.snapshot_changed or _only_counters_moved_recently(poll)):
         return Decision(Outcome.UNCHANGED)
@@ -268,13 +275,15 @@ def _ignored_because(job: TrackedJob, seen: Snapshot) -> str | None:
 
 
 def _health_after_success(old: Health, now_iso: str) -> Health:
-    """A poll that worked ends error streaks, open alerts and any hold; stall and overdue flags and the
-    progress baseline stay."""
+    """A poll that worked ends error streaks, open alerts and any hold; stall and overdue flags, the
+    progress baseline and the count of held-back transitions stay."""
     return Health(
         observed_since=old.observed_since or now_iso,
         stalled=old.stalled,
         overdue=old.overdue,
         progress_baseline=old.progress_baseline,
+        suppressed=old.suppressed,
+        last_suppressed=old.last_suppressed,
     )
 
 
@@ -424,7 +433,7 @@ def decide_error(
     lost = _lost(poll, health)
     if lost is not None:
         return lost
-    health = _alert_opened(poll, health)
+    health = count_held_back(_alert_opened(poll, health), poll.out.held, now_iso)
     if health == job.health and not poll.out.items:
         return Decision(Outcome.UNCHANGED)
     transitions = _with_eta(poll.out.items, job_eta(job, now_iso))
@@ -471,6 +480,7 @@ def _lost(poll: _FailedPoll, health: Health) -> Decision | None:
         note = f"upstream said the job does not exist {streak} polls in a row"
         poll.out.add(Event.LOST, poll.job.snapshot, lost, note)
         closed = health.model_copy(update={"alert": None, "progress_baseline": None})
+        closed = count_held_back(closed, poll.out.held, poll.out.now_iso)
         return Decision(Outcome.WRITE, lost, closed, True, tuple(poll.out.items))
     return None
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from jobwatch.domain.model import Health, JobSpec, Snapshot, TrackedJob, Transition, WireModel
+from jobwatch.domain.model import Health, JobSpec, Quiet, Snapshot, TrackedJob, Transition, WireModel
 from jobwatch.domain.transitions import new_life, parse_transition_id
 from jobwatch.ports import ConflictError, PendingTransition
 
@@ -373,6 +373,31 @@ class DynamoJobStore:
         except self._db.exceptions.ConditionalCheckFailedException as exc:
             raise ConflictError(str(exc)) from exc
         return job.model_copy(update={"health": health})
+
+    def save_quiet(self, job: TrackedJob, quiet: Quiet, health: Health) -> TrackedJob:
+        """Snooze or mute changed (the API's write): the document and health with the next version,
+        so a poller run that read the job before fails its own conditional write and polls it again."""
+        updated = job.model_copy(update={"quiet": quiet, "health": health, "version": job.version + 1})
+        doc = _stored(updated)
+        doc.pop("version", None)
+        health_doc = doc.pop("health", {})
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": _job_pk(job.key)}, "sk": {"S": _JOB_SK}},
+                UpdateExpression="SET #v = :new, doc = :doc, health = :h",
+                ConditionExpression="#v = :read",
+                ExpressionAttributeNames={"#v": "version"},
+                ExpressionAttributeValues={
+                    ":new": {"N": str(updated.version)},
+                    ":doc": {"S": _compact(doc)},
+                    ":h": {"S": _compact(health_doc)},
+                    ":read": {"N": str(job.version)},
+                },
+            )
+        except self._db.exceptions.ConditionalCheckFailedException as exc:
+            raise ConflictError(str(exc)) from exc
+        return updated
 
     def save_snapshot(
         self, job: TrackedJob, seen: Snapshot, now_iso: str, transition: Transition | None, now_s: float
