@@ -356,6 +356,25 @@ REFUSED: dict[str, tuple[list[str], str]] = {
 }
 
 
+def test_upgrade_lists_jobs_tracked_before_the_creation_index_again(
+    deployment: LocalDeployment, sim_url: str, capsys: Capture
+) -> None:
+    from jobwatch.adapters import aws
+
+    for job_id in ("exp-old", "exp-new"):
+        assert _run(capsys, "track", *_export_args(sim_url, job_id))[0] == 0
+    old = next(job for job in list_jobs() if job.spec.job_id == "exp-old")
+    aws.dynamodb().update_item(  # as an older jobwatch wrote it: no createdKey
+        TableName=deployment.settings.table,
+        Key={"pk": {"S": f"JOB#{old.key}"}, "sk": {"S": "JOB"}},
+        UpdateExpression="REMOVE createdKey",
+    )
+    assert [job["spec"]["jobId"] for job in _list_json(capsys)] == ["exp-new"]  # GET /jobs's index
+    assert _run(capsys, "upgrade") == (0, "upgrade: 1 job(s) added to the listing index\n", "")
+    assert [job["spec"]["jobId"] for job in _list_json(capsys)] == ["exp-old", "exp-new"]
+    assert _run(capsys, "upgrade", "--json") == (0, '{"jobsIndexed": 0}\n', "")
+
+
 def test_snooze_and_mute_one_job_or_every_job_with_a_label(
     deployment: LocalDeployment, sim: UpstreamSimulator, sim_url: str, capsys: Capture
 ) -> None:
