@@ -138,6 +138,9 @@ class RoundResult:
     problems: list[str] = field(default_factory=list)
     diagnostics: list[str] = field(default_factory=list)
     """Lines worth reading that break no invariant (the loaded machine's own poll errors)."""
+    spurious_counted_exactly: int = 0
+    """Of `spurious_poll_errors`, those one run recorded cleanly: ground truth counted them exactly
+    (the rest happened in overlapping, crashed or store-faulted cycles: see `health_adopted`)."""
     health_adopted: int = 0
     """Stories whose health events were taken from what jobwatch did (`Schedule.health_uncertain`):
     every other event of theirs still matched the script."""
@@ -202,6 +205,7 @@ class RoundResult:
                 "outbox_dead_lettered": self.outbox_dead_lettered,
                 "stuck_jobs": self.stuck_jobs,
                 "spurious_poll_errors": self.spurious_poll_errors,
+                "spurious_counted_exactly": self.spurious_counted_exactly,
                 "health_adopted": self.health_adopted,
                 "slack_refused": self.slack_refused,
                 "slack_deferred": self.slack_deferred,

@@ -386,6 +386,7 @@ class Round:
         for key in spurious:
             exact = len(results) == 1 and not dead and key not in failed
             self.by_key[key].count_machine_error(self.config, exact=exact)
+            self.result.spurious_counted_exactly += exact
         self.result.spurious_poll_errors += len(spurious)
         return spurious
 
