@@ -8,32 +8,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from jobwatch.app.operations import MAX_EXAMINED, BadToken, Operations
-from jobwatch.domain.endpoints import EndpointPolicy
 from jobwatch.domain.model import JobSpec
-from jobwatch.settings import ApiSettings
-from jobwatch_devkit.fakes import (
-    FakeClock,
-    FakeSecrets,
-    InMemoryJobStore,
-    InMemoryRouteStore,
-    InMemoryWatchStore,
-    RecordingPublisher,
-)
+from jobwatch_devkit.component import World
+from jobwatch_devkit.fakes import InMemoryJobStore
 
 START = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 
 
 def _operations(store: InMemoryJobStore) -> Operations:
-    return Operations(
-        settings=ApiSettings(table="t", topic_arn="arn:aws:sns:us-east-1:1:t"),
-        store=store,
-        watches=InMemoryWatchStore(),
-        publisher=RecordingPublisher(),
-        policy=EndpointPolicy(False),
-        clock=FakeClock(),
-        secret_names=FakeSecrets(),
-        routes=InMemoryRouteStore(),
-    )
+    return World(store=store).operations()
 
 
 def _fleet(count: int, *, team_every: int = 0, same_second: int = 1) -> InMemoryJobStore:
