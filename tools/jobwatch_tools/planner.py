@@ -18,6 +18,8 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from jobwatch.domain.cadence import tick_margin_s
+from jobwatch.settings import PollerSettings
 from jobwatch.sources import get_source
 from jobwatch_tools import cost_model
 
@@ -45,9 +47,9 @@ class Assumptions:
     """CPU per polled job in a quiet cycle: `make bench`, median on the build machine (closing note)."""
     latency_s: float = 0.05
     """Upstream answer time (the bench's simulated 50 ms)."""
-    poll_concurrency: int = 64
-    endpoint_concurrency: int = 16
-    upstream_deadline_s: float = 15.0
+    poll_concurrency: int = PollerSettings.model_fields["poll_concurrency"].default
+    endpoint_concurrency: int = PollerSettings.model_fields["endpoint_concurrency"].default
+    upstream_deadline_s: float = PollerSettings.model_fields["upstream_deadline_s"].default
     index_entry_bytes: int = 950
     """A running job's entry in the `pollable` index (D42 trimmed defaults out of it)."""
     index_read_window_s: float = 10.0
@@ -56,7 +58,7 @@ class Assumptions:
     @property
     def budget_s(self) -> float:
         """Time a cycle may start polls in: the period less the tick margin (D39)."""
-        return self.period_s - min(self.upstream_deadline_s, self.period_s / 4)
+        return self.period_s - tick_margin_s(self.upstream_deadline_s, self.period_s)
 
     @property
     def vcpu(self) -> float:

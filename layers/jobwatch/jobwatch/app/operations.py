@@ -304,11 +304,11 @@ class Operations:
                 return None
             now_iso = self.clock.now_iso()
             wanted = change(job.quiet, now_iso)
-            started = (
-                wanted.muted and not job.quiet.muted
-            ) or wanted.snoozed_until != job.quiet.snoozed_until
+            newly_set = (wanted.muted and not job.quiet.muted) or (
+                wanted.snoozed_until is not None and wanted.snoozed_until != job.quiet.snoozed_until
+            )
             health = job.health
-            if started and (wanted.muted or wanted.snoozed_until):
+            if newly_set:
                 health = health.model_copy(update={"suppressed": 0, "last_suppressed": None})
             if wanted == job.quiet and health == job.health:
                 return JobResource.of(job, now_iso=now_iso)

@@ -20,7 +20,7 @@ from typing import Any
 from jobwatch.app.gates import RATE_LIMIT_PAUSE_S, EndpointGate, EndpointGates
 from jobwatch.app.outbox import Outbox
 from jobwatch.app.polling import api_key_for, poll_spec
-from jobwatch.domain.cadence import cycle_rotation, held_by_upstream, is_due, rotated
+from jobwatch.domain.cadence import cycle_rotation, held_by_upstream, is_due, rotated, tick_margin_s
 from jobwatch.domain.errors import PollError, PollErrorKind
 from jobwatch.domain.model import TrackedJob
 from jobwatch.domain.transitions import Decision, Outcome, Policy, decide, decide_error
@@ -111,7 +111,7 @@ class _Cycle:
         self.next_tick_s = next_tick_s
         """When the schedule fires again (epoch s): no new work starts past `tick_margin_s` before it,
         so cycles never overlap (None: no schedule, only the Lambda deadline)."""
-        self.tick_margin_s = min(self.settings.upstream_deadline_s, self.settings.poll_period_s / 4)
+        self.tick_margin_s = tick_margin_s(self.settings.upstream_deadline_s, self.settings.poll_period_s)
         """A poll started this long before the tick ends before it (the deadline bounds every answer)."""
         self.upstream = upstream
         self.report = CycleReport()

@@ -74,6 +74,12 @@ def next_tick(now_s: float, scheduled_s: float | None, period_s: float) -> float
     return (now_s if scheduled_s is None else min(scheduled_s, now_s)) + period_s
 
 
+def tick_margin_s(upstream_deadline_s: float, period_s: float) -> float:
+    """How long before the next tick a cycle stops starting polls (D39): a poll started then still
+    ends before the tick, its answer bounded by the upstream deadline."""
+    return min(upstream_deadline_s, period_s / 4)
+
+
 _GOLDEN = (5**0.5 - 1) / 2
 
 
