@@ -372,7 +372,7 @@ def test_upgrade_lists_jobs_tracked_before_the_creation_index_again(
     assert [job["spec"]["jobId"] for job in _list_json(capsys)] == ["exp-new"]  # GET /jobs's index
     assert _run(capsys, "upgrade") == (0, "upgrade: 1 job(s) added to the listing index\n", "")
     assert [job["spec"]["jobId"] for job in _list_json(capsys)] == ["exp-old", "exp-new"]
-    assert _run(capsys, "upgrade", "--json") == (0, '{"jobsIndexed": 0}\n', "")
+    assert _run(capsys, "upgrade", "--json") == (0, '{"jobsIndexed": 0, "jobsMovedShard": 0}\n', "")
 
 
 def test_snooze_and_mute_one_job_or_every_job_with_a_label(

@@ -23,6 +23,7 @@ import httpx
 from jobwatch.adapters.clock import utc_iso
 from jobwatch.domain.errors import PollError
 from jobwatch.domain.model import Health, JobSpec, Quiet, Snapshot, TrackedJob, Transition, Watch
+from jobwatch.domain.shards import ONE_SHARD, ShardLayout
 from jobwatch.domain.transitions import new_life, parse_transition_id
 from jobwatch.ports import Claim, ConflictError, PendingTransition, SecretUnavailableError
 from jobwatch.sources.base import HttpRequest, HttpResponse
@@ -79,8 +80,9 @@ class _HistoryItem:
 class InMemoryJobStore:
     """`ports.JobStore` in a dict, with the same conditional writes as `DynamoJobStore`."""
 
-    def __init__(self, page_size: int = 100) -> None:
+    def __init__(self, page_size: int = 100, layout: ShardLayout = ONE_SHARD) -> None:
         self._lock = threading.RLock()
+        self.layout = layout
         self._jobs: dict[str, _JobItem] = {}
         self._history: dict[str, dict[str, _HistoryItem]] = {}
         self.page_size = page_size
@@ -122,11 +124,16 @@ class InMemoryJobStore:
         with self._lock:
             return self._jobs.pop(key, None) is not None
 
-    def pollable_pages(self) -> Iterator[list[TrackedJob]]:
-        with self._lock:
-            active = [self._view(item) for key, item in sorted(self._jobs.items()) if not item.job.terminal]
-        for start in range(0, len(active), self.page_size):
-            yield active[start : start + self.page_size]
+    def pollable_pages(self, shards: Sequence[int] | None = None) -> Iterator[list[TrackedJob]]:
+        for shard in range(self.layout.shards) if shards is None else shards:
+            with self._lock:
+                active = [
+                    self._view(item)
+                    for key, item in sorted(self._jobs.items())
+                    if not item.job.terminal and self.layout.shard_of(item.job.spec.endpoint, key) == shard
+                ]
+            for start in range(0, len(active), self.page_size):
+                yield active[start : start + self.page_size]
 
     def all_jobs(self) -> list[TrackedJob]:
         with self._lock:

@@ -391,12 +391,13 @@ def cmd_watches(args: argparse.Namespace) -> int:
 def cmd_upgrade(args: argparse.Namespace) -> int:
     from jobwatch_tools.local import upgrade_table
 
-    changed = upgrade_table()
+    indexed, moved = upgrade_table()
     if args.json:
-        print(json.dumps({"jobsIndexed": changed}))
+        print(json.dumps({"jobsIndexed": indexed, "jobsMovedShard": moved}))
         return 0
-    done = f"{changed} job(s) added to the listing index" if changed else "table already up to date"
-    print(f"upgrade: {done}")
+    done = [f"{indexed} job(s) added to the listing index"] if indexed else []
+    done += [f"{moved} job(s) moved to their poll shard"] if moved else []
+    print(f"upgrade: {'; '.join(done) or 'table already up to date'}")
     return 0
 
 

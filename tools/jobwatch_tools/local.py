@@ -155,7 +155,9 @@ def api_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         metrics.clear_metrics()
 
 
-def upgrade_table() -> int:
-    """Bring items an older jobwatch wrote up to date (today: the creation index key that
-    `GET /jobs` pages through); idempotent. Returns how many items were changed."""
-    return job_store(load_settings(ApiSettings)).backfill_created_keys()
+def upgrade_table() -> tuple[int, int]:
+    """Bring items an older jobwatch (or another shard layout) wrote up to date: the creation index
+    key that `GET /jobs` pages through, and each active job's poll shard under this deployment's
+    `JOBWATCH_POLL_SHARDS` (D44); idempotent. Returns (jobs indexed, jobs moved to another shard)."""
+    store = job_store(load_settings(ApiSettings))
+    return store.backfill_created_keys(), store.rebalance_poll_shards()

@@ -62,7 +62,9 @@ class JobStore(Protocol):
 
     def delete_job(self, key: str) -> bool: ...
 
-    def pollable_pages(self) -> Iterator[list[TrackedJob]]: ...
+    def pollable_pages(self, shards: Sequence[int] | None = None) -> Iterator[list[TrackedJob]]:
+        """Active jobs of these shards (None: every shard), page by page."""
+        ...
 
     def all_jobs(self) -> list[TrackedJob]: ...
 
@@ -116,6 +118,25 @@ class Claim(StrEnum):
     """Already delivered or refused for good: skip."""
     BUSY = "busy"
     """Another worker holds a live lease: look again later."""
+
+
+class ShardLeases(Protocol):
+    """Who polls a shard in a tick (D44): of every run that asks for the same shard and tick, or for an
+    older tick after a newer one was taken, exactly one gets it. The engine's redeliveries, a
+    duplicated schedule and late orders therefore never poll a shard twice in a cycle."""
+
+    def take(self, shard: int, tick_s: float, holder: str) -> bool:
+        """True for the first taker of this shard at this tick; False if this tick or a later one
+        was already taken."""
+        ...
+
+
+class ShardOrders(Protocol):
+    """Hands shard orders to the poll workers (SQS with a Lambda event source mapping, D44)."""
+
+    def send(self, bodies: Sequence[str]) -> int:
+        """Queue these orders; returns how many were accepted (the rest waits for the next tick)."""
+        ...
 
 
 class DeliveryLedger(Protocol):

@@ -65,6 +65,11 @@ class StoreSettings(EnvSettings):
     """How long terminal jobs stay readable before DynamoDB TTL removes them."""
     secret_cache_s: float = Field(default=300.0, ge=0)
     """How long a secret's value is reused before Secrets Manager is asked again."""
+    poll_shards: int = Field(default=1, ge=1, le=1000)
+    """K: how many `pollShard` values (index partitions, and workers' shards) active jobs spread over
+    (D44). After changing it, `jobwatch upgrade` moves the jobs already tracked."""
+    endpoint_spread: int = Field(default=4, ge=1, le=64)
+    """How many shards one endpoint's jobs spread over; each holds that share of the endpoint's limits."""
 
 
 def _describe(model: type[BaseModel], exc: ValidationError) -> str:
@@ -149,6 +154,9 @@ class PollerSettings(StoreSettings, UpstreamSettings):
     """A running job whose snapshot has not moved for this long is STALLED (per-job override)."""
     max_duration_s: float = Field(default=86400.0, gt=0)
     """A job running longer than this is OVERDUE (per-job override)."""
+    shard_queue_url: str | None = None
+    """Fan-out (D44): the queue the scheduled poller puts one order per shard on, for the poll workers.
+    None: the scheduled poller polls every shard itself, in one invocation (small fleets)."""
 
     @model_validator(mode="before")
     @classmethod

@@ -212,10 +212,10 @@ class FaultStore:
         f = self.faults
         return f.around("pending_transitions", "", self.store.pending_transitions, f.outbox_error_p)
 
-    def pollable_pages(self) -> Iterator[list[TrackedJob]]:
+    def pollable_pages(self, shards: Sequence[int] | None = None) -> Iterator[list[TrackedJob]]:
         """All pages are read before the first is handed out; then both overlapping runs meet."""
         f = self.faults
-        pages = f.around("pollable_pages", "", lambda: list(self.store.pollable_pages()), 0.0)
+        pages = f.around("pollable_pages", "", lambda: list(self.store.pollable_pages(shards)), 0.0)
         if self.barrier is not None:
             with contextlib.suppress(threading.BrokenBarrierError):
                 self.barrier.wait(timeout=60)

@@ -1,4 +1,5 @@
-"""`ports.DeliveryQueue` on SQS: delayed copies on a sender's own queue, and its dead-letter queue."""
+"""SQS adapters: `ports.DeliveryQueue` (delayed copies on a sender's own queue, and its dead-letter
+queue) and `ports.ShardOrders` (the poll workers' orders)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from mypy_boto3_sqs.client import SQSClient
     from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef
@@ -54,3 +55,26 @@ class SqsDeliveryQueue:
                 "reason": {"DataType": "String", "StringValue": reason[:256]},
             },
         )
+
+
+SQS_BATCH_MAX = 10
+"""SendMessageBatch takes at most ten messages."""
+
+
+class SqsShardOrders:
+    """`ports.ShardOrders` on SQS: one message per shard order, ten per request."""
+
+    def __init__(self, client: SQSClient, queue_url: str) -> None:
+        self._sqs = client
+        self._queue_url = queue_url
+
+    def send(self, bodies: Sequence[str]) -> int:
+        sent = 0
+        for start in range(0, len(bodies), SQS_BATCH_MAX):
+            batch = bodies[start : start + SQS_BATCH_MAX]
+            response = self._sqs.send_message_batch(
+                QueueUrl=self._queue_url,
+                Entries=[{"Id": str(index), "MessageBody": body} for index, body in enumerate(batch)],
+            )
+            sent += len(response.get("Successful", []))
+        return sent

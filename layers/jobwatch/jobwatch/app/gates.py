@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from jobwatch.domain.endpoints import endpoint_of
+from jobwatch.domain.shards import shared_limit, shared_rate
 from jobwatch.settings import UpstreamSettings
 from jobwatch.sources import UnknownSourceError, get_source
 
@@ -60,10 +61,14 @@ def documented_rps(source_name: str) -> float | None:
 
 
 class EndpointGates:
-    """The gates of one cycle, created on first use per endpoint with the strictest known rate."""
+    """The gates of one cycle, created on first use per endpoint with the strictest known rate.
 
-    def __init__(self, settings: UpstreamSettings) -> None:
+    A poll worker holds one of an endpoint's sub-shards (D44): `share` divides the endpoint's
+    concurrency and rate, so all the workers polling it together stay within its limits."""
+
+    def __init__(self, settings: UpstreamSettings, share: int = 1) -> None:
         self._settings = settings
+        self._share = share
         self._gates: dict[str, EndpointGate] = {}
 
     def for_job(self, endpoint_url: str, source: str) -> EndpointGate:
@@ -72,6 +77,7 @@ class EndpointGates:
         if gate is None:
             limits = [r for r in (documented_rps(source), self._settings.endpoint_max_rps) if r]
             gate = self._gates[endpoint] = EndpointGate(
-                self._settings.endpoint_concurrency, min(limits) if limits else None
+                shared_limit(self._settings.endpoint_concurrency, self._share),
+                shared_rate(min(limits) if limits else None, self._share),
             )
         return gate

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass, field
@@ -25,7 +25,17 @@ from jobwatch.domain.errors import PollError, PollErrorKind
 from jobwatch.domain.model import TrackedJob
 from jobwatch.domain.transitions import Decision, Outcome, Policy, decide, decide_error
 from jobwatch.observability import Metric, MetricUnit, job_fields, logger, metrics
-from jobwatch.ports import Clock, ConflictError, JobStore, Publisher, Secrets, Upstream, WatchStore
+from jobwatch.ports import (
+    Clock,
+    ConflictError,
+    JobStore,
+    Publisher,
+    Secrets,
+    ShardLeases,
+    ShardOrders,
+    Upstream,
+    WatchStore,
+)
 from jobwatch.settings import PollerSettings
 
 UpstreamFactory = Callable[[], AbstractAsyncContextManager[Upstream]]
@@ -42,6 +52,24 @@ class PollerDeps:
     clock: Clock
     watches: WatchStore | None = None
     """Auto-discovery: when set, each cycle first lists every watch and tracks new jobs."""
+    leases: ShardLeases | None = None
+    """Scheduled runs take each shard's lease for their tick before polling it (D44); None: no lease
+    (manual runs, tests of the cycle alone)."""
+    orders: ShardOrders | None = None
+    """Fan-out (D44): the scheduled run sends one order per shard to the poll workers instead of
+    polling; None: it polls every shard itself."""
+
+
+@dataclass(frozen=True)
+class CycleScope:
+    """What one run covers: the shards it polls, the share of each endpoint's limits it holds, and
+    whether it also does the once-per-tick housekeeping (discovery, the outbox)."""
+
+    shards: Sequence[int] | None = None
+    """None: every shard of the layout."""
+    endpoint_share: int = 1
+    """Each endpoint's concurrency and rate are divided by this (a worker holding one sub-shard)."""
+    housekeeping: bool = True
 
 
 @dataclass
@@ -69,6 +97,12 @@ class CycleReport:
     """Poll-error counters recorded (phase, snapshot and version untouched)."""
     discovered: int = 0
     """New jobs tracked through watches this cycle."""
+    shards_polled: int = 0
+    """Shards this run held the lease of (or all of them, for a run without a tick) and polled."""
+    shards_skipped: int = 0
+    """Shards left alone: another run held this tick's lease, or the order came after its tick."""
+    orders_sent: int = 0
+    """Fan-out: shard orders queued for the poll workers."""
     duration_s: float = 0.0
     events: list[dict[str, str]] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
@@ -104,8 +138,10 @@ class _Cycle:
         remaining_s: Callable[[], float],
         upstream: Upstream,
         next_tick_s: float | None = None,
+        scope: CycleScope = CycleScope(),
     ) -> None:
         self.deps = deps
+        self.scope = scope
         self.settings = deps.settings
         self.remaining_s = remaining_s
         self.next_tick_s = next_tick_s
@@ -117,7 +153,7 @@ class _Cycle:
         self.report = CycleReport()
         self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="jobwatch-io")
         self.slots = asyncio.Semaphore(self.settings.poll_concurrency)
-        self.gates = EndpointGates(self.settings)
+        self.gates = EndpointGates(self.settings, scope.endpoint_share)
         self.policy = policy_from(self.settings)
         self.outbox = Outbox(deps.store, deps.publisher, deps.clock, self.report, self.executor)
 
@@ -290,7 +326,10 @@ class _Cycle:
     async def poll_all(self) -> None:
         """Every due job, in this cycle's rotated order: when time runs out before the fleet does, the
         jobs left are others next cycle (`cycle_rotation`)."""
-        pages = self.deps.store.pollable_pages()
+        shards = self.scope.shards
+        if shards is not None and not shards:
+            return
+        pages = self.deps.store.pollable_pages(shards)
         jobs: list[TrackedJob] = []
         while (page := await self.in_thread(lambda: next(pages, None))) is not None:
             jobs.extend(page)
@@ -310,8 +349,9 @@ class _Cycle:
     async def run(self) -> CycleReport:
         started = time.perf_counter()
         try:
-            await self.discover()
-            await self.drain_outbox()
+            if self.scope.housekeeping:
+                await self.discover()
+                await self.drain_outbox()
             await self.poll_all()
         finally:
             self.executor.shutdown(wait=True)
@@ -336,12 +376,16 @@ _CYCLE_METRICS: tuple[tuple[Metric, Callable[[CycleReport], int]], ...] = (
 
 
 async def run_cycle(
-    deps: PollerDeps, remaining_s: Callable[[], float] = lambda: math.inf, next_tick_s: float | None = None
+    deps: PollerDeps,
+    remaining_s: Callable[[], float] = lambda: math.inf,
+    next_tick_s: float | None = None,
+    scope: CycleScope = CycleScope(),
 ) -> CycleReport:
-    """One cycle; with `next_tick_s`, it takes no new work once the next scheduled cycle is near (what
-    it leaves is that cycle's: jobs not started are `deferred`, never polled twice at once)."""
+    """One cycle over `scope`; with `next_tick_s`, it takes no new work once the next scheduled cycle
+    is near (what it leaves is that cycle's: jobs not started are `deferred`, never polled twice at
+    once)."""
     async with deps.upstream() as upstream:
-        report = await _Cycle(deps, remaining_s, upstream, next_tick_s).run()
+        report = await _Cycle(deps, remaining_s, upstream, next_tick_s, scope).run()
     for metric, value in _CYCLE_METRICS:
         metrics.add_metric(name=metric, unit=MetricUnit.Count, value=value(report))
     metrics.add_metric(name=Metric.CYCLE_COMPLETED, unit=MetricUnit.Count, value=1)

@@ -14,6 +14,7 @@ from jobwatch.adapters.dynamodb.jobs import DynamoJobStore
 from jobwatch.adapters.dynamodb.ledger import DynamoDeliveryLedger
 from jobwatch.adapters.dynamodb.watches import DynamoWatchStore
 from jobwatch.adapters.secrets import SecretResolver
+from jobwatch.domain.shards import layout_of
 from jobwatch.settings import StoreSettings
 
 
@@ -32,7 +33,9 @@ def secret_resolver(cache_s: float) -> SecretResolver:
 
 
 def job_store(settings: StoreSettings) -> DynamoJobStore:
-    return DynamoJobStore(aws.dynamodb(), settings.table, retention_days=settings.retention_days)
+    return DynamoJobStore(
+        aws.dynamodb(), settings.table, retention_days=settings.retention_days, layout=layout_of(settings)
+    )
 
 
 def delivery_ledger(settings: StoreSettings) -> DynamoDeliveryLedger:

@@ -2,7 +2,8 @@
 
 One table; the job store owns two item kinds (the delivery ledger and the watch store own others):
 - job         pk=JOB#<key>   sk=JOB       version, doc (JSON), health (JSON), pollShard (while
-                                          non-terminal), outbox {transitionId: entry}, outboxShard,
+                                          non-terminal: one of K values, `domain.shards`, D44),
+                                          outbox {transitionId: entry}, outboxShard,
                                           createdKey (`<createdAt>#<key>`, for listing)
 - history     pk=JOB#<key>   sk=TR#<ver>  doc (event JSON), delivery (PUBLISHED / DEAD_LETTERED)
 
@@ -19,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from jobwatch.domain.model import Health, JobSpec, Quiet, Snapshot, TrackedJob, Transition, WireModel
+from jobwatch.domain.shards import ONE_SHARD, ShardLayout, shard_value
 from jobwatch.domain.transitions import new_life, parse_transition_id
 from jobwatch.ports import ConflictError, PendingTransition
 
@@ -32,7 +34,6 @@ CREATED_INDEX = "created"
 Keys only, so a job's state writes never touch it: one index write per job created or deleted."""
 BATCH_GET_MAX = 100
 """BatchGetItem takes at most 100 keys."""
-ACTIVE_SHARD = "ACTIVE"
 PENDING_SHARD = "PENDING"
 _JOB_SK = "JOB"
 
@@ -80,10 +81,18 @@ def _compact(value: dict[str, Any]) -> str:
 class DynamoJobStore:
     """`ports.JobStore` on DynamoDB: one item per job (with its outbox), one per settled transition."""
 
-    def __init__(self, client: DynamoDBClient, table: str, *, retention_days: int = 30) -> None:
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table: str,
+        *,
+        retention_days: int = 30,
+        layout: ShardLayout = ONE_SHARD,
+    ) -> None:
         self._db = client
         self._table = table
         self._retention_s = retention_days * 86400
+        self.layout = layout
 
     # -- jobs -----------------------------------------------------------------------------------
 
@@ -104,7 +113,7 @@ class DynamoJobStore:
         if job.terminal:
             item["expiresAt"] = {"N": str(int(time.time()) + self._retention_s)}
         else:
-            item["pollShard"] = {"S": ACTIVE_SHARD}
+            item["pollShard"] = {"S": self.layout.value_of(job.spec.endpoint, job.key)}
         return item
 
     @staticmethod
@@ -166,22 +175,49 @@ class DynamoJobStore:
         )
         return "Attributes" in response
 
-    def pollable_pages(self) -> Iterator[list[TrackedJob]]:
-        """Non-terminal jobs page by page, so polling can start before the last page arrives."""
+    def pollable_pages(self, shards: Sequence[int] | None = None) -> Iterator[list[TrackedJob]]:
+        """Non-terminal jobs of these shards (None: all K) page by page, so polling can start before
+        the last page arrives. One Query per shard: each is its own index partition."""
         paginator = self._db.get_paginator("query")
-        for page in paginator.paginate(
-            TableName=self._table,
-            IndexName=POLLABLE_INDEX,
-            KeyConditionExpression="pollShard = :v",
-            ExpressionAttributeValues={":v": {"S": ACTIVE_SHARD}},
-        ):
-            yield [self._job_from_item(item) for item in page.get("Items", [])]
+        for shard in range(self.layout.shards) if shards is None else shards:
+            for page in paginator.paginate(
+                TableName=self._table,
+                IndexName=POLLABLE_INDEX,
+                KeyConditionExpression="pollShard = :v",
+                ExpressionAttributeValues={":v": {"S": shard_value(shard)}},
+            ):
+                yield [self._job_from_item(item) for item in page.get("Items", [])]
 
     def pollable_jobs(self) -> list[TrackedJob]:
         """Non-terminal jobs, from the sparse index: no Scan, cost proportional to active jobs only."""
-        return [
-            self._job_from_item(item) for item in self._query_index(POLLABLE_INDEX, "pollShard", ACTIVE_SHARD)
-        ]
+        return [job for page in self.pollable_pages() for job in page]
+
+    def rebalance_poll_shards(self) -> int:
+        """Move every active job to its shard under the current layout (after K or the spread
+        changed; `jobwatch upgrade` runs it). One Scan; returns how many jobs moved. A job that became
+        terminal meanwhile keeps no `pollShard` (the condition), so nothing finished is polled again."""
+        moved = 0
+        paginator = self._db.get_paginator("scan")
+        for page in paginator.paginate(
+            TableName=self._table,
+            FilterExpression="sk = :job AND attribute_exists(pollShard)",
+            ExpressionAttributeValues={":job": {"S": _JOB_SK}},
+        ):
+            for item in page.get("Items", []):
+                job = self._job_from_item(item)
+                wanted = self.layout.value_of(job.spec.endpoint, job.key)
+                if item["pollShard"]["S"] == wanted:
+                    continue
+                with contextlib.suppress(self._db.exceptions.ConditionalCheckFailedException):
+                    self._db.update_item(
+                        TableName=self._table,
+                        Key={"pk": item["pk"], "sk": item["sk"]},
+                        UpdateExpression="SET pollShard = :s",
+                        ConditionExpression="attribute_exists(pollShard)",
+                        ExpressionAttributeValues={":s": {"S": wanted}},
+                    )
+                    moved += 1
+        return moved
 
     def jobs_by_creation(
         self, after: tuple[str, str] | None, limit: int
