@@ -24,6 +24,7 @@ FUNCTIONS_DIR = REPO_ROOT / "functions"
 
 REQUIRED = {
     "poller": ("JOBWATCH_TABLE", "JOBWATCH_TOPIC_ARN"),
+    "poll_worker": ("JOBWATCH_TABLE", "JOBWATCH_TOPIC_ARN"),
     "notifier": (
         "JOBWATCH_TABLE",
         "JOBWATCH_NOTIFY_QUEUE_URL",
@@ -31,11 +32,18 @@ REQUIRED = {
         "JOBWATCH_EMAIL_TOPIC_ARN",
     ),
     "api": ("JOBWATCH_TABLE", "JOBWATCH_TOPIC_ARN"),
+    "slack_interactions": ("JOBWATCH_TABLE", "JOBWATCH_SLACK_SIGNING_SECRET"),
 }
 """What each function's settings model requires (tests/unit/test_settings_and_secrets.py pins the
 models to the same lists)."""
 
-WIRED = {"poller": "DEPS", "notifier": "NOTIFIER", "api": "OPERATIONS"}
+WIRED = {
+    "poller": "DEPS",
+    "poll_worker": "DEPS",
+    "notifier": "NOTIFIER",
+    "api": "OPERATIONS",
+    "slack_interactions": "INTERACTIONS",
+}
 """The module-level object each `app.py` builds at cold start."""
 
 IMPORT_APP = """

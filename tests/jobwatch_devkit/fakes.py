@@ -24,6 +24,7 @@ from jobwatch.adapters.clock import utc_iso
 from jobwatch.domain.errors import PollError
 from jobwatch.domain.model import Health, JobSpec, Quiet, Snapshot, TrackedJob, Transition, Watch
 from jobwatch.domain.shards import ONE_SHARD, ShardLayout
+from jobwatch.domain.slack_interaction import Outcome as SlackOutcome
 from jobwatch.domain.transitions import new_life, parse_transition_id
 from jobwatch.ports import Claim, ConflictError, PendingTransition, SecretUnavailableError
 from jobwatch.sources.base import HttpRequest, HttpResponse
@@ -680,3 +681,78 @@ class InMemoryEmailSubscriptions:
     def unsubscribe(self, address: str) -> None:
         if address in self.filters:
             self.calls.append(("unsubscribe", address, self.filters.pop(address)))
+
+
+# -- fan-out (D44) -------------------------------------------------------------------------------------
+
+
+class InMemoryShardLeases:
+    """`ports.ShardLeases` in a dict, with the DynamoDB adapter's condition (no lease, or an older tick)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.ticks: dict[int, float] = {}
+        self.holders: dict[int, str] = {}
+        self.writes = 0
+
+    def take(self, shard: int, tick_s: float, holder: str) -> bool:
+        with self._lock:
+            held = self.ticks.get(shard)
+            if held is not None and held >= tick_s:
+                return False
+            self.ticks[shard], self.holders[shard] = tick_s, holder
+            self.writes += 1
+            return True
+
+
+class ListedOrders:
+    """`ports.ShardOrders` as a list the test hands to workers (what SQS would deliver)."""
+
+    def __init__(self) -> None:
+        self.bodies: list[str] = []
+        self.fail = False
+
+    def send(self, bodies: Sequence[str]) -> int:
+        if self.fail:
+            raise RuntimeError("queue unavailable")
+        self.bodies.extend(bodies)
+        return len(bodies)
+
+    def take_all(self) -> list[str]:
+        bodies, self.bodies = self.bodies, []
+        return bodies
+
+
+# -- Slack interactivity ---------------------------------------------------------------------------------
+
+
+class InMemoryReplayGuard:
+    """`ports.ReplayGuard` in a dict: the first use of a key wins, as with DynamoDB's conditional put
+    (`expires_at_s` is kept, as the item's TTL is, and refuses nothing by itself)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.seen: dict[str, float] = {}
+
+    def first_use(self, key: str, expires_at_s: float) -> bool:
+        with self._lock:
+            if key in self.seen:
+                return False
+            self.seen[key] = expires_at_s
+            return True
+
+
+class RecordingResponder:
+    """`ports.InteractionResponder` that keeps each outcome and the message it would send."""
+
+    def __init__(self, *, succeed: bool = True) -> None:
+        self.succeed = succeed
+        self.outcomes: list[SlackOutcome] = []
+        self.messages: list[dict[str, Any]] = []
+
+    def respond(self, outcome: SlackOutcome) -> bool:
+        from jobwatch.render.slack_actions import acted_message
+
+        self.outcomes.append(outcome)
+        self.messages.append(acted_message(outcome))
+        return self.succeed

@@ -20,7 +20,13 @@ from jobwatch.adapters.sns_message import sns_message_attributes
 from jobwatch.delivery.engine import WAIT_LEASE_MARGIN_S, retry_window_s
 from jobwatch.delivery.envelope import transition_from_sqs_body
 from jobwatch.domain.routing import DEFAULT_EMAIL, NOTIFY_SECRET_PREFIX
-from jobwatch.settings import ApiSettings, NotifierSettings, PollerSettings, env_name
+from jobwatch.settings import (
+    ApiSettings,
+    NotifierSettings,
+    PollerSettings,
+    SlackInteractionSettings,
+    env_name,
+)
 from jobwatch_devkit.sam import SamCli, run_sam
 
 pytestmark = pytest.mark.template
@@ -31,7 +37,13 @@ EVENTS = ROOT / "events"
 SECRET_ARN_PATTERN = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:jobwatch/*"
 NOTIFY_SECRET_ARN_PATTERN = SECRET_ARN_PATTERN.replace("jobwatch/*", f"{NOTIFY_SECRET_PREFIX}*")
 DEFAULT_BUS_ARN = "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"
-FUNCTIONS = {"PollerFunction", "NotifierFunction", "ApiFunction"}
+FUNCTIONS = {
+    "PollerFunction",
+    "PollWorkerFunction",
+    "NotifierFunction",
+    "ApiFunction",
+    "SlackInteractionsFunction",
+}
 REAL_WEBHOOK = re.compile(r"hooks\.slack\.com/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]{8,}")
 SCHEDULE_INPUT = {
     "scheduledTime": "<aws.scheduler.scheduled-time>",
@@ -126,10 +138,19 @@ def test_layer_builds_with_python313_for_arm64(resources: dict[str, Any]) -> Non
 
 
 FUNCTION_VARIABLES: dict[str, dict[str, Any]] = {
+    "SlackInteractionsFunction": {"JOBWATCH_SLACK_SIGNING_SECRET": {"Ref": "SlackSigningSecret"}},
     "PollerFunction": {
         "JOBWATCH_TOPIC_ARN": {"Ref": "TransitionsTopic"},
         "JOBWATCH_POLL_CONCURRENCY": {"Ref": "PollConcurrency"},
         "JOBWATCH_POLL_PERIOD_MINUTES": {"Ref": "PollPeriodMinutes"},
+        "JOBWATCH_POLL_SHARDS": {"Ref": "PollShards"},
+        "JOBWATCH_SHARD_QUEUE_URL": {"Fn::If": ["FansOut", {"Ref": "ShardQueue"}, {"Ref": "AWS::NoValue"}]},
+    },
+    "PollWorkerFunction": {
+        "JOBWATCH_TOPIC_ARN": {"Ref": "TransitionsTopic"},
+        "JOBWATCH_POLL_CONCURRENCY": {"Ref": "PollConcurrency"},
+        "JOBWATCH_POLL_PERIOD_MINUTES": {"Ref": "PollPeriodMinutes"},
+        "JOBWATCH_POLL_SHARDS": {"Ref": "PollShards"},
     },
     "NotifierFunction": {
         "JOBWATCH_NOTIFY_QUEUE_URL": {"Ref": "NotifyQueue"},
@@ -144,6 +165,7 @@ FUNCTION_VARIABLES: dict[str, dict[str, Any]] = {
         "JOBWATCH_EMAIL_TOPIC_ARN": {"Ref": "AlertEmailTopic"},
         "JOBWATCH_ALERT_EMAIL_EVENTS": {"Fn::Join": [",", {"Ref": "AlertEmailEvents"}]},
         "JOBWATCH_EVENT_BUSES": {"Fn::Sub": "${JobwatchEventBus},default"},
+        "JOBWATCH_POLL_SHARDS": {"Ref": "PollShards"},
     },
 }
 """What each function is told, beyond the globals: only the resources it uses (D9). The API names the
@@ -175,8 +197,10 @@ def test_each_function_is_told_every_required_setting_of_its_model(
     """A required setting missing from a function's environment would stop its cold start (D9)."""
     models = {
         "PollerFunction": PollerSettings,
+        "PollWorkerFunction": PollerSettings,
         "NotifierFunction": NotifierSettings,
         "ApiFunction": ApiSettings,
+        "SlackInteractionsFunction": SlackInteractionSettings,
     }
     assert set(models) == FUNCTIONS
     declared_globally = set(template["Globals"]["Function"]["Environment"]["Variables"])
@@ -262,6 +286,59 @@ def test_notifier_consumes_its_queue_with_partial_batch_failures(resources: dict
     assert queue["SqsManagedSseEnabled"] is True
 
 
+FAN_OUT = {
+    "ShardQueue",
+    "ShardDeadLetterQueue",
+    "PollWorkerFunction",
+    "PollWorkerLogGroup",
+    "PollWorkerErrorsAlarm",
+    "ShardDeadLetterAlarm",
+}
+
+
+def test_fan_out_exists_only_with_more_than_one_shard(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    """Small fleets run in one invocation with no extra moving parts: PollShards defaults to 1 (D44)."""
+    assert template["Parameters"]["PollShards"]["Default"] == 1
+    assert template["Conditions"]["FansOut"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "PollShards"}, "1"]}]}
+    assert {lid for lid, spec in resources.items() if spec.get("Condition") == "FansOut"} == FAN_OUT
+
+
+def test_poll_workers_take_one_order_at_a_time_with_partial_batch_failures(resources: dict[str, Any]) -> None:
+    worker = _props(resources, "PollWorkerFunction")
+    assert (worker["CodeUri"], worker["Handler"]) == ("functions/poll_worker/", "app.handler")
+    assert worker["LoggingConfig"] == {"LogGroup": {"Ref": "PollWorkerLogGroup"}}
+    (event,) = worker["Events"].values()
+    props = event["Properties"]
+    assert event["Type"] == "SQS" and props["Queue"] == {"Fn::GetAtt": ["ShardQueue", "Arn"]}
+    assert (props["BatchSize"], props["FunctionResponseTypes"]) == (1, ["ReportBatchItemFailures"])
+    assert props["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "PollWorkers"}}
+    queue = _props(resources, "ShardQueue")
+    assert queue["VisibilityTimeout"] >= 6 * worker["Timeout"]
+    redrive = queue["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["ShardDeadLetterQueue", "Arn"]}
+    # a twice-failed order must still exist when its second visibility timeout ends, to be redriven
+    assert queue["MessageRetentionPeriod"] > queue["VisibilityTimeout"] * redrive["maxReceiveCount"]
+
+
+def test_only_the_scheduled_poller_may_send_shard_orders(resources: dict[str, Any]) -> None:
+    poller = _props(resources, "PollerFunction")
+    conditional = [p for p in poller["Policies"] if "Fn::If" in p]
+    assert conditional == [
+        {
+            "Fn::If": [
+                "FansOut",
+                {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["ShardQueue", "QueueName"]}}},
+                {"Ref": "AWS::NoValue"},
+            ]
+        }
+    ]
+    for logical_id, props in _functions(resources).items():
+        if logical_id != "PollerFunction":
+            assert "ShardQueue" not in json.dumps(props.get("Policies", [])), logical_id
+
+
 def test_notifier_publishes_alert_email_only_to_the_email_topic(resources: dict[str, Any]) -> None:
     notifier = _props(resources, "NotifierFunction")
     assert not [p for p in notifier["Policies"] if "SNSPublishMessagePolicy" in p]
@@ -341,7 +418,7 @@ def test_every_dead_letter_queue_has_an_alarm(resources: dict[str, Any]) -> None
         for alarm in resources.values()
         if alarm["Type"] == "AWS::CloudWatch::Alarm" and alarm["Properties"].get("Namespace") == "AWS/SQS"
     }
-    assert dead_letter_queues == {"NotifyDeadLetterQueue"}
+    assert dead_letter_queues == {"NotifyDeadLetterQueue", "ShardDeadLetterQueue"}
     assert dead_letter_queues <= alarmed
 
 
@@ -356,7 +433,9 @@ def test_every_function_has_an_errors_alarm(resources: dict[str, Any]) -> None:
     assert alarmed == FUNCTIONS - {"ApiFunction"}
     for logical_id, function in (
         ("PollerErrorsAlarm", "PollerFunction"),
+        ("PollWorkerErrorsAlarm", "PollWorkerFunction"),
         ("NotifierErrorsAlarm", "NotifierFunction"),
+        ("SlackInteractionsErrorsAlarm", "SlackInteractionsFunction"),
     ):
         errors = alarms[logical_id]
         assert (errors["Namespace"], errors["MetricName"]) == ("AWS/Lambda", "Errors")
@@ -448,21 +527,26 @@ def test_the_api_manages_route_email_subscriptions_on_the_alert_email_topic_only
 
 TABLE_ACCESS: dict[str, set[str]] = {
     "PollerFunction": {"GetItem", "PutItem", "UpdateItem", "Query"},
+    "PollWorkerFunction": {"GetItem", "PutItem", "UpdateItem", "Query"},
     "NotifierFunction": {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"},
     "ApiFunction": {"GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"},
+    "SlackInteractionsFunction": {"GetItem", "PutItem", "UpdateItem", "DeleteItem"},
 }
 """Least privilege, declared: what each function may do to the jobs table (and its indexes). The
 notifier claims, records routing, keeps Slack threads and reads the routes (Query)."""
 
+POLLING_SECRETS: list[tuple[str, str, Any]] = [
+    ("Allow", "secretsmanager:GetSecretValue", {"Fn::Sub": SECRET_ARN_PATTERN}),
+    (
+        "Deny",
+        "secretsmanager:GetSecretValue",
+        [{"Ref": "SlackWebhookSecret"}, {"Fn::Sub": NOTIFY_SECRET_ARN_PATTERN}],
+    ),
+]
+
 SECRET_ACCESS: dict[str, list[tuple[str, str, Any]]] = {
-    "PollerFunction": [
-        ("Allow", "secretsmanager:GetSecretValue", {"Fn::Sub": SECRET_ARN_PATTERN}),
-        (
-            "Deny",
-            "secretsmanager:GetSecretValue",
-            [{"Ref": "SlackWebhookSecret"}, {"Fn::Sub": NOTIFY_SECRET_ARN_PATTERN}],
-        ),
-    ],
+    "PollerFunction": POLLING_SECRETS,
+    "PollWorkerFunction": POLLING_SECRETS,
     "NotifierFunction": [
         (
             "Allow",
@@ -471,6 +555,7 @@ SECRET_ACCESS: dict[str, list[tuple[str, str, Any]]] = {
         )
     ],
     "ApiFunction": [("Allow", "secretsmanager:DescribeSecret", {"Fn::Sub": SECRET_ARN_PATTERN})],
+    "SlackInteractionsFunction": [("Allow", "secretsmanager:GetSecretValue", {"Ref": "SlackSigningSecret"})],
 }
 """Least privilege, declared: the poller reads upstream keys but no notification secret, the notifier
 only the destinations' secrets (the deployment's webhook and jobwatch/notify/*: bot tokens, webhook
@@ -582,10 +667,46 @@ def test_api_requires_iam_on_every_route(resources: dict[str, Any]) -> None:
         for lid, spec in resources.items()
         if spec["Type"] in ("AWS::Serverless::Api", "AWS::Serverless::HttpApi")
     ]
-    assert apis == ["RegistrationApi"]
+    assert apis == ["RegistrationApi", "SlackInteractionsApi"]  # the other one: Slack's, below
     for logical_id, props in _functions(resources).items():
-        if logical_id != "ApiFunction":
+        if logical_id not in ("ApiFunction", "SlackInteractionsFunction"):
             assert all(e["Type"] not in ("Api", "HttpApi") for e in (props.get("Events") or {}).values())
+
+
+def test_the_slack_interactivity_route_is_the_only_public_one_and_reads_only_its_secret(
+    resources: dict[str, Any],
+) -> None:
+    """Slack cannot sign AWS requests: one POST route without IAM, on an API of its own, throttled; the
+    function verifies Slack's signature with the one secret it may read (D46)."""
+    api = _props(resources, "SlackInteractionsApi")
+    assert "Auth" not in api and resources["SlackInteractionsApi"]["DependsOn"] == "ApiLoggingReady"
+    (throttle,) = api["MethodSettings"]
+    assert throttle["ThrottlingRateLimit"] <= 50 and throttle["ThrottlingBurstLimit"] <= 100
+    assert api["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    assert {"sourceIp", "route", "status", "requestId"} <= set(json.loads(api["AccessLogSetting"]["Format"]))
+    function = _props(resources, "SlackInteractionsFunction")
+    assert (function["CodeUri"], function["Handler"]) == ("functions/slack_interactions/", "app.handler")
+    assert function["Timeout"] <= 10  # Slack waits 3 s for the answer
+    assert function["LoggingConfig"] == {"LogGroup": {"Ref": "SlackInteractionsLogGroup"}}
+    (event,) = function["Events"].values()
+    assert event == {
+        "Type": "Api",
+        "Properties": {
+            "RestApiId": {"Ref": "SlackInteractionsApi"},
+            "Path": "/slack/interactions",
+            "Method": "POST",
+        },
+    }
+    for logical_id, props in _functions(resources).items():
+        for other in (props.get("Events") or {}).values():
+            if other["Type"] == "Api" and other["Properties"]["RestApiId"] == {"Ref": "SlackInteractionsApi"}:
+                assert logical_id == "SlackInteractionsFunction"
+    # Generated, never a published placeholder that anyone could sign with; outside jobwatch/*, which
+    # the pollers may read, so no other function's policy reaches it.
+    secret = _props(resources, "SlackSigningSecret")
+    assert "SecretString" not in secret and secret["GenerateSecretString"]["PasswordLength"] >= 32
+    assert not secret["Name"].startswith("jobwatch/")
+    assert "jobwatch/*" in SECRET_ARN_PATTERN
 
 
 def test_api_routes_are_exactly_the_handlers_routes(resources: dict[str, Any]) -> None:
@@ -672,8 +793,10 @@ def test_env_json_only_overrides_variables_the_template_declares(
     assert set(env) == set(functions)
     models = {
         "PollerFunction": PollerSettings,
+        "PollWorkerFunction": PollerSettings,
         "NotifierFunction": NotifierSettings,
         "ApiFunction": ApiSettings,
+        "SlackInteractionsFunction": SlackInteractionSettings,
     }
     declared_globally = set(template["Globals"]["Function"]["Environment"]["Variables"])
     for logical_id, variables in env.items():

@@ -40,6 +40,7 @@ class EndpointGate:
     """One endpoint's concurrency slots, request rate and current rest."""
 
     def __init__(self, concurrency: int, rps: float | None) -> None:
+        self.concurrency, self.rps = concurrency, rps
         self.slots = asyncio.Semaphore(concurrency)
         self.rate = RateLimiter(rps)
         self._resting_until = 0.0
