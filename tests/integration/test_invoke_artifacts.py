@@ -20,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,29 @@ def test_poller_polls_a_tracked_job_from_its_artifact(
     }
     assert [(event.job_key, event.event) for event in deployment.published()] == [(job.key, "STARTED")]
     assert not list(build_dir.rglob("__pycache__")), "bytecode belongs outside the artifact sam deploy zips"
+
+
+def test_poll_worker_polls_its_shard_from_its_artifact(
+    build_dir: Path,
+    runtime_python: Path,
+    deployment: LocalDeployment,
+    sim: UpstreamSimulator,
+    sim_url: str,
+    tmp_path: Path,
+) -> None:
+    """The sample order, for the tick that starts now (an order past its cycle polls nothing)."""
+    sim.add_job("weaviate-export", "exp-worker", [state("STARTED")], backend="s3")
+    job = deployment.track(source="weaviate-export", endpoint=sim_url, job_id="exp-worker", backend="s3")
+    event = json.loads((EVENTS / "poll-worker-sqs.json").read_text(encoding="utf-8"))
+    order = json.loads(event["Records"][0]["body"])
+    event["Records"][0]["body"] = json.dumps({**order, "tick": float(int(time.time()))})
+    (tmp_path / "order.json").write_text(json.dumps(event), encoding="utf-8")
+
+    response = _response(_invoke(build_dir, runtime_python, "PollWorkerFunction", tmp_path / "order.json"))
+
+    assert response == {"batchItemFailures": []}
+    assert sim.request_count("exp-worker") == 1
+    assert [(event.job_key, event.event) for event in deployment.published()] == [(job.key, "STARTED")]
 
 
 def test_api_lists_jobs_from_its_artifact(
