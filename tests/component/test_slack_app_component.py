@@ -110,7 +110,7 @@ def _texts(blocks: list[dict[str, Any]]) -> str:
 
 def test_the_root_shows_the_state_and_never_mentions_anyone() -> None:
     payload = _channel().render(_notice(STARTED, mentions=("<!subteam^S0ONCALL>", "<@U0LEAD>")))
-    header, section, context = payload.root["blocks"]
+    header, section, context, actions = payload.root["blocks"]
 
     assert header["text"]["text"] == "▶️ RUNNING · Weaviate export"
     assert section["text"]["text"] == "*Weaviate export* `exp-1`\n▓▓░░░░░░░░░░░░░░░░░░ 12.5%"
@@ -119,6 +119,12 @@ def test_the_root_shows_the_state_and_never_mentions_anyone() -> None:
     assert fields[3] == "*Duration*\n1m 00s (observed)"
     assert fields[4] == "*Last change*\nstarted · 2026-01-01 00:01:00 UTC"
     assert "Updated 2026-01-01 00:01:00 UTC" in context["elements"][0]["text"]
+    # the job's buttons (Snooze 4 h, Mute, Untrack) act on it through the interactivity endpoint
+    assert [(b["action_id"], b["value"]) for b in actions["elements"]] == [
+        ("jobwatch_snooze", payload.job_key),
+        ("jobwatch_mute", payload.job_key),
+        ("jobwatch_untrack", payload.job_key),
+    ]
     assert "<!subteam" not in _texts(payload.root["blocks"]) + payload.root["text"]
     assert "<!subteam^S0ONCALL> <@U0LEAD>" in payload.reply["text"]
 
@@ -149,9 +155,9 @@ def test_progress_bar(progress: float | None, bar: str) -> None:
 
 def test_problems_name_the_message_that_breaks_a_limit() -> None:
     payload = _channel().render(_notice(STARTED))
-    too_many = {**payload.root, "blocks": payload.root["blocks"] * 17}
+    too_many = {**payload.root, "blocks": payload.root["blocks"] * 13}
     broken = SlackAppPayload(**{**_fields(payload), "root": too_many, "reply_short": " "})
-    assert _channel().problems(broken) == ["root blocks: 51 blocks > 50", "reply short text: empty"]
+    assert _channel().problems(broken) == ["root blocks: 52 blocks > 50", "reply short text: empty"]
     assert validate_payload(payload.reply) == []
 
 

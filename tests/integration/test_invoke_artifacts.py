@@ -166,3 +166,19 @@ def test_a_missing_setting_stops_the_cold_start_with_one_line(
     assert result.stdout == ""
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("ERROR SettingsError: JOBWATCH_TOPIC_ARN is not set: "), result.stderr
+
+
+def test_slack_interactions_refuses_the_stale_sample_from_its_artifact(
+    build_dir: Path, runtime_python: Path, deployment: LocalDeployment
+) -> None:
+    """The sample's signature is from 2026-08-21 (events/slack-interaction-snooze.md): the built
+    function reads its secret, finds the request stale and refuses it with a 401 naming why."""
+    result = _invoke(
+        build_dir, runtime_python, "SlackInteractionsFunction", EVENTS / "slack-interaction-snooze.json"
+    )
+    response = _response(result)
+    assert response["statusCode"] == 401
+    assert json.loads(response["body"]) == {
+        "ok": False,
+        "message": "request timestamp is more than 300 s from now",
+    }

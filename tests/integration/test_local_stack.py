@@ -94,6 +94,7 @@ def test_creates_the_template_resources_idempotently(endpoint: str) -> None:
         "NotifyQueue",
         "NotifyQueueSubscription",
         "SlackWebhookSecret",
+        "SlackSigningSecret",
         "OperatorTopic",
         "AlertEmailTopic",
         "JobwatchEventBus",
@@ -167,8 +168,14 @@ def test_creates_the_template_resources_idempotently(endpoint: str) -> None:
     assert buses["jobwatch-jobs"].endswith(":event-bus/jobwatch-jobs")
 
     secrets = _client("secretsmanager")
-    assert [s["Name"] for s in secrets.list_secrets()["SecretList"]] == ["jobwatch/slack-webhook"]
+    assert sorted(s["Name"] for s in secrets.list_secrets()["SecretList"]) == [
+        "jobwatch-slack/signing-secret",
+        "jobwatch/slack-webhook",
+    ]
     assert secrets.get_secret_value(SecretId="jobwatch/slack-webhook")["SecretString"] == WEBHOOK
+    # GenerateSecretString: a random stand-in locally too, kept by the second run (no known default)
+    signing = secrets.get_secret_value(SecretId="jobwatch-slack/signing-secret")["SecretString"]
+    assert len(signing) >= 32 and second["JOBWATCH_SLACK_SIGNING_SECRET"] == ids["SlackSigningSecret"]
 
     assert second["JOBWATCH_TABLE"] == "jobwatch-JobsTable"
     assert second["JOBWATCH_TOPIC_ARN"] == ids["TransitionsTopic"]
@@ -183,10 +190,20 @@ def test_creates_the_template_resources_idempotently(endpoint: str) -> None:
     assert "JOBWATCH_ALLOW_HTTP_LOOPBACK" not in second
     assert second["JOBWATCH_EMAIL_TOPIC_ARN"] == ids["AlertEmailTopic"]
     assert second["JOBWATCH_ALERT_EMAIL_EVENTS"] == "FAILED,CANCELED"
-    assert set(second.functions) == {"PollerFunction", "NotifierFunction", "ApiFunction"}
+    assert set(second.functions) == {
+        "PollerFunction",
+        "NotifierFunction",
+        "ApiFunction",
+        "SlackInteractionsFunction",
+    }
     # Each function's environment is the Globals plus its own; the export is their union.
     own = {
-        "PollerFunction": {"JOBWATCH_TOPIC_ARN", "JOBWATCH_POLL_CONCURRENCY", "JOBWATCH_POLL_PERIOD_MINUTES"},
+        "PollerFunction": {
+            "JOBWATCH_TOPIC_ARN",
+            "JOBWATCH_POLL_CONCURRENCY",
+            "JOBWATCH_POLL_PERIOD_MINUTES",
+            "JOBWATCH_POLL_SHARDS",
+        },
         "NotifierFunction": {
             "JOBWATCH_NOTIFY_QUEUE_URL",
             "JOBWATCH_NOTIFY_DLQ_URL",
@@ -200,7 +217,9 @@ def test_creates_the_template_resources_idempotently(endpoint: str) -> None:
             "JOBWATCH_EMAIL_TOPIC_ARN",
             "JOBWATCH_ALERT_EMAIL_EVENTS",
             "JOBWATCH_EVENT_BUSES",
+            "JOBWATCH_POLL_SHARDS",
         },
+        "SlackInteractionsFunction": {"JOBWATCH_SLACK_SIGNING_SECRET"},
     }
     assert (second["JOBWATCH_DELIVERY_ORDER_WAIT_S"], second["JOBWATCH_POLL_PERIOD_MINUTES"]) == ("3600", "1")
     owned = set().union(*own.values())
@@ -216,6 +235,9 @@ def test_creates_the_template_resources_idempotently(endpoint: str) -> None:
     ):
         assert any(note.startswith(f"skipped {skipped} ") for note in second.notes), skipped
     assert "skipped AlertEmailSubscription: condition HasAlertEmail is false" in second.notes
+    # one shard (the default): no shard queue, and the poll worker is not one of the stack's functions
+    assert "skipped ShardQueue: condition FansOut is false" in second.notes
+    assert "JOBWATCH_SHARD_QUEUE_URL" not in second
 
 
 def test_transitions_reach_the_notify_queue_as_sns_envelopes(endpoint: str) -> None:

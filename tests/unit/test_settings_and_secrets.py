@@ -16,6 +16,7 @@ from jobwatch.settings import (
     NotifierSettings,
     PollerSettings,
     SettingsError,
+    SlackInteractionSettings,
     UpstreamSettings,
     load_settings,
 )
@@ -34,6 +35,10 @@ REQUIRED: dict[type[EnvSettings], dict[str, str]] = {
     ApiSettings: {
         "JOBWATCH_TABLE": "jobwatch",
         "JOBWATCH_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:transitions",
+    },
+    SlackInteractionSettings: {
+        "JOBWATCH_TABLE": "jobwatch",
+        "JOBWATCH_SLACK_SIGNING_SECRET": "jobwatch-slack/signing-secret",
     },
 }
 """What each function cannot start without, with a plausible value."""
@@ -280,3 +285,23 @@ def test_secret_value_forms() -> None:
     assert extract_value('{"url": "https://hooks.slack.com/services/T/B/X"}').startswith("https://hooks")
     with pytest.raises(SecretUnavailableError, match="none of the keys"):
         extract_value('{"password": "x"}')
+
+
+def test_slack_interaction_defaults_and_response_url_prefixes() -> None:
+    s = SlackInteractionSettings.from_env(REQUIRED[SlackInteractionSettings])
+    assert (s.slack_response_url_prefix, s.slack_response_timeout_s) == ("https://hooks.slack.com/", 1.5)
+    local = {
+        **REQUIRED[SlackInteractionSettings],
+        "JOBWATCH_SLACK_RESPONSE_URL_PREFIX": "http://127.0.0.1:9100/",
+    }
+    assert SlackInteractionSettings.from_env(local).slack_response_url_prefix == "http://127.0.0.1:9100/"
+    for prefix in (
+        "http://hooks.slack.com/",
+        "https://hooks.slack.com",
+        "ftp://x/",
+        "http://10.0.0.1/",
+        "/x/",
+    ):
+        bad = {**REQUIRED[SlackInteractionSettings], "JOBWATCH_SLACK_RESPONSE_URL_PREFIX": prefix}
+        with pytest.raises(SettingsError, match="JOBWATCH_SLACK_RESPONSE_URL_PREFIX is invalid"):
+            SlackInteractionSettings.from_env(bad)

@@ -352,7 +352,14 @@ class _LocalStackBuilder:
         return dict((properties.get("Environment") or {}).get("Variables") or {})
 
     def _functions(self) -> list[str]:
-        return [lid for lid in self.resources_spec if self._type(lid) in _FUNCTION_TYPES]
+        """The functions this deployment has: one whose condition is false (the poll worker with one
+        shard) does not exist, so its environment is not part of the stack's."""
+        return [
+            lid
+            for lid, spec in self.resources_spec.items()
+            if self._type(lid) in _FUNCTION_TYPES
+            and ("Condition" not in spec or self.condition(str(spec["Condition"])))
+        ]
 
     def condition(self, name: str) -> bool:
         if name not in self.conditions:

@@ -99,6 +99,13 @@ class Metric(StrEnum):
     API_REQUESTS = "ApiRequests"
     API_CLIENT_ERRORS = "ApiClientErrors"
     API_SERVER_ERRORS = "ApiServerErrors"
+    SLACK_INTERACTIONS = "SlackInteractions"
+    """Requests to the Slack interactivity endpoint, whatever became of them."""
+    SLACK_INTERACTIONS_APPLIED = "SlackInteractionsApplied"
+    SLACK_INTERACTIONS_REFUSED = "SlackInteractionsRefused"
+    """Refused with nothing changed: unsigned, forged, stale, replayed, oversized or malformed."""
+    SLACK_MESSAGE_UPDATE_FAILURES = "SlackMessageUpdateFailures"
+    """Applied, but the root message could not be updated through the response URL."""
 
 
 class ChannelMetric(StrEnum):

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from jobwatch.domain.model import Health, JobSpec, Quiet, Snapshot, TrackedJob, Transition, Watch
 from jobwatch.domain.routing import Route
+from jobwatch.domain.slack_interaction import Outcome as SlackOutcome
 from jobwatch.sources.base import HttpRequest, HttpResponse
 
 
@@ -306,3 +307,19 @@ class EmailSubscriptions(Protocol):
         ...
 
     def unsubscribe(self, address: str) -> None: ...
+
+
+class ReplayGuard(Protocol):
+    """Remembers the signed requests already acted on, until they would be refused as stale anyway."""
+
+    def first_use(self, key: str, expires_at_s: float) -> bool:
+        """True the first time `key` is seen (and remembered until `expires_at_s`); False after."""
+        ...
+
+
+class InteractionResponder(Protocol):
+    """Updates the Slack message a button was clicked on, to show what the click did."""
+
+    def respond(self, outcome: SlackOutcome) -> bool:
+        """True when Slack took the update; False (logged, never raised) when it could not be sent."""
+        ...

@@ -69,7 +69,9 @@ class StoreSettings(EnvSettings):
     """K: how many `pollShard` values (index partitions, and workers' shards) active jobs spread over
     (D44). After changing it, `jobwatch upgrade` moves the jobs already tracked."""
     endpoint_spread: int = Field(default=4, ge=1, le=64)
-    """How many shards one endpoint's jobs spread over; each holds that share of the endpoint's limits."""
+    """How many shards one endpoint's jobs spread over; each holds that share of the endpoint's limits
+    (never below one poll in flight: with `endpoint_concurrency` below the spread, up to `spread` polls
+    of one endpoint may be in flight at once)."""
 
 
 def _describe(model: type[BaseModel], exc: ValidationError) -> str:
@@ -276,3 +278,42 @@ class ApiSettings(StoreSettings, EndpointSettings):
 def load_settings(kind: type[SettingsT]) -> SettingsT:
     """The process-wide settings of one kind (Lambda containers and CLI runs read them once)."""
     return kind.from_env()
+
+
+class SlackInteractionSettings(StoreSettings):
+    """The Slack interactivity endpoint: the buttons of a job's Slack root message (docs/decisions.md,
+    D46). It reads the jobs table and one secret, and calls nothing but Slack's response URLs."""
+
+    slack_signing_secret: str = Field(
+        min_length=1,
+        description="Secret (name or ARN) holding the Slack app's signing secret: every request is "
+        "verified with it before anything else.",
+    )
+    slack_response_url_prefix: str = "https://hooks.slack.com/"
+    """An interaction's `response_url` is followed (to update the message) only under this prefix;
+    https, or http on a loopback address for local runs."""
+    slack_response_timeout_s: float = Field(default=1.5, gt=0, le=2.5)
+    """Longest the message update may take: Slack wants the whole answer within 3 s."""
+
+    @field_validator("slack_response_url_prefix")
+    @classmethod
+    def _https_or_loopback(cls, value: str) -> str:
+        if not _https_or_loopback_prefix(value):
+            raise ValueError(f"{value!r} is not an https:// (or loopback http://) URL prefix ending in /")
+        return value
+
+
+def _https_or_loopback_prefix(value: str) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    host = parts.hostname or ""
+    if not host or not value.endswith("/"):
+        return False
+    if parts.scheme == "https":
+        return True
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+    return parts.scheme == "http" and loopback

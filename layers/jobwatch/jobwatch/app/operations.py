@@ -32,6 +32,9 @@ from jobwatch.app.models import (
     WatchList,
     WatchRegistration,
 )
+from jobwatch.app.quieting import QUIET_ATTEMPTS as QUIET_ATTEMPTS  # re-exported: tests, the API
+from jobwatch.app.quieting import QuietConflict as QuietConflict
+from jobwatch.app.quieting import change_quiet
 from jobwatch.app.registration import (
     Refusals,
     RegistrationRefused,
@@ -49,7 +52,6 @@ from jobwatch.domain.severity import severity_for
 from jobwatch.observability import logger
 from jobwatch.ports import (
     Clock,
-    ConflictError,
     EmailSubscriptions,
     JobStore,
     Publisher,
@@ -65,15 +67,6 @@ LISTING_BATCH = 100
 """Jobs read per store call while listing (one index query and one BatchGetItem of up to 100)."""
 MAX_EXAMINED = 1000
 """Jobs one `GET /jobs` call reads at most, matching or not: bounds its time and read units."""
-
-
-QUIET_ATTEMPTS = 5
-"""Read-change-write rounds a snooze or mute tries before giving up (a poller run writing the same
-job at that moment is the only contention)."""
-
-
-class QuietConflict(Exception):
-    """A snooze or mute kept losing to concurrent writes of the job (HTTP 409)."""
 
 
 class BadToken(ValueError):
@@ -294,33 +287,9 @@ class Operations:
     def _change_quiet(
         self, key: str, change: Callable[[Quiet, str], Quiet], actor: str, what: str
     ) -> JobResource | None:
-        """Read, change, write if the job is still at the version read; a poller run that wrote in
-        between makes the write fail, and it is tried again on the newer job (QuietConflict after
-        `QUIET_ATTEMPTS`). Setting a snooze or mute starts the suppressed count again; a change that
-        changes nothing writes nothing."""
-        for _ in range(QUIET_ATTEMPTS):
-            job = self.store.get_job(key)
-            if job is None:
-                return None
-            now_iso = self.clock.now_iso()
-            wanted = change(job.quiet, now_iso)
-            newly_set = (wanted.muted and not job.quiet.muted) or (
-                wanted.snoozed_until is not None and wanted.snoozed_until != job.quiet.snoozed_until
-            )
-            health = job.health
-            if newly_set:
-                health = health.model_copy(update={"suppressed": 0, "last_suppressed": None})
-            if wanted == job.quiet and health == job.health:
-                return JobResource.of(job, now_iso=now_iso)
-            try:
-                saved = self.store.save_quiet(job, wanted, health)
-            except ConflictError:
-                continue
-            logger.info(
-                f"job {what}", extra={"jobKey": key, "actor": actor, "snoozedUntil": wanted.snoozed_until}
-            )
-            return JobResource.of(saved, now_iso=now_iso)
-        raise QuietConflict(f"job {key} kept changing while being {what}; try again")
+        """`app.quieting.change_quiet`: the same read-change-write as the Slack buttons'."""
+        saved = change_quiet(self.store, self.clock, key, change, actor, what)
+        return None if saved is None else JobResource.of(saved, now_iso=self.clock.now_iso())
 
     def send_test(self, key: str) -> TestNotification | None:
         """Publish a TEST transition for the job through SNS (email + Slack); nothing is stored."""

@@ -6,7 +6,8 @@ last change and when); every transition then edits that root in place (`chat.upd
 transition itself as a reply in its thread (`chat.postMessage` with `thread_ts`). FAILED, LOST and
 STALLED replies are also broadcast to the channel (`reply_broadcast`). Where the root lives is kept
 per (destination, job) in a `ThreadStore`; a root someone deleted (`message_not_found`) is replaced
-by a new one.
+by a new one. The root carries the job's buttons (Snooze 4 h, Mute, Untrack), which Slack sends to the
+interactivity endpoint (`entrypoints.slack_interactions`, docs/decisions.md, D46).
 
 Every Slack answer is classified for the delivery engine, which owns retries, order and
 dead-letters: the SDK's own retry handlers are switched off (`retry_handlers=[]`), so it never
@@ -47,6 +48,7 @@ from jobwatch.domain.humanize import NOT_AVAILABLE
 from jobwatch.domain.model import Transition
 from jobwatch.domain.routing import SlackAppDestination
 from jobwatch.ports import Secrets, SecretUnavailableError, ThreadRoot, ThreadStore
+from jobwatch.render.slack_actions import actions_block
 from jobwatch.render.slack_blocks import (
     MAX_FIELD_CHARS,
     MAX_HEADER_CHARS,
@@ -163,7 +165,8 @@ def _root_facts(view: TransitionView) -> list[dict[str, Any]]:
 
 def render_root(t: Transition, view: TransitionView | None = None) -> tuple[dict[str, Any], str]:
     """The root message (text and blocks) showing the job's state after this transition, and its
-    one-line short form. No mentions: a root is edited, and an edit notifies nobody."""
+    one-line short form. No mentions: a root is edited, and an edit notifies nobody. It ends with the
+    job's buttons (Snooze 4 h, Mute, Untrack: `render.slack_actions`)."""
     view = view or describe(t)
     state = _state(view, t.current.phase.value)
     title = TEST_NOTICE if view.is_test else view.title
@@ -190,7 +193,8 @@ def render_root(t: Transition, view: TransitionView | None = None) -> tuple[dict
             _mrkdwn(f"Endpoint: {fit(view.endpoint, 1_900)}"),
         ],
     }
-    blocks = [header, {"type": "section", "text": _mrkdwn(summary), "fields": fields}, context]
+    section = {"type": "section", "text": _mrkdwn(summary), "fields": fields}
+    blocks = [header, section, context, actions_block(t.job_key)]
     line = f"{view.emoji} {state} · {view.title} {view.job_id} · {view.progress}"
     text = fit(f"{line} · last change: {view.outcome} at {view.occurred_at}", 1_000)
     return {"text": text, "blocks": blocks}, fit(line, SHORT_TEXT_CHARS)

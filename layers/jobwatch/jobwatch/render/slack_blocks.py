@@ -305,6 +305,38 @@ def _check_context(block: Mapping[str, Any], where: str, problems: list[str]) ->
         _check_text(element, f"{where}.elements[{j}]", MAX_TEXT_OBJECT_CHARS, problems)
 
 
+MAX_ACTION_ELEMENTS = 25
+MAX_BUTTON_TEXT_CHARS = 75
+MAX_BUTTON_VALUE_CHARS = 2_000
+MAX_ACTION_ID_CHARS = 255
+
+
+def _check_button(element: Any, where: str, problems: list[str]) -> None:
+    if not isinstance(element, Mapping) or element.get("type") != "button":
+        problems.append(f"{where}: only buttons are used")
+        return
+    _check_text(element.get("text"), f"{where}.text", MAX_BUTTON_TEXT_CHARS, problems, plain_only=True)
+    action_id, value = element.get("action_id"), element.get("value", "")
+    if not isinstance(action_id, str) or not 0 < len(action_id) <= MAX_ACTION_ID_CHARS:
+        problems.append(f"{where}.action_id: missing or longer than {MAX_ACTION_ID_CHARS}")
+    if not isinstance(value, str) or len(value) > MAX_BUTTON_VALUE_CHARS:
+        problems.append(f"{where}.value: not a string of at most {MAX_BUTTON_VALUE_CHARS}")
+
+
+def _check_actions(block: Mapping[str, Any], where: str, problems: list[str]) -> None:
+    elements = block.get("elements")
+    if not isinstance(elements, Sequence) or isinstance(elements, str) or not elements:
+        problems.append(f"{where}.elements: missing or empty")
+        return
+    if len(elements) > MAX_ACTION_ELEMENTS:
+        problems.append(f"{where}.elements: {len(elements)} elements > {MAX_ACTION_ELEMENTS}")
+    for j, element in enumerate(elements):
+        _check_button(element, f"{where}.elements[{j}]", problems)
+
+
+_BLOCK_CHECKS = {"section": _check_section, "context": _check_context, "actions": _check_actions}
+
+
 def validate_payload(payload: Mapping[str, Any]) -> list[str]:
     """Every way `payload` breaks Slack's limits, as readable strings; empty means safe to post."""
     problems: list[str] = []
@@ -326,10 +358,8 @@ def validate_payload(payload: Mapping[str, Any]) -> list[str]:
         kind = block.get("type")
         if kind == "header":
             _check_text(block.get("text"), f"{where}.text", MAX_HEADER_CHARS, problems, plain_only=True)
-        elif kind == "section":
-            _check_section(block, where, problems)
-        elif kind == "context":
-            _check_context(block, where, problems)
+        elif kind in _BLOCK_CHECKS:
+            _BLOCK_CHECKS[str(kind)](block, where, problems)
         elif kind != "divider":
             problems.append(f"{where}.type: unsupported block type {kind!r}")
     return problems
