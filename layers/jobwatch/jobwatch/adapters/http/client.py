@@ -62,13 +62,24 @@ def make_http_client(settings: UpstreamSettings, max_connections: int) -> httpx.
     )
 
 
+@functools.lru_cache(maxsize=16_384)
+def parsed_url(url: str) -> httpx.URL:
+    """A job's status URL parsed once per process, not once per poll: httpx's parser was 7 % of a
+    quiet cycle's CPU. URLs are immutable; the cache holds one poll worker's shard (D44)."""
+    return httpx.URL(url)
+
+
 async def fetch(client: httpx.AsyncClient, request: HttpRequest, deadline_s: float) -> HttpResponse:
     """Send one request and read its whole answer within `deadline_s`; every failure is a PollError
     that names its cause (TIMEOUT, TOO_SLOW, TOO_LARGE, CONNECTION)."""
     try:
         async with asyncio.timeout(deadline_s):
             response = await client.request(
-                request.method, request.url, params=request.params, headers=request.headers, json=request.json
+                request.method,
+                parsed_url(request.url),
+                params=request.params,
+                headers=request.headers,
+                json=request.json,
             )
     except TimeoutError:
         raise PollError(PollErrorKind.TOO_SLOW, f"no complete answer within {deadline_s:g} s") from None
