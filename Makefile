@@ -19,13 +19,14 @@ SAM_INPUTS := template.yaml samconfig.toml $(shell find functions layers -type f
 export JOBWATCH_ALLOW_HTTP_LOOPBACK ?= true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install demo sandbox test lint typecheck unit contract integration template bench soak build clean openapi api invoke
+.PHONY: help install demo sandbox test lint typecheck unit contract integration template bench bench-scale soak build clean openapi api invoke
 
 help:
 	@echo "make demo   run the main job end to end offline (moto + simulators + Slack sink)"
 	@echo "make sandbox  moto, simulator (sample jobs of every source) and Slack sink until Ctrl-C; then . .sandbox/env"
 	@echo "make test   ruff, mypy and the whole pytest suite (unit, contract, integration, template)"
 	@echo "make bench  poller benchmark (2,000 jobs, 50 ms upstream latency)"
+	@echo "make bench-scale  fan-out benchmark: coordinator + 4 poll workers over 20,000 jobs (BENCH_JOBS, BENCH_WORKERS, BENCH_SHARDS, BENCH_CONCURRENCY)"
 	@echo "make soak   fault-injection soak: 3,000 random job stories under faults (SOAK_SCHEDULES, SOAK_SEED)"
 	@echo "make build  sam build (needs python3.13)"
 	@echo "make invoke FN=PollerFunction EVENT=events/poller-schedule.json  run a function from its sam build artifact (no Docker)"
@@ -83,6 +84,10 @@ api: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_poller.py
+
+# Run as a module from the repository root: it imports bench_poller's meters as benchmarks.bench_poller.
+bench-scale: $(BIN)/.installed
+	$(BIN)/python -m benchmarks.bench_scale
 
 soak: $(BIN)/.installed
 	$(BIN)/python benchmarks/soak.py

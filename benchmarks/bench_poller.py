@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,8 @@ IMPORT_MOVED = {"status": "Importing", "progress": 60}
 EXPORT_MOVED_AGAIN = {"status": "TRANSFERRING", "objects": 8765}
 IMPORT_MOVED_AGAIN = {"status": "Importing", "progress": 70}
 Key = tuple[str, ...]
+Write = tuple[str, Key, Item | None, bool]
+"""One metered write: operation, item key, the item a put sent (None otherwise), and whether it succeeded."""
 
 
 class CallCounter:
@@ -134,7 +136,7 @@ class DdbMeter:
     def __init__(self, client: Any, table: TableModel) -> None:
         self.table = table
         self.reads: list[tuple[str | None, bool, list[Item]]] = []
-        self.writes: list[tuple[str, Key, Item | None, bool]] = []
+        self.writes: list[Write] = []
         self.unmodelled: Counter[str] = Counter()
         client.meta.events.register("before-parameter-build.dynamodb.*", self._keep_params)
         client.meta.events.register("after-call.dynamodb.*", self._after_call)
@@ -186,18 +188,30 @@ class DdbMeter:
         cycle: state, then history and outbox settling), the intermediate images are not known and
         every write of it is sized with the outer two.
         """
-        indexes = list(self.table.indexes.values())
-        per_key = Counter(key for _, key, _, _ in self.writes)
-        units = 0
-        for op, key, put_item, ok in self.writes:
-            old = before.get(key)
-            if not ok:  # a failed condition still consumes units, for the existing item's size
-                units += cost_model.table_write_units(old, None)
-                continue
-            new = None if op == "DeleteItem" else (put_item if put_item is not None else after.get(key))
-            units += cost_model.write_request_units(old, new, indexes, self.table.keys)
-        exact = all(n == 1 for n in per_key.values()) and not self.unmodelled
-        return units, exact
+        return write_units_of(self.table, self.writes, self.unmodelled, before, after)
+
+
+def write_units_of(
+    table: TableModel,
+    writes: Sequence[Write],
+    unmodelled: Mapping[str, int],
+    before: Mapping[Key, Item],
+    after: Mapping[Key, Item],
+) -> tuple[int, bool]:
+    """`DdbMeter.write_units` for writes recorded anywhere (`make bench-scale` ships them from its
+    worker processes): every write's units, table and indexes, and whether that figure is exact."""
+    indexes = list(table.indexes.values())
+    per_key = Counter(key for _, key, _, _ in writes)
+    units = 0
+    for op, key, put_item, ok in writes:
+        old = before.get(key)
+        if not ok:  # a failed condition still consumes units, for the existing item's size
+            units += cost_model.table_write_units(old, None)
+            continue
+        new = None if op == "DeleteItem" else (put_item if put_item is not None else after.get(key))
+        units += cost_model.write_request_units(old, new, indexes, table.keys)
+    exact = all(n == 1 for n in per_key.values()) and not unmodelled
+    return units, exact
 
 
 def table_images(client: Any, table_name: str, table: TableModel) -> dict[Key, Item]:
@@ -358,6 +372,29 @@ def import_figures() -> tuple[float, float]:
     return statistics.median(cold), statistics.median(deps)
 
 
+def cost_lines(cycle: cost_model.CycleFigures, memory_mb: int, usd: Mapping[str, float]) -> list[str]:
+    """The arithmetic behind `cost_model.monthly_cost_per_1000_jobs` line by line (total left out)."""
+    share = cost_model.vcpu_share(memory_mb)
+    billed_s = cycle.cpu_s / share
+    per_k = cost_model.MINUTES_PER_MONTH * 1000 / cycle.jobs
+    return [
+        f"cost: {cycle.jobs} jobs, 1 cycle/min x {cost_model.MINUTES_PER_MONTH} cycles/month, "
+        "scaled to 1,000 jobs",
+        f"  lambda duration: cpu {cycle.cpu_s:.3f}s / vCPU share {share:.3f} ({memory_mb} MB / "
+        f"{cost_model.LAMBDA_MB_PER_VCPU} MB) = {billed_s:.3f} billed s/cycle (lower bound) x "
+        f"{memory_mb / 1024:g} GB x ${cost_model.LAMBDA_ARM64_USD_PER_GB_S}/GB-s x {per_k:.0f} "
+        f"= ${usd['lambda_duration']:.4f}",
+        f"  lambda requests: {cycle.invocations}/cycle x ${cost_model.LAMBDA_USD_PER_REQUEST * 1e6:.2f}/M "
+        f"x {per_k:.0f} = ${usd['lambda_requests']:.4f}",
+        f"  ddb reads: {cycle.ddb_read_units:g} RRU/cycle x ${cost_model.DDB_USD_PER_READ_UNIT * 1e6:.3f}/M "
+        f"x {per_k:.0f} = ${usd['ddb_reads']:.4f}",
+        f"  ddb writes: {cycle.ddb_write_units:g} WRU/cycle x "
+        f"${cost_model.DDB_USD_PER_WRITE_UNIT * 1e6:.3f}/M x {per_k:.0f} = ${usd['ddb_writes']:.4f}",
+        f"  sns: {cycle.sns_publishes} publishes/cycle x ${cost_model.SNS_USD_PER_PUBLISH * 1e6:.2f}/M "
+        f"x {per_k:.0f} = ${usd['sns_publishes']:.4f}",
+    ]
+
+
 def money(quiet: dict[str, Any], memory_mb: int) -> dict[str, Any]:
     """USD per 1,000 job-months at one cycle a minute, from the quiet cycle; breakdown on stdout."""
     cycle = cost_model.CycleFigures(
@@ -368,25 +405,8 @@ def money(quiet: dict[str, Any], memory_mb: int) -> dict[str, Any]:
         sns_publishes=quiet["publishes"],
     )
     usd = cost_model.monthly_cost_per_1000_jobs(cycle, memory_mb, cost_model.MINUTES_PER_MONTH)
-    share = cost_model.vcpu_share(memory_mb)
-    billed_s = cycle.cpu_s / share
-    per_k = cost_model.MINUTES_PER_MONTH * 1000 / JOBS
-    lines = [
-        f"cost: {JOBS} jobs, 1 cycle/min x {cost_model.MINUTES_PER_MONTH} cycles/month, scaled to 1,000 jobs",
-        f"  lambda duration: cpu {cycle.cpu_s:.3f}s / vCPU share {share:.3f} ({memory_mb} MB / "
-        f"{cost_model.LAMBDA_MB_PER_VCPU} MB) = {billed_s:.3f} billed s/cycle (lower bound) x "
-        f"{memory_mb / 1024:g} GB x ${cost_model.LAMBDA_ARM64_USD_PER_GB_S}/GB-s x {per_k:.0f} "
-        f"= ${usd['lambda_duration']:.4f}",
-        f"  lambda requests: 1/cycle x ${cost_model.LAMBDA_USD_PER_REQUEST * 1e6:.2f}/M x {per_k:.0f} "
-        f"= ${usd['lambda_requests']:.4f}",
-        f"  ddb reads: {cycle.ddb_read_units:g} RRU/cycle x ${cost_model.DDB_USD_PER_READ_UNIT * 1e6:.3f}/M "
-        f"x {per_k:.0f} = ${usd['ddb_reads']:.4f}",
-        f"  ddb writes: {cycle.ddb_write_units:g} WRU/cycle x "
-        f"${cost_model.DDB_USD_PER_WRITE_UNIT * 1e6:.3f}/M x {per_k:.0f} = ${usd['ddb_writes']:.4f}",
-        f"  sns: {cycle.sns_publishes} publishes/cycle x ${cost_model.SNS_USD_PER_PUBLISH * 1e6:.2f}/M "
-        f"x {per_k:.0f} = ${usd['sns_publishes']:.4f}",
-        f"  total: ${usd['total']:.4f} per 1,000 job-months",
-    ]
+    billed_s = cycle.cpu_s / cost_model.vcpu_share(memory_mb)
+    lines = [*cost_lines(cycle, memory_mb, usd), f"  total: ${usd['total']:.4f} per 1,000 job-months"]
     print("\n".join(lines))
     return {
         "usd_per_1000_job_months": round(usd["total"], 4),
