@@ -10,7 +10,9 @@ failed.
 
 Environment: SOAK_SCHEDULES (default 3000), SOAK_ROUND (schedules per round, default 250),
 SOAK_SEED (default 1), SOAK_SIMULATORS (upstream endpoints, default 8), SOAK_ROUTES (default 1; 0:
-no stored routes, so only the default Slack webhook and e-mail).
+no stored routes, so only the default Slack webhook and e-mail), SOAK_SHARDS (K poll shards, default
+4: half the cycles fan out to poll workers, with worker crashes and timeouts, duplicated
+coordinators and late orders, and `polled_twice_in_cycle` must stay 0; 1: no fan-out).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ PER_ROUND = int(os.environ.get("SOAK_ROUND", "250"))
 SEED = int(os.environ.get("SOAK_SEED", "1"))
 SIMULATORS = int(os.environ.get("SOAK_SIMULATORS", "8"))
 ROUTES = os.environ.get("SOAK_ROUTES", "1") not in ("0", "false", "no")
+SHARDS = int(os.environ.get("SOAK_SHARDS", "4"))
 
 
 def _reset_moto(url: str) -> None:
@@ -48,6 +51,7 @@ def main() -> int:
         schedules_per_round=per_round,
         simulators=SIMULATORS,
         routes=ROUTES,
+        shards=SHARDS,
         progress=print_progress,
     )
     print_progress(f"soak: {rounds} rounds x {per_round} schedules, seed {SEED}")

@@ -3,12 +3,14 @@
 The first test is the bounded run of `jobwatch_devkit.faultlab` that `make test` includes (`make soak`
 runs the long one): random schedules over several sources with upstream faults, SNS failures before and
 after the publish, crashes at random points of the cycle, DynamoDB errors, overlapping poller runs, a
-Lambda deadline, Slack failures (including posts that went through although the client saw an error)
-and SQS redeliveries, checked against ground truth computed from the scripts alone. The lab stores
-routes that send transitions to every destination type (Slack webhook and app channels, a signed
-webhook, an EventBridge bus, e-mail), each with faults of its own, and checks each destination
-against where the routes send the ground truth (lost, duplicated, false, out of order). See the module
-docstring of `jobwatch_devkit.faultlab` for the rules and the invariants.
+Lambda deadline, fan-out ticks (coordinators and poll workers over K shards with leases: workers that
+crash or time out, duplicated coordinators, late orders; no job polled twice in a tick), Slack failures
+(including posts that went through although the client saw an error) and SQS redeliveries, checked
+against ground truth computed from the scripts alone. The lab stores routes that send transitions to
+every destination type (Slack webhook and app channels, a signed webhook, an EventBridge bus, e-mail),
+each with faults of its own, and checks each destination against where the routes send the ground truth
+(lost, duplicated, false, out of order). See the module docstring of `jobwatch_devkit.faultlab` for the
+rules and the invariants.
 
 The tests after it pin down, deterministically, problems the random runs found: per-job order at the
 Slack edge, an outbox-drain error that aborted the cycle, a transition held back for order that the
@@ -94,6 +96,21 @@ def test_random_schedules_under_faults_lose_double_and_invent_nothing(
     assert sum(n for kind, n in injected.items() if kind.startswith("sqs:")) >= 3
     for event in ("STARTED", "SUCCEEDED", "FAILED", "LOST", "UNREACHABLE", "AUTH_FAILED", "RECOVERED"):
         assert summary["events"].get(event, 0) >= 1, event
+
+    # Fan-out (issue 14): scheduled runs take each shard's lease for their tick; no job is polled twice
+    # in a tick, whatever dies, runs late or runs twice.
+    assert summary["polled_twice_in_cycle"] == 0, why
+    assert summary["lease_violations"] == 0, why
+    assert summary["unattributed_polls"] == 0, why
+    assert summary["ticked_polls"] > summary["schedules"]
+    assert summary["shards_used"] >= 2 * ROUNDS  # the jobs really sit on several index shards
+    assert summary["fanout_cycles"] >= 5
+    assert summary["worker_crashes"] >= 1 and summary["redelivered_orders"] >= 1
+    assert summary["worker_timeouts"] >= 1
+    assert injected.get("kill:poll-in-flight", 0) + injected.get("worker-deadline", 0) >= 1
+    assert summary["overlapping_coordinators"] >= 1
+    assert summary["late_orders"] >= 1
+    assert summary["orders_skipped"] >= summary["overlapping_coordinators"] + summary["late_orders"]
 
     # Stored routes: every destination type, each with its own invariants and its own faults.
     destinations = summary["destinations"]

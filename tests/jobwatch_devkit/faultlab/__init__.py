@@ -55,9 +55,15 @@ Faults besides upstream ones (per cycle, from the seed)
     - DynamoDB errors seen by the caller, before the write or after it was applied, on state/health
       writes (one job affected) and on outbox bookkeeping (mark published, count a failure, read the
       outbox: in the outbox drain, these must not take the cycle down with them).
-    - Overlapping runs (a duplicated EventBridge invocation): two `run_cycle` at once in two threads with
-      separate boto3 sessions and `PollerDeps`; either with a rendezvous (both have read every job before
-      either writes: every transition is raced) or staggered by up to 0.3 s.
+    - Overlapping runs: two manual runs (`run_tick` without a tick, so no lease) at once in two threads
+      with separate boto3 sessions and `PollerDeps`; either with a rendezvous (both have read every job
+      before either writes: every transition is raced) or staggered by up to 0.3 s. With K > 1, some
+      rendezvous overlaps are two scheduled runs of one tick instead (a duplicated schedule), which
+      share the shards through their leases.
+    - Fan-out (`fanout`, `LabConfig.p_fanout` of the cycles): coordinator(s) and poll workers over the
+      K shards of the deployment (`LabConfig.shards`, `JOBWATCH_POLL_SHARDS`), with worker crashes
+      (order delivered again), worker timeouts (remaining time running out partway, or killed with a
+      poll in flight), two coordinators for one tick, and late orders of an older tick.
     - Lambda deadline: `remaining_s` drops below the margin after a random number of polls.
     - Slack sink scripted answers before batches: `rate_limited` (429 + Retry-After, rejected),
       `server_error`, `service_unavailable`, `drop` (rejected), and `accept_then_429`,
@@ -77,12 +83,13 @@ Faults besides upstream ones (per cycle, from the seed)
       `FailedEntryCount` (internal failure, throttling) and calls failing before or after the put
       (`eventbridge:*`); webhook 5xx, 429, dropped connections, answers past the poster's deadline
       (timeouts after the receiver took the event) and slow answers (`webhook:*`).
-    Time is one fake clock (`PollerDeps.clock` / `now_iso`): 120 s per poll cycle, so outbox backoff
-    progresses without sleeping (adaptive polling is off), and the Slack sender runs between cycles,
-    one batch per second. SQS visibility is kept in that time too: a record the sender reported as
-    failed comes back when the visibility it asked for or else the queue's own timeout (365 s in the
-    template) has passed, and a copy the sender deferred (SendMessage with DelaySeconds: an order
-    hold, Slack's Retry-After, a busy claim) is sent when its delay has passed in fake time.
+    Time is one fake clock (`PollerDeps.clock` / `now_iso`): 120 s per poll cycle (the deployment's
+    `poll_period_s`: each cycle is one tick of the schedule, its time the clock's at the cycle's start),
+    so outbox backoff progresses without sleeping (adaptive polling is off), and the Slack sender runs
+    between cycles, one batch per second. SQS visibility is kept in that time too: a record the sender
+    reported as failed comes back when the visibility it asked for or else the queue's own timeout (365
+    s in the template) has passed, and a copy the sender deferred (SendMessage with DelaySeconds: an
+    order hold, Slack's Retry-After, a busy claim) is sent when its delay has passed in fake time.
     Every offer is a real SQS receive, so the redrive policy (maxReceiveCount 5) applies as in AWS;
     `slack_dead_lettered` counts what reached the DLQ (lost, unless another copy was shown);
     `slack_deferred` / `slack_collapsed` / `order_waits_expired` count deferred copies, duplicate
@@ -115,6 +122,12 @@ Invariants (`invariants.RoundResult`, checked at the end of each round)
     - state_mismatches: jobs whose stored phase/status (`DynamoJobStore.get_job`) differs from the last
       upstream state the script served (LOST/NOT_FOUND for lost jobs).
     - outbox_left / slack_queue_left: the outbox and the Slack queue are empty at the end.
+    - polled_twice_in_cycle: (job story, tick) pairs polled more than once by the scheduled runs of
+      that tick (coordinators, inline runs, workers, redelivered and late orders), counted from every
+      upstream request (`fanout.PollLedger`); manual runs are left out. lease_violations: a shard
+      polled to the end by two runs of one tick, or a redelivered or late order that polled when the
+      lease should have stopped it. A job a dead or timed-out worker did not poll stays on its step
+      and is polled by a later tick: `stuck_jobs` and the stories themselves check it.
     Diagnostics (not invariants): `spurious_poll_errors` counts polls that failed because the lab's
     machine was too slow (a connect timeout to a simulator that would have answered a state, or
     would have sent a not-found or auth error). To jobwatch that is a real poll error, so ground truth
@@ -148,9 +161,10 @@ Layout
     `destinations` (the lab's routes and each destination type's faults), `rig` (one round's routed
     destinations: routes stored, bus tap, channels, what arrived), `routed` (per-destination tallies),
     `injectors` (what is injected around the poller, SNS, DynamoDB, SQS, Slack and e-mail, and the
-    clients of a warm container), `rounds` (the round driver: plans, runs, advancing the scripts,
-    settling), `drains` (the Slack and e-mail senders between cycles, in fake time), `invariants` (the
-    checks at the end of a round and `RoundResult`), `lab` (`FaultLab`: simulators, rounds, summary).
+    clients of a warm container), `fanout` (ticks, leases, coordinators and poll workers, the poll
+    ledger), `rounds` (the round driver: plans, runs, advancing the scripts, settling), `drains` (the
+    Slack and e-mail senders between cycles, in fake time), `invariants` (the checks at the end of a
+    round and `RoundResult`), `lab` (`FaultLab`: simulators, rounds, summary).
     This package re-exports the names other code imports.
 """
 
@@ -160,6 +174,7 @@ from ..fakes import FakeClock
 from .config import LabConfig, lab_env, print_progress
 from .destinations import lab_routes
 from .drains import Drains
+from .fanout import FanoutCycle, FaultLeases, OrderQueue, PollLedger, RunUpstream
 from .injectors import (
     CLIENT_CONFIG,
     P_EMAIL_PUBLISH_AFTER,
@@ -215,17 +230,22 @@ __all__ = [
     "Drains",
     "EmailTopic",
     "FakeClock",
+    "FanoutCycle",
     "FaultLab",
+    "FaultLeases",
     "FaultStore",
     "FlakyPublisher",
     "InjectedAwsError",
     "LabConfig",
+    "OrderQueue",
     "PlannedStep",
+    "PollLedger",
     "Round",
     "RoundResult",
     "RouteRig",
     "RunFaults",
     "RunResult",
+    "RunUpstream",
     "Schedule",
     "Seen",
     "StateMaker",

@@ -66,6 +66,26 @@ class LabConfig:
     """Chance per batch of scripted webhook receiver failures (`destinations.HOOK_FAULTS`)."""
     bus_error_p: float = 0.08
     """Share of PutEvents calls that fail (`destinations.BUS_FAULTS`) while faults are on."""
+    shards: int = 4
+    """K, the deployment's `JOBWATCH_POLL_SHARDS`: jobs spread over K index shards, and fan-out cycles
+    order one poll worker per shard. 1: the single-partition layout, and no fan-out."""
+    endpoint_spread: int = 2
+    """`JOBWATCH_ENDPOINT_SPREAD`: each endpoint's jobs sit on this many shards (its workers share its
+    limits), so shards differ in size and a worker polls several endpoints."""
+    p_fanout: float = 0.5
+    """Share of cycles run as coordinator(s) and poll workers (the rest: one scheduled run, or two)."""
+    p_coordinators: float = 0.25
+    """In a fan-out cycle, the chance of two coordinators for the tick (a duplicated schedule)."""
+    p_worker_crash: float = 0.35
+    """In a fan-out cycle that may crash, the chance that one worker dies partway (order redelivered)."""
+    p_worker_kill: float = 0.2
+    """... that one worker is killed after a few polls, as at a Lambda timeout (order redelivered)."""
+    p_worker_deadline: float = 0.2
+    """In a fan-out cycle, the chance that one worker's remaining time runs out partway."""
+    p_late_order: float = 0.25
+    """In a fan-out cycle, the chance that an order of the last fan-out tick is delivered late."""
+    p_scheduled_overlap: float = 0.3
+    """Share of rendezvous overlaps run as two scheduled runs of one tick (leases split the shards)."""
     progress: Callable[[str], None] | None = None
 
 
@@ -82,6 +102,9 @@ def lab_env(config: LabConfig) -> dict[str, str]:
         "JOBWATCH_MAX_DURATION_S": "1000000000",
         "JOBWATCH_SLACK_MIN_INTERVAL_S": "0",
         "JOBWATCH_POLL_CONCURRENCY": "128",
+        "JOBWATCH_POLL_PERIOD_S": str(config.cycle_s),
+        "JOBWATCH_POLL_SHARDS": str(config.shards),
+        "JOBWATCH_ENDPOINT_SPREAD": str(config.endpoint_spread),
     }
 
 

@@ -105,6 +105,14 @@ class RunFaults:
                 self.injected[f"crash:{where}"] += 1
                 raise Crash(f"{self.tag}: crash at {where} ({key})")
 
+    def kill(self, where: str) -> None:
+        """The process is killed here (a Lambda timeout): like a crash, wherever the run is."""
+        with self._lock:
+            self.dead = True
+            self.crashed_at = f"kill:{where}"
+            self.injected[f"kill:{where}"] += 1
+        raise Crash(f"{self.tag}: killed at {where}")
+
     def note(self, kind: str) -> None:
         with self._lock:
             self.injected[kind] += 1

@@ -125,6 +125,29 @@ class RoundResult:
     lives_interleaved_in_slack: int = 0
     """Jobs whose lives' posts interleave in Slack (diagnostic: order is kept within a life)."""
     cycles: int = 0
+    shards_used: int = 0
+    """Shards holding at least one registered job (summed over rounds): the layout really spreads them."""
+    fanout_cycles: int = 0
+    """Cycles run as coordinator(s) and poll workers (`fanout`)."""
+    worker_crashes: int = 0
+    """Poll workers that died at a fault point of their shard (their orders were delivered again)."""
+    worker_timeouts: int = 0
+    """Poll workers whose time ran out partway (jobs left to the next tick), or killed mid-poll."""
+    overlapping_coordinators: int = 0
+    """Ticks with two coordinators (a duplicated schedule): every shard ordered twice."""
+    redelivered_orders: int = 0
+    late_orders: int = 0
+    """Orders of an earlier tick delivered after a newer tick's orders ran (all must be refused)."""
+    orders_skipped: int = 0
+    """Order deliveries that polled nothing: their shard's lease was taken, or their tick was over."""
+    polled_twice_in_cycle: int = 0
+    """(job story, tick) pairs polled more than once by the scheduled runs of that tick."""
+    lease_violations: int = 0
+    """A shard polled by two runs of one tick, or a redelivered or late order that polled."""
+    ticked_polls: int = 0
+    """Polls made by scheduled runs (with a tick), each checked against "polled twice in a cycle"."""
+    unattributed_polls: int = 0
+    """Polls whose request carried no tracked story's key (none expected)."""
     crashes: int = 0
     aborted_cycles: int = 0
     overlaps: int = 0
@@ -164,6 +187,9 @@ class RoundResult:
             or self.email_false
             or self.secrets_leaked
             or self.poll_error_mismatches
+            or self.polled_twice_in_cycle
+            or self.lease_violations
+            or self.unattributed_polls
             or any(not t.ok for t in self.destinations.values())
         )
 
@@ -191,8 +217,20 @@ class RoundResult:
         out.update(extra)
         out.update(
             {
+                "polled_twice_in_cycle": self.polled_twice_in_cycle,
                 "crashes": self.crashes,
                 "overlaps": self.overlaps,
+                "shards_used": self.shards_used,
+                "fanout_cycles": self.fanout_cycles,
+                "worker_crashes": self.worker_crashes,
+                "worker_timeouts": self.worker_timeouts,
+                "overlapping_coordinators": self.overlapping_coordinators,
+                "redelivered_orders": self.redelivered_orders,
+                "late_orders": self.late_orders,
+                "orders_skipped": self.orders_skipped,
+                "lease_violations": self.lease_violations,
+                "ticked_polls": self.ticked_polls,
+                "unattributed_polls": self.unattributed_polls,
                 "sns_redeliveries": self.sns_redeliveries,
                 "ambiguous_reposts": self.ambiguous_reposts,
                 "lost_sns": self.lost_sns,

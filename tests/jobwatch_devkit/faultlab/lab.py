@@ -70,6 +70,13 @@ class FaultLab:
                     f"ok={result.ok} ({time.monotonic() - round_started:.1f} s)"
                 )
                 self._say(
+                    f"  fan-out: {result.fanout_cycles} cycles, jobs on {result.shards_used}/"
+                    f"{self.config.shards} shards, worker crashes {result.worker_crashes}, "
+                    f"timeouts {result.worker_timeouts}, "
+                    f"overlapping coordinators {result.overlapping_coordinators}, late orders "
+                    f"{result.late_orders}, polled twice in a cycle {result.polled_twice_in_cycle}"
+                )
+                self._say(
                     "  "
                     + ", ".join(f"{n}: {t.delivered}/{t.expected}" for n, t in result.destinations.items())
                 )

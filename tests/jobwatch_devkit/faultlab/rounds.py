@@ -21,6 +21,7 @@ still has to tell, so re-tracking does not lengthen a round.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import random
@@ -36,21 +37,25 @@ import boto3
 from jobwatch_tools import local
 
 from jobwatch.adapters.dynamodb.jobs import DynamoJobStore
-from jobwatch.adapters.http.upstream import HttpUpstream
+from jobwatch.adapters.dynamodb.leases import DynamoShardLeases
 from jobwatch.adapters.sns import SnsPublisher
-from jobwatch.app.poll_cycle import CycleReport, PollerDeps, run_cycle
+from jobwatch.app.fanout import run_order, run_tick
+from jobwatch.app.poll_cycle import CycleReport, PollerDeps
 from jobwatch.app.registration import parse_job_registration
+from jobwatch.domain.cadence import next_tick
 from jobwatch.domain.errors import PollErrorKind
 from jobwatch.domain.model import JobSpec, TrackedJob
 from jobwatch.domain.routing import DEFAULT_EMAIL, DEFAULT_SLACK, Route
+from jobwatch.domain.shards import layout_of
 from jobwatch.entrypoints.notifier import defaults_of
 from jobwatch.observability import metrics
-from jobwatch.ports import JobStore
+from jobwatch.ports import JobStore, ShardOrders
 
 from ..fakes import FakeClock
 from .config import lab_env
 from .destinations import destination_names
 from .drains import DeadLetter, Drains
+from .fanout import FanoutCycle, FaultLeases, PollLedger, Work, draw_fanout, run_upstream
 from .injectors import CLIENT_CONFIG, Container, Crash, FaultStore, FlakyPublisher, RunFaults, dynamodb_client
 from .invariants import (
     RoundResult,
@@ -86,12 +91,18 @@ class RunResult:
     report: CycleReport | None = None
     crashed: bool = False
     aborted: str | None = None
+    role: str = "poller"
+    """`poller` (scheduled, with the cycle's tick), `manual` (no tick), `coordinator`, or a poll
+    worker's `worker`, `redelivery`, `late`."""
+    shard: int | None = None
+    """A poll worker's shard."""
 
 
 @dataclass(frozen=True)
 class CyclePlan:
     overlap: str | None = None
-    """None, `rendezvous` or `staggered`."""
+    """None, `rendezvous` or `staggered` (two manual runs, no tick, no lease: every job polled twice),
+    or `scheduled` (two scheduled runs for one tick, sharing the shards through their leases)."""
     crash_runs: tuple[int, ...] = ()
     store_errors: bool = False
     outbox_errors: bool = False
@@ -99,6 +110,18 @@ class CyclePlan:
     """`remaining_s` falls below the margin after this many calls."""
     publish_errors: bool = True
     sns_down: bool = False
+    fanout: bool = False
+    """Coordinator(s) and poll workers (`fanout.FanoutCycle`); `crash_runs` are coordinators then."""
+    coordinators: int = 1
+    """2: a duplicated schedule, both coordinators ordering every shard for the same tick."""
+    worker_crashes: tuple[int, ...] = ()
+    """Shards whose (first) worker dies at a random fault point; its order is delivered again."""
+    worker_kills: tuple[int, ...] = ()
+    """Shards whose worker is killed after a random number of answers (a Lambda timeout)."""
+    worker_deadlines: tuple[int, ...] = ()
+    """Shards whose worker's remaining time falls under the margin after a random number of looks."""
+    late_order: str | None = None
+    """`expired` or `raced`: an order of the last fan-out tick delivered after this tick's orders."""
 
     @property
     def disturbing(self) -> bool:
@@ -126,6 +149,8 @@ class Round:
         self.retracking = every > 0 and number % every == every - 1
         self.retrack_decided: set[str] = set()
         self.scanner = lab.scanner
+        self.ledger = PollLedger()
+        """Every upstream poll by story and tick: the "polled twice in a cycle" invariant."""
 
     # -- set-up ---------------------------------------------------------------------------------------
 
@@ -133,10 +158,14 @@ class Round:
         config = self.config
         self.deployment = self.lab.factory(lab_env(config))
         self.settings = self.deployment.settings
+        self.layout = layout_of(self.settings)
         for sim in self.lab.simulators:
             sim.reset()
         self.lab.sink.reset()
         self.containers = (Container.create(), Container.create())
+        fanning = self.layout.shards > 1 and config.p_fanout > 0
+        workers = [Container.create() for _ in range(self.layout.shards if fanning else 0)]
+        self.fanout = FanoutCycle(self, workers)
         session = boto3.session.Session()
         self.sqs: SQSClient = session.client("sqs", config=CLIENT_CONFIG)
         self.dynamodb: DynamoDBClient = dynamodb_client(session)
@@ -207,7 +236,15 @@ class Round:
             list(pool.map(self._track, schedules))
         self.result.schedules = len(schedules)
         self.by_key = {s.key: s for s in schedules}
+        self._count_shards()
         return schedules
+
+    def _count_shards(self) -> None:
+        """How many of the K shards the registered jobs landed on, read from the index itself."""
+        sizes = [
+            sum(len(page) for page in self.reader.pollable_pages([s])) for s in range(self.layout.shards)
+        ]
+        self.result.shards_used += sum(1 for n in sizes if n)
 
     def _track(self, schedule: Schedule) -> None:
         """Its key in Secrets Manager, its script (and key) upstream, then tracked as `POST /jobs` does."""
@@ -225,6 +262,7 @@ class Round:
         if not created or job is None or job.key != schedule.key:
             raise RuntimeError(f"tracking {spec.job_id} did not create {schedule.key}: {resource.key}")
         schedule.spec, schedule.life = job.spec, job.life
+        self.ledger.register(schedule)
 
     def _count_upstream_faults(self, schedule: Schedule) -> None:
         for planned in schedule.steps:
@@ -237,9 +275,28 @@ class Round:
 
     def _plan(self, clean: bool, cycle: int) -> CyclePlan:
         rng, config = self.plan_rng, self.config
+        fanout = self.layout.shards > 1 and config.p_fanout > 0 and rng.random() < config.p_fanout
+        plan = self._fanout_plan(clean) if fanout else self._inline_plan(clean)
+        if self.outage_left:
+            self.outage_left -= 1
+        elif rng.random() < config.p_sns_outage:
+            self.outage_left = rng.randint(2, 4)
+            self.result.faults_injected["sns-outage"] += 1
+        return dataclasses.replace(plan, sns_down=self.outage_left > 0)
+
+    def _inline_plan(self, clean: bool) -> CyclePlan:
+        """One scheduled run, or two: manual ones racing on every write, or scheduled ones sharing
+        the tick's shards through their leases."""
+        rng, config = self.plan_rng, self.config
         overlap: str | None = None
         if rng.random() < config.p_overlap:
             overlap = "staggered" if (not clean and rng.random() < config.p_staggered) else "rendezvous"
+            if (
+                overlap == "rendezvous"
+                and self.layout.shards > 1
+                and rng.random() < config.p_scheduled_overlap
+            ):
+                overlap = "scheduled"
         crash_runs: tuple[int, ...] = ()
         store_errors = outbox_errors = False
         deadline_after: int | None = None
@@ -250,15 +307,43 @@ class Round:
             outbox_errors = rng.random() < config.p_outbox_errors
         if overlap is None and rng.random() < config.p_deadline:
             deadline_after = rng.randint(0, max(1, len(self.schedules)))
-        if self.outage_left:
-            self.outage_left -= 1
-        elif rng.random() < config.p_sns_outage:
-            self.outage_left = rng.randint(2, 4)
-            self.result.faults_injected["sns-outage"] += 1
-        sns_down = self.outage_left > 0
-        return CyclePlan(overlap, crash_runs, store_errors, outbox_errors, deadline_after, sns_down=sns_down)
+        return CyclePlan(overlap, crash_runs, store_errors, outbox_errors, deadline_after)
 
-    def _run_faults(self, plan: CyclePlan, cycle: int, run: int, points_hint: int) -> RunFaults:
+    def _fanout_plan(self, clean: bool) -> CyclePlan:
+        """Coordinator(s) and poll workers. Worker crashes and kills only where a crash may happen
+        (not in a clean cycle); a worker running out of time leaves jobs unpolled, never half-recorded,
+        so it may come any time."""
+        rng, config, shards = self.plan_rng, self.config, self.layout.shards
+        coordinators = 2 if rng.random() < config.p_coordinators else 1
+        crash_runs: tuple[int, ...] = ()
+        worker_crashes: tuple[int, ...] = ()
+        worker_kills: tuple[int, ...] = ()
+        store_errors = outbox_errors = False
+        if not clean:
+            if rng.random() < config.p_crash / 2:
+                crash_runs = (rng.randrange(coordinators),)
+            worker_crashes = draw_fanout(rng, shards, config.p_worker_crash)
+            worker_kills = draw_fanout(rng, shards, config.p_worker_kill)
+            store_errors = rng.random() < config.p_store_errors
+            outbox_errors = rng.random() < config.p_outbox_errors
+        worker_deadlines = draw_fanout(rng, shards, config.p_worker_deadline)
+        late_order = rng.choice(("expired", "raced")) if rng.random() < config.p_late_order else None
+        return CyclePlan(
+            crash_runs=crash_runs,
+            store_errors=store_errors,
+            outbox_errors=outbox_errors,
+            fanout=True,
+            coordinators=coordinators,
+            worker_crashes=worker_crashes,
+            worker_kills=worker_kills,
+            worker_deadlines=worker_deadlines,
+            late_order=late_order,
+        )
+
+    def active_jobs(self) -> int:
+        return sum(1 for s in self.schedules if not s.ended)
+
+    def run_faults(self, plan: CyclePlan, cycle: int, run: int, points_hint: int) -> RunFaults:
         config = self.config
         tag = f"{config.seed}:{self.number}:{cycle}:{run}"
         crash_at = self.plan_rng.randint(1, max(4, points_hint)) if run in plan.crash_runs else None
@@ -271,31 +356,78 @@ class Round:
             sns_down=plan.sns_down,
         )
 
-    def _invoke(
-        self, container: Container, faults: RunFaults, barrier: threading.Barrier | None, plan: CyclePlan
-    ) -> RunResult:
-        settings = self.settings
-        deps = PollerDeps(
+    def _deps(
+        self,
+        container: Container,
+        faults: RunFaults,
+        tick: float | None,
+        *,
+        barrier: threading.Barrier | None = None,
+        worker: Work | None = None,
+        orders: ShardOrders | None = None,
+    ) -> PollerDeps:
+        """One run's adapters: the sharded job store, leases and publisher behind their fault points,
+        the upstream noting each poll under `tick` (a worker's with fault points of its own)."""
+        settings, ledger = self.settings, self.ledger
+        store = DynamoJobStore(container.dynamodb, settings.table, layout=self.layout)
+        kill_after = None if worker is None else worker.kill_after
+        upstream_faults = None if worker is None else faults
+        return PollerDeps(
             settings=settings,
-            store=cast(
-                "JobStore", FaultStore(DynamoJobStore(container.dynamodb, settings.table), faults, barrier)
-            ),
+            store=cast("JobStore", FaultStore(store, faults, barrier)),
             publisher=FlakyPublisher(SnsPublisher(container.sns, settings.topic_arn), faults),
             secrets=container.secrets,
-            upstream=lambda: HttpUpstream(settings),
-            clock=self.clock,
+            upstream=lambda: run_upstream(settings, ledger, tick, upstream_faults, kill_after),
+            clock=self.clock if worker is None or worker.clock is None else worker.clock,
+            leases=FaultLeases(DynamoShardLeases(container.dynamodb, settings.table), faults),
+            orders=orders,
         )
-        remaining: Callable[[], float] = lambda: math.inf  # noqa: E731
-        if plan.deadline_after is not None:
-            calls = iter(range(10**9))
-            limit = plan.deadline_after
-            remaining = lambda: math.inf if next(calls) < limit else 1.0  # noqa: E731
-        result = RunResult(faults)
+
+    @staticmethod
+    def _remaining(deadline_after: int | None) -> Callable[[], float]:
+        """The Lambda's remaining time: plenty, or under the margin after `deadline_after` looks."""
+        if deadline_after is None:
+            return lambda: math.inf
+        calls = iter(range(10**9))
+        return lambda: math.inf if next(calls) < deadline_after else 1.0
+
+    def invoke(
+        self,
+        container: Container,
+        faults: RunFaults,
+        barrier: threading.Barrier | None,
+        plan: CyclePlan,
+        tick: float | None,
+        orders: ShardOrders | None = None,
+    ) -> RunResult:
+        """One scheduled run for `tick` (a coordinator with `orders`), or a manual one (None)."""
+        deps = self._deps(container, faults, tick, barrier=barrier, orders=orders)
+        role = "coordinator" if orders is not None else "poller" if tick is not None else "manual"
+        following = next_tick(self.clock.now(), tick, self.settings.poll_period_s)
+        holder = f"faultlab-{faults.tag}"
+        return self._run(
+            RunResult(faults, role=role),
+            lambda: run_tick(deps, self._remaining(plan.deadline_after), tick, following, holder),
+            barrier,
+        )
+
+    def work(self, container: Container, item: Work, tick: float) -> RunResult:
+        """One delivery of a shard order to a poll worker."""
+        deps = self._deps(container, item.faults, item.order.tick, worker=item)
+        holder = f"faultlab-{item.faults.tag}-{item.role}"
+        return self._run(
+            RunResult(item.faults, role=item.role, shard=item.order.shard),
+            lambda: run_order(deps, item.order, self._remaining(item.deadline_after), holder),
+            None,
+        )
+
+    @staticmethod
+    def _run(result: RunResult, start: Callable[[], Any], barrier: threading.Barrier | None) -> RunResult:
         try:
-            result.report = asyncio.run(run_cycle(deps, remaining))
+            result.report = asyncio.run(start())
         except Crash:
             result.crashed = True
-        except Exception as exc:  # an error that escaped run_cycle: the invocation failed
+        except Exception as exc:  # an error that escaped the run: the invocation failed
             result.aborted = f"{type(exc).__name__}: {exc}"[:300]
         finally:
             if barrier is not None:
@@ -310,47 +442,74 @@ class Round:
                 counts[f"{index}:{job_id}"] = n
         return counts
 
-    def _cycle(self, cycle: int, plan: CyclePlan, points_hint: int) -> tuple[list[RunResult], set[str]]:
-        """Run one cycle as planned; returns the run results and the keys of jobs polled."""
+    def _cycle(
+        self, cycle: int, plan: CyclePlan, points_hint: int, worker_hint: int = 4
+    ) -> tuple[list[RunResult], dict[str, int]]:
+        """Run one cycle (one tick of the schedule) as planned; returns the run results and how many
+        times each job was polled (jobs polled only)."""
         before = self._request_counts()
-        runs = 2 if plan.overlap else 1
-        faults = [self._run_faults(plan, cycle, run, points_hint) for run in range(runs)]
-        if plan.overlap is None:
-            results = [self._invoke(self.containers[0], faults[0], None, plan)]
+        tick = self.clock.now()  # the schedule's time for this cycle: the clock moves between cycles
+        if plan.fanout:
+            results = self.fanout.run(plan, cycle, tick, worker_hint)
+            self.result.fanout_cycles += 1
         else:
-            results = self._overlap(plan, faults)
+            runs = 2 if plan.overlap else 1
+            faults = [self.run_faults(plan, cycle, run, points_hint) for run in range(runs)]
+            if plan.overlap is None:
+                results = [self.invoke(self.containers[0], faults[0], None, plan, tick)]
+            else:
+                results = self._overlap(plan, faults, tick)
         after = self._request_counts()
-        polled = {
-            s.key
-            for s in self.schedules
-            if after.get(f"{s.simulator}:{s.spec.job_id}", 0)
-            > before.get(f"{s.simulator}:{s.spec.job_id}", 0)
-        }
+        polled: dict[str, int] = {}
+        for s in self.schedules:
+            where = f"{s.simulator}:{s.spec.job_id}"
+            if (n := after.get(where, 0) - before.get(where, 0)) > 0:
+                polled[s.key] = n
         self._tally_runs(results)
         if plan.deadline_after is not None:
             self.result.faults_injected["lambda-deadline"] += 1
         self.result.cycles += 1
         return results, polled
 
-    def _overlap(self, plan: CyclePlan, faults: list[RunFaults]) -> list[RunResult]:
-        """Two runs at once (a duplicated invocation): with a rendezvous, or the second a little later."""
+    def _overlap(self, plan: CyclePlan, faults: list[RunFaults], tick: float) -> list[RunResult]:
+        """Two runs at once: manual runs (no tick, no lease) with a rendezvous or the second a little
+        later, or two scheduled runs of one tick (a duplicated schedule) taking the shards' leases."""
         barrier = threading.Barrier(2) if plan.overlap == "rendezvous" else None
         delay = self.plan_rng.uniform(0.0, 0.3) if plan.overlap == "staggered" else 0.0
+        run_tick_s = tick if plan.overlap == "scheduled" else None
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="faultlab-run") as pool:
-            first = pool.submit(self._invoke, self.containers[0], faults[0], barrier, plan)
+            first = pool.submit(self.invoke, self.containers[0], faults[0], barrier, plan, run_tick_s)
             if delay:
                 time.sleep(delay)
-            second = pool.submit(self._invoke, self.containers[1], faults[1], barrier, plan)
+            second = pool.submit(self.invoke, self.containers[1], faults[1], barrier, plan, run_tick_s)
             results = [first.result(timeout=600), second.result(timeout=600)]
         self.result.overlaps += 1
         self.result.faults_injected[f"overlap:{plan.overlap}"] += 1
+        if plan.overlap == "scheduled":
+            polled = sum(r.report.shards_polled for r in results if r.report is not None)
+            if polled > self.layout.shards:
+                self.result.lease_violations += 1
+                self.result.problems.append(
+                    f"round {self.number}: two scheduled runs of one tick polled {polled} of "
+                    f"{self.layout.shards} shards"
+                )
         return results
 
     def _tally_runs(self, results: list[RunResult]) -> None:
+        workers = ("worker", "redelivery", "late")
         for run in results:
             self.result.faults_injected.update(run.faults.injected)
-            if run.crashed:
+            killed = (run.faults.crashed_at or "").startswith("kill:")
+            if run.crashed and run.role in workers:
+                if killed:
+                    self.result.worker_timeouts += 1
+                else:
+                    self.result.worker_crashes += 1
+            elif run.crashed:
                 self.result.crashes += 1
+            if run.role in workers and run.report is not None and run.report.deferred:
+                self.result.worker_timeouts += 1
+                self.result.faults_injected["worker-deadline"] += 1
             if run.aborted:
                 self.result.aborted_cycles += 1
                 self.result.faults_injected["cycle-aborted"] += 1
@@ -359,7 +518,14 @@ class Round:
                 self.result.outbox_dead_lettered += run.report.dead_lettered
                 self.scanner.scan("a cycle report", json.dumps(run.report.as_dict()))
 
-    def _machine_errors(self, results: list[RunResult], hostile_timeouts: set[str], dead: bool) -> set[str]:
+    def _machine_errors(
+        self,
+        results: list[RunResult],
+        hostile_timeouts: set[str],
+        dead: bool,
+        polled: dict[str, int],
+        overlap: str | None,
+    ) -> set[str]:
         """Jobs whose poll failed although the step served was an answer (a machine too slow), or whose
         hostile step timed out before it could misbehave; their step is served again.
 
@@ -384,7 +550,9 @@ class Round:
                     self.result.diagnostics.append(f"{schedule.key}: {schedule.current.kind} failed: {text}")
         failed = set().union(*(r.faults.failed_keys for r in results))
         for key in spurious:
-            exact = len(results) == 1 and not dead and key not in failed
+            # one poll of it in the cycle, by a run that neither died nor failed to write it
+            single = polled.get(key, 0) == 1 and overlap in (None, "scheduled")
+            exact = single and not dead and key not in failed
             self.by_key[key].count_machine_error(self.config, exact=exact)
             self.result.spurious_counted_exactly += exact
         self.result.spurious_poll_errors += len(spurious)
@@ -394,34 +562,54 @@ class Round:
         config = self.config
         clean = True  # the first cycle sees every job for the first time: keep it plain
         points_hint = len(self.schedules)
+        worker_hint = max(4, points_hint // self.layout.shards)
         for cycle in range(config.max_cycles):
             if all(s.ended for s in self.schedules):
                 return
             plan = self._plan(clean, cycle)
-            results, polled = self._cycle(cycle, plan, points_hint)
+            results, polled = self._cycle(cycle, plan, points_hint, worker_hint)
             dead = any(r.crashed or r.aborted for r in results)
             hostile_timeouts = self._check_hostile(results, polled, dead)
-            spurious = self._machine_errors(results, hostile_timeouts, dead)
+            spurious = self._machine_errors(results, hostile_timeouts, dead, polled, plan.overlap)
             self._advance(plan, results, polled, dead, spurious)
             if self.retracking:
                 self._retrack()
             clean = any(s.tainted and not s.settled for s in self.schedules)
-            if not dead:
+            if not dead and plan.fanout:
+                worker_hint = max(4, max(r.faults.points for r in results if r.shard is not None))
+            elif not dead:
                 points_hint = max(4, max(r.faults.points for r in results))
             self._deliver_between_cycles()
         self.result.problems.append(
             f"round {self.number}: scripts not exhausted after {config.max_cycles} cycles"
         )
 
+    def _covered(self, plan: CyclePlan, results: list[RunResult]) -> bool:
+        """Every shard of the layout was polled to the end by some run of this tick."""
+        shards = self.layout.shards
+        reports = [(r, r.report) for r in results if r.report is not None]
+        if plan.fanout:
+            done = {r.shard for r, report in reports if r.shard is not None and report.shards_polled}
+            return len(done) == shards
+        return sum(report.shards_polled for _, report in reports) >= shards
+
     def _advance(
-        self, plan: CyclePlan, results: list[RunResult], polled: set[str], dead: bool, spurious: set[str]
+        self,
+        plan: CyclePlan,
+        results: list[RunResult],
+        polled: dict[str, int],
+        dead: bool,
+        spurious: set[str],
     ) -> None:
         """Move each job whose poll was recorded cleanly to its next step; settle the ones not polled."""
-        # A run that left polls for later (an upstream Retry-After resting an endpoint) did not
-        # poll every pollable job, so "not polled" no longer means "terminal in the store".
-        throttled = any(r.report is not None and r.report.throttled for r in results)
+        # A run that left polls for later (an upstream Retry-After resting an endpoint, time running
+        # out, a shard nobody polled this tick) did not poll every pollable job, so "not polled" no
+        # longer means "terminal in the store".
+        throttled = any(r.report is not None and (r.report.throttled or r.report.deferred) for r in results)
         failed = set().union(*(r.faults.failed_keys for r in results)) | spurious
-        unpolled_is_terminal = plan.deadline_after is None and not dead and not throttled
+        unpolled_is_terminal = (
+            plan.deadline_after is None and not dead and not throttled and self._covered(plan, results)
+        )
         for schedule in self.schedules:
             if schedule.settled:
                 continue
@@ -436,7 +624,7 @@ class Round:
             schedule.cursor += 1
             schedule.tainted = False
 
-    def _check_hostile(self, results: list[RunResult], polled: set[str], dead: bool) -> set[str]:
+    def _check_hostile(self, results: list[RunResult], polled: dict[str, int], dead: bool) -> set[str]:
         """Each job polled on a hostile step (a body past the cap, endless, slow or deep, an error
         echoing its key) was recorded as a poll error of that step's kind, and only as that.
 
@@ -551,6 +739,7 @@ class Round:
         slack = check_slack(self.lab.sink, result)
         matched = check_jobs(self.schedules, sns, self._stored_jobs(), result)
         check_false_alerts(sns, matched, result)
+        self._polled_twice()
         routes = self.rig.routes if self.rig is not None else defaults_of(self.settings)
         ground = ground_truth(routes, self.schedules, matched, sns.first_seen)
         seen = self._seen(slack)
@@ -560,6 +749,17 @@ class Round:
         email_dead = sum(1 for letter in letters if letter[2] == DEFAULT_EMAIL)
         self._check_emails(ground.routed.get(DEFAULT_EMAIL, set()), later_lives, email_dead)
         self._scan_kept()
+
+    def _polled_twice(self) -> None:
+        """No job story polled twice by the scheduled runs (coordinators, workers) of one tick."""
+        twice = self.ledger.twice()
+        self.result.polled_twice_in_cycle = len(twice)
+        self.result.ticked_polls = self.ledger.ticked_polls()
+        for story, tick, n in twice[:20]:
+            self.result.problems.append(f"{story}: polled {n} times in the tick at {tick:.3f}")
+        self.result.unattributed_polls = self.ledger.unknown
+        if self.ledger.unknown:
+            self.result.problems.append(f"round {self.number}: {self.ledger.unknown} polls of no known story")
 
     def _seen(self, slack: list[Seen]) -> dict[str, list[Seen]]:
         """What each destination received, by destination id."""
