@@ -9,7 +9,10 @@ reads every shard's index pages: the benchmark would measure moto. Two patches, 
 - Query and Scan answers are written with `json.dumps`: their result is already DynamoDB's JSON wire
   form (`dynamo_to_dict`), which moto's generic shape-driven serializer otherwise walks attribute by
   attribute (milliseconds per item). Answers holding binary attributes, which that serializer
-  base64-encodes, keep the generic path.
+  base64-encodes, keep the generic path;
+- an index's projection (`Item.project`) converts the item to plain JSON once, not once per projected
+  attribute, when every projected name is a top-level attribute (an INCLUDE index's always are);
+  nested paths keep the generic path.
 """
 
 from __future__ import annotations
@@ -51,6 +54,18 @@ def patch() -> None:
         self.__dict__.pop("_bench_sorted", None)
         return delete_item(self, *args, **kwargs)
 
+    from moto.dynamodb.models.dynamo_type import Item, serializer
+
+    generic_project = Item.project
+
+    def project(self: Item, projection_expressions: list[list[str]]) -> Item:
+        names = [expr[0] for expr in projection_expressions if len(expr) == 1]
+        if len(names) != len(projection_expressions) or any("[" in name for name in names):
+            return generic_project(self, projection_expressions)
+        regular = self.to_regular_json()
+        kept = {name: regular[name] for name in names if name in regular}
+        return Item(hash_key=self.hash_key, range_key=self.range_key, attrs=serializer.serialize(kept)["M"])
+
     generic = DynamoResult.execute_result
 
     def execute_result(self: DynamoResult, context: Any) -> Any:
@@ -63,6 +78,7 @@ def patch() -> None:
         (Table, "put_item", put),
         (Table, "delete_item", delete),
         (DynamoResult, "execute_result", execute_result),
+        (Item, "project", project),
     ):
         setattr(owner, name, replacement)
 

@@ -35,6 +35,7 @@ from jobwatch.adapters.http.upstream import HttpUpstream
 from jobwatch.adapters.sns import SnsPublisher
 from jobwatch.app.poll_cycle import PollerDeps, run_cycle
 from jobwatch.domain.model import Phase, Transition
+from jobwatch.domain.shards import ShardLayout, layout_of
 from jobwatch.entrypoints.wiring import job_store, secret_resolver
 from jobwatch.ports import PendingTransition
 from jobwatch_devkit.fakes import FakeClock
@@ -225,8 +226,8 @@ def test_a_transition_waiting_for_its_predecessor_is_not_dead_lettered(
 class _TransientOutboxError(DynamoJobStore):
     """A DynamoJobStore whose first `mark_published` fails as DynamoDB throttling would (nothing applied)."""
 
-    def __init__(self, client: Any, table: str) -> None:
-        super().__init__(client, table)
+    def __init__(self, client: Any, table: str, layout: ShardLayout) -> None:
+        super().__init__(client, table, layout=layout)
         self.failures = 1
 
     def mark_published(self, transition: Transition, message_id: str, now_s: float) -> None:
@@ -281,7 +282,7 @@ def test_a_transient_error_while_draining_the_outbox_does_not_stop_the_cycle(
 
     # Cycle 2: republishing the owed transition works, but recording that hits one throttling error.
     clock.advance(600)  # past the outbox backoff after one failed attempt
-    flaky = _TransientOutboxError(aws.dynamodb(), settings.table)
+    flaky = _TransientOutboxError(aws.dynamodb(), settings.table, layout_of(settings))
     second = asyncio.run(run_cycle(deps(flaky, real)))  # today: raises, and nothing is polled
 
     assert second.polled == 2  # every job is still polled
@@ -293,8 +294,8 @@ def test_a_transient_error_while_draining_the_outbox_does_not_stop_the_cycle(
 class _UnreadableOutbox(DynamoJobStore):
     """A DynamoJobStore whose first read of the outbox fails as DynamoDB throttling would."""
 
-    def __init__(self, client: Any, table: str) -> None:
-        super().__init__(client, table)
+    def __init__(self, client: Any, table: str, layout: ShardLayout) -> None:
+        super().__init__(client, table, layout=layout)
         self.failures = 1
 
     def pending_transitions(self) -> list[PendingTransition]:
@@ -332,7 +333,8 @@ def test_when_the_outbox_cannot_be_read_a_newer_transition_does_not_overtake_an_
         clock.advance(600)  # past the outbox backoff
 
     cycle(store, _FailingFor(real, "exp-owed"))  # STARTED recorded; SNS fails, so it is owed
-    cycle(_UnreadableOutbox(aws.dynamodb(), settings.table), real)  # SUCCEEDED recorded
+    unreadable = _UnreadableOutbox(aws.dynamodb(), settings.table, layout=layout_of(settings))
+    cycle(unreadable, real)  # SUCCEEDED recorded
     cycle(store, real)  # the outbox can be read again: whatever is owed goes out
 
     assert store.pending_transitions() == []

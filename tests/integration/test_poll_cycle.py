@@ -160,7 +160,7 @@ def test_each_transition_is_published_and_posted_exactly_once(
 
     # Cycle 1: first observation of both jobs -> STARTED (previous null).
     report = deployment.poll()
-    assert _nonzero(report) == {"jobs": 2, "polled": 2, "transitions": 2, "published": 2}
+    assert _nonzero(report) == {"jobs": 2, "polled": 2, "transitions": 2, "published": 2, "shards_polled": 1}
     assert _events(report) == sorted([(export.key, "STARTED"), (imp.key, "STARTED")])
     # SNS attributes subscribers filter on, as any SQS subscriber sees them.
     attributes = {
@@ -205,7 +205,7 @@ def test_each_transition_is_published_and_posted_exactly_once(
 
     # Cycle 2: the same answers again -> nothing written, published or posted.
     report = deployment.poll()
-    assert _nonzero(report) == {"jobs": 2, "polled": 2, "unchanged": 2}
+    assert _nonzero(report) == {"jobs": 2, "polled": 2, "unchanged": 2, "shards_polled": 1}
     assert report.events == []
     assert {key: _job(store, key) for key in kinds} == after_start  # not even updatedAt moved
     assert deployment.published() == published
@@ -215,7 +215,7 @@ def test_each_transition_is_published_and_posted_exactly_once(
     # Cycle 3: news inside the RUNNING phase is never notified. A new status word (TRANSFERRING) is
     # stored at once; moved counters alone (the import at 40 %) wait for the write interval (D40).
     report = deployment.poll()
-    assert _nonzero(report) == {"jobs": 2, "polled": 2, "updated": 1, "unchanged": 1}
+    assert _nonzero(report) == {"jobs": 2, "polled": 2, "updated": 1, "unchanged": 1, "shards_polled": 1}
     updated = {key: _job(store, key) for key in kinds}
     assert {key: job.version for key, job in updated.items()} == {export.key: 2, imp.key: 1}
     export_snapshot, import_snapshot = updated[export.key].snapshot, updated[imp.key].snapshot
@@ -227,12 +227,12 @@ def test_each_transition_is_published_and_posted_exactly_once(
 
     # Cycle 4: no change again -> no write.
     report = deployment.poll()
-    assert _nonzero(report) == {"jobs": 2, "polled": 2, "unchanged": 2}
+    assert _nonzero(report) == {"jobs": 2, "polled": 2, "unchanged": 2, "shards_polled": 1}
     assert {key: _job(store, key) for key in kinds} == updated
 
     # Cycle 5: both finish -> one SUCCEEDED each, RUNNING -> SUCCEEDED.
     report = deployment.poll()
-    assert _nonzero(report) == {"jobs": 2, "polled": 2, "transitions": 2, "published": 2}
+    assert _nonzero(report) == {"jobs": 2, "polled": 2, "transitions": 2, "published": 2, "shards_polled": 1}
     assert _events(report) == sorted([(export.key, "SUCCEEDED"), (imp.key, "SUCCEEDED")])
     assert [event["event"] for event in _validated_raw_events(deployment)] == ["SUCCEEDED", "SUCCEEDED"]
     all_events = deployment.published()
@@ -264,7 +264,7 @@ def test_each_transition_is_published_and_posted_exactly_once(
     # Cycle 6: both terminal -> not polled at all.
     before = {job_id: sim.request_count(job_id) for job_id in ("exp-nightly", "job-0427")}
     report = deployment.poll()
-    assert _nonzero(report) == {}
+    assert _nonzero(report) == {"shards_polled": 1}
     assert before == {"exp-nightly": 5, "job-0427": 5}
     assert {job_id: sim.request_count(job_id) for job_id in before} == before
     assert len(deployment.published()) == 4
@@ -302,11 +302,11 @@ def test_failed_and_canceled_jobs_alert_once_with_the_error_and_are_not_polled_a
     }
 
     report = deployment.poll()
-    assert _nonzero(report) == {"jobs": 3, "polled": 3, "transitions": 3, "published": 3}
+    assert _nonzero(report) == {"jobs": 3, "polled": 3, "transitions": 3, "published": 3, "shards_polled": 1}
     assert deployment.deliver().delivered == 3
 
     report = deployment.poll()
-    assert _nonzero(report) == {"jobs": 3, "polled": 3, "transitions": 3, "published": 3}
+    assert _nonzero(report) == {"jobs": 3, "polled": 3, "transitions": 3, "published": 3, "shards_polled": 1}
     assert _events(report) == sorted(
         [(keys["exp-fail"], "FAILED"), (keys["exp-cancel"], "CANCELED"), (keys["job-bad-dim"], "FAILED")]
     )
@@ -353,7 +353,7 @@ def test_failed_and_canceled_jobs_alert_once_with_the_error_and_are_not_polled_a
         "job-bad-dim": Phase.FAILED,
     }
     for _ in range(2):
-        assert _nonzero(deployment.poll()) == {}
+        assert _nonzero(deployment.poll()) == {"shards_polled": 1}
     assert {job_id: sim.request_count(job_id) for job_id in keys} == dict.fromkeys(keys, 2)
     assert {key: _job(store, key).version for key in keys.values()} == dict.fromkeys(keys.values(), 2)
     assert len(deployment.published()) == 6
@@ -373,7 +373,7 @@ def test_first_observation_of_an_already_failed_job_alerts_once(
     imp = deployment.track(source=ZILLIZ, endpoint=sim_url, job_id="job-dead", cluster_id=CLUSTER)
 
     report = deployment.poll()
-    assert _nonzero(report) == {"jobs": 2, "polled": 2, "transitions": 2, "published": 2}
+    assert _nonzero(report) == {"jobs": 2, "polled": 2, "transitions": 2, "published": 2, "shards_polled": 1}
     assert _events(report) == sorted([(export.key, "FAILED"), (imp.key, "FAILED")])
     events = {event.job_key: event for event in deployment.published()}
     assert len(deployment.published()) == 2
@@ -388,7 +388,7 @@ def test_first_observation_of_an_already_failed_job_alerts_once(
     _assert_slack_message(posted["exp-dead"], job_id="exp-dead", event="FAILED", kind="Weaviate export")
     _assert_slack_message(posted["job-dead"], job_id="job-dead", event="FAILED", kind="Zilliz Cloud import")
 
-    assert _nonzero(deployment.poll()) == {}
+    assert _nonzero(deployment.poll()) == {"shards_polled": 1}
     assert (sim.request_count("exp-dead"), sim.request_count("job-dead")) == (1, 1)
     assert len(deployment.published()) == 2
     assert deployment.deliver().delivered == 0
@@ -761,7 +761,7 @@ def test_a_failure_repeated_across_many_files_alerts_once_without_breaking_the_c
         report = deployment.poll()
     except ClientError as exc:  # a store write the poller does not expect ends the whole cycle
         pytest.fail(f"the poll cycle crashed on a large upstream error: {exc}")
-    assert _nonzero(report) == {"jobs": 3, "polled": 3, "transitions": 3, "published": 3}
+    assert _nonzero(report) == {"jobs": 3, "polled": 3, "transitions": 3, "published": 3, "shards_polled": 1}
     finished = {event.job_id: event for event in deployment.published()[3:]}
     assert len(deployment.published()) == 6
     assert {job_id: event.event for job_id, event in finished.items()} == {
