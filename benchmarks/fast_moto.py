@@ -64,7 +64,9 @@ def patch() -> None:
             return generic_project(self, projection_expressions)
         regular = self.to_regular_json()
         kept = {name: regular[name] for name in names if name in regular}
-        return Item(hash_key=self.hash_key, range_key=self.range_key, attrs=serializer.serialize(kept)["M"])
+        return Item(
+            hash_key=self.hash_key, range_key=self.range_key, attrs=dict(serializer.serialize(kept)["M"])
+        )
 
     generic = DynamoResult.execute_result
 
