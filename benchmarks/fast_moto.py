@@ -10,9 +10,9 @@ reads every shard's index pages: the benchmark would measure moto. Two patches, 
   form (`dynamo_to_dict`), which moto's generic shape-driven serializer otherwise walks attribute by
   attribute (milliseconds per item). Answers holding binary attributes, which that serializer
   base64-encodes, keep the generic path;
-- an index's projection (`Item.project`) converts the item to plain JSON once, not once per projected
-  attribute, when every projected name is a top-level attribute (an INCLUDE index's always are);
-  nested paths keep the generic path.
+- an index's projection (`Item.project`) copies the projected top-level attributes as they are instead
+  of converting the whole item to plain JSON and back once per projected attribute (an INCLUDE index
+  only names top-level attributes); nested paths keep the generic path.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def patch() -> None:
         self.__dict__.pop("_bench_sorted", None)
         return delete_item(self, *args, **kwargs)
 
-    from moto.dynamodb.models.dynamo_type import Item, serializer
+    from moto.dynamodb.models.dynamo_type import Item
 
     generic_project = Item.project
 
@@ -62,11 +62,8 @@ def patch() -> None:
         names = [expr[0] for expr in projection_expressions if len(expr) == 1]
         if len(names) != len(projection_expressions) or any("[" in name for name in names):
             return generic_project(self, projection_expressions)
-        regular = self.to_regular_json()
-        kept = {name: regular[name] for name in names if name in regular}
-        return Item(
-            hash_key=self.hash_key, range_key=self.range_key, attrs=dict(serializer.serialize(kept)["M"])
-        )
+        kept = {name: self.attrs[name].to_json() for name in dict.fromkeys(names) if name in self.attrs}
+        return Item(hash_key=self.hash_key, range_key=self.range_key, attrs=kept)
 
     generic = DynamoResult.execute_result
 
