@@ -83,7 +83,7 @@ api: $(BIN)/.installed
 	$(BIN)/jobwatch api serve --port 8080
 
 bench: $(BIN)/.installed
-	$(BIN)/python benchmarks/bench_poller.py
+	$(BIN)/python -m benchmarks.bench_poller
 
 # Run as a module from the repository root: it imports bench_poller's meters as benchmarks.bench_poller.
 bench-scale: $(BIN)/.installed

@@ -1,7 +1,8 @@
 """Poller benchmark (`make bench`): a quiet and a busy cycle over many tracked jobs.
 
 Setup: moto server and the upstream simulators run in their own processes (so the CPU time measured
-here is the poller's alone); each simulator answers every status call after a fixed latency. A fleet
+here is the poller's alone; moto with `fast_moto`'s exact speed-ups, whose index reads otherwise took
+most of a quiet cycle's wall time); each simulator answers every status call after a fixed latency. A fleet
 spans several endpoints (clusters): jobwatch caps polls per endpoint (`endpoint_concurrency`, 16 by
 default), so the jobs are spread over `poll_concurrency / endpoint_concurrency` simulator endpoints,
 which lets the poller reach its full default concurrency. Jobs are split between two
@@ -51,6 +52,7 @@ from jobwatch_tools.cost_model import IndexSpec, Item
 from jobwatch_tools.local import poller_deps
 from jobwatch_tools.local_stack import load_template
 
+from benchmarks.fast_moto import fast_moto_process
 from jobwatch.adapters import aws
 from jobwatch.adapters.clock import utc_iso
 from jobwatch.adapters.dynamodb.jobs import DynamoJobStore
@@ -60,7 +62,7 @@ from jobwatch.domain.model import JobSpec
 from jobwatch.entrypoints.wiring import CLOCK, job_store
 from jobwatch.sources import get_source
 from jobwatch_devkit.harness import LocalDeployment
-from jobwatch_devkit.processes import ServerProcess, moto_process, simulator_process
+from jobwatch_devkit.processes import ServerProcess, simulator_process
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -481,7 +483,7 @@ def main() -> int:
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     template = load_template(TEMPLATE)
     table, memory_mb = TableModel(template), poller_memory_mb(template)
-    moto = moto_process()
+    moto = fast_moto_process()
     moto.start()
     sims: list[ServerProcess] = []
     try:

@@ -72,6 +72,7 @@ from benchmarks.bench_poller import (
     table_images,
     write_units_of,
 )
+from benchmarks.fast_moto import fast_moto_process
 from benchmarks.scale_helpers import (
     TARGET_RATIO,
     PlannedEndpoint,
@@ -287,17 +288,6 @@ def worker_main(number: int, queue_url: str, batch_size: int, results: Any, stop
 
 
 # -- the main process: setup, seeding, cycles, figures --------------------------------------------
-
-
-def fast_moto_process() -> ServerProcess:
-    """moto's server with `fast_moto`'s exact speed-ups, ready once GET /moto-api/ answers 200."""
-    url = f"http://{HOST}:{free_port()}"
-    argv = [sys.executable, "-m", "benchmarks.fast_moto", "-H", HOST, "-p", url.rsplit(":", 1)[1]]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-    }
-    return ServerProcess("moto", argv, ready_url=f"{url}/moto-api/", url=url, env=env, timeout=30)
 
 
 def pick_port(layout: ShardLayout, first: int, taken: set[int], tries: int = 10_000) -> int:

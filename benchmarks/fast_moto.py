@@ -18,8 +18,12 @@ reads every shard's index pages: the benchmark would measure moto. Two patches, 
 from __future__ import annotations
 
 import json
+import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jobwatch_devkit.processes import ServerProcess
 
 DYNAMODB_JSON = "application/x-amz-json-1.0"
 FAST_OPERATIONS = frozenset({"Query", "Scan"})
@@ -80,6 +84,21 @@ def patch() -> None:
         (Item, "project", project),
     ):
         setattr(owner, name, replacement)
+
+
+def fast_moto_process() -> ServerProcess:
+    """moto's server with these speed-ups, ready once GET /moto-api/ answers 200 (both benchmarks)."""
+    from pathlib import Path
+
+    from jobwatch_devkit.http11 import HOST
+    from jobwatch_devkit.processes import ServerProcess, free_port
+
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    argv = [sys.executable, "-m", "benchmarks.fast_moto", "-H", HOST, "-p", str(port)]
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
+    return ServerProcess("moto", argv, ready_url=f"{url}/moto-api/", url=url, env=env, timeout=30)
 
 
 def main(argv: list[str]) -> None:
