@@ -72,11 +72,8 @@ async def run_tick(
     layout = layout_of(deps.settings)
     if deps.orders is not None:
         return await _coordinate(deps, remaining, deps.clock.now() if tick_s is None else tick_s, next_tick_s)
-    if tick_s is None:
-        report = await run_cycle(deps, remaining, next_tick_s)
-        report.shards_polled = layout.shards
-        return _count(report)
-    taken = _taken(deps, range(layout.shards), tick_s, holder)
+    every = range(layout.shards)
+    taken = list(every) if tick_s is None else _taken(deps, every, tick_s, holder)
     report = await run_cycle(deps, remaining, next_tick_s, CycleScope(shards=taken))
     report.shards_polled, report.shards_skipped = len(taken), layout.shards - len(taken)
     if report.shards_skipped:

@@ -11,7 +11,7 @@ are `verbatim` so Slack does not auto-link or auto-mention anything in them.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from jobwatch.domain.humanize import NOT_AVAILABLE
@@ -294,15 +294,25 @@ def _check_section(block: Mapping[str, Any], where: str, problems: list[str]) ->
             _check_text(field, f"{where}.fields[{j}]", MAX_FIELD_CHARS, problems)
 
 
-def _check_context(block: Mapping[str, Any], where: str, problems: list[str]) -> None:
+def _check_elements(
+    block: Mapping[str, Any], where: str, limit: int, check: Callable[[Any, str], None], problems: list[str]
+) -> None:
+    """A context or actions block: a non-empty list of at most `limit` elements, each checked."""
     elements = block.get("elements")
     if not isinstance(elements, Sequence) or isinstance(elements, str) or not elements:
         problems.append(f"{where}.elements: missing or empty")
         return
-    if len(elements) > MAX_CONTEXT_ELEMENTS:
-        problems.append(f"{where}.elements: {len(elements)} elements > {MAX_CONTEXT_ELEMENTS}")
+    if len(elements) > limit:
+        problems.append(f"{where}.elements: {len(elements)} elements > {limit}")
     for j, element in enumerate(elements):
-        _check_text(element, f"{where}.elements[{j}]", MAX_TEXT_OBJECT_CHARS, problems)
+        check(element, f"{where}.elements[{j}]")
+
+
+def _check_context(block: Mapping[str, Any], where: str, problems: list[str]) -> None:
+    def text(element: Any, at: str) -> None:
+        _check_text(element, at, MAX_TEXT_OBJECT_CHARS, problems)
+
+    _check_elements(block, where, MAX_CONTEXT_ELEMENTS, text, problems)
 
 
 MAX_ACTION_ELEMENTS = 25
@@ -324,14 +334,7 @@ def _check_button(element: Any, where: str, problems: list[str]) -> None:
 
 
 def _check_actions(block: Mapping[str, Any], where: str, problems: list[str]) -> None:
-    elements = block.get("elements")
-    if not isinstance(elements, Sequence) or isinstance(elements, str) or not elements:
-        problems.append(f"{where}.elements: missing or empty")
-        return
-    if len(elements) > MAX_ACTION_ELEMENTS:
-        problems.append(f"{where}.elements: {len(elements)} elements > {MAX_ACTION_ELEMENTS}")
-    for j, element in enumerate(elements):
-        _check_button(element, f"{where}.elements[{j}]", problems)
+    _check_elements(block, where, MAX_ACTION_ELEMENTS, lambda e, at: _check_button(e, at, problems), problems)
 
 
 _BLOCK_CHECKS = {"section": _check_section, "context": _check_context, "actions": _check_actions}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from jobwatch.domain.model import Health, JobSpec, Quiet, Snapshot, TrackedJob, Transition, WireModel
@@ -196,28 +196,14 @@ class DynamoJobStore:
         """Move every active job to its shard under the current layout (after K or the spread
         changed; `jobwatch upgrade` runs it). One Scan; returns how many jobs moved. A job that became
         terminal meanwhile keeps no `pollShard` (the condition), so nothing finished is polled again."""
-        moved = 0
-        paginator = self._db.get_paginator("scan")
-        for page in paginator.paginate(
-            TableName=self._table,
-            FilterExpression="sk = :job AND attribute_exists(pollShard)",
-            ExpressionAttributeValues={":job": {"S": _JOB_SK}},
-        ):
-            for item in page.get("Items", []):
-                job = self._job_from_item(item)
-                wanted = self.layout.value_of(job.spec.endpoint, job.key)
-                if item["pollShard"]["S"] == wanted:
-                    continue
-                with contextlib.suppress(self._db.exceptions.ConditionalCheckFailedException):
-                    self._db.update_item(
-                        TableName=self._table,
-                        Key={"pk": item["pk"], "sk": item["sk"]},
-                        UpdateExpression="SET pollShard = :s",
-                        ConditionExpression="attribute_exists(pollShard)",
-                        ExpressionAttributeValues={":s": {"S": wanted}},
-                    )
-                    moved += 1
-        return moved
+
+        def wanted(item: dict[str, Any], job: TrackedJob) -> str | None:
+            shard = self.layout.value_of(job.spec.endpoint, job.key)
+            return None if item["pollShard"]["S"] == shard else shard
+
+        return self._set_on_jobs(
+            "attribute_exists(pollShard)", "pollShard", wanted, "attribute_exists(pollShard)"
+        )
 
     def jobs_by_creation(
         self, after: tuple[str, str] | None, limit: int
@@ -270,25 +256,45 @@ class DynamoJobStore:
     def backfill_created_keys(self) -> int:
         """Give `createdKey` to job items written before the creation index existed (one Scan;
         `jobwatch upgrade` runs it). Returns how many were updated; running it twice changes nothing."""
-        updated = 0
+        return self._set_on_jobs(
+            "attribute_not_exists(createdKey)",
+            "createdKey",
+            lambda _, job: created_key(job.created_at, job.key),
+            "attribute_exists(pk) AND attribute_not_exists(createdKey)",
+        )
+
+    def _set_on_jobs(
+        self,
+        selection: str,
+        attribute: str,
+        value_of: Callable[[dict[str, Any], TrackedJob], str | None],
+        condition: str,
+    ) -> int:
+        """One Scan of the job items matching `selection`; each gets `attribute` set to `value_of` its
+        item and job (None: left alone), on `condition` (a job changed meanwhile is skipped).
+        Returns how many were set: what `jobwatch upgrade` reports."""
+        changed = 0
         paginator = self._db.get_paginator("scan")
         for page in paginator.paginate(
             TableName=self._table,
-            FilterExpression="sk = :job AND attribute_not_exists(createdKey)",
+            FilterExpression=f"sk = :job AND {selection}",
             ExpressionAttributeValues={":job": {"S": _JOB_SK}},
         ):
             for item in page.get("Items", []):
-                job = self._job_from_item(item)
+                value = value_of(item, self._job_from_item(item))
+                if value is None:
+                    continue
                 with contextlib.suppress(self._db.exceptions.ConditionalCheckFailedException):
                     self._db.update_item(
                         TableName=self._table,
                         Key={"pk": item["pk"], "sk": item["sk"]},
-                        UpdateExpression="SET createdKey = :k",
-                        ConditionExpression="attribute_exists(pk) AND attribute_not_exists(createdKey)",
-                        ExpressionAttributeValues={":k": {"S": created_key(job.created_at, job.key)}},
+                        UpdateExpression="SET #a = :v",
+                        ConditionExpression=condition,
+                        ExpressionAttributeNames={"#a": attribute},
+                        ExpressionAttributeValues={":v": {"S": value}},
                     )
-                    updated += 1
-        return updated
+                    changed += 1
+        return changed
 
     def all_jobs(self) -> list[TrackedJob]:
         """Every tracked job including terminal ones (a Scan: tests and local tools, not the API)."""
